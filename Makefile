@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make book   -> virtual environment, data, notebooks (papermill), Jupyter Book site
+#   make test   -> virtual environment, data, the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?= -m "not slow and not gpu and not notebook"
+BOOK_ARGS ?=
+
+.PHONY: venv data test test-all test-book book book-smoke victims clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-deps -e .
+	touch $@
+
+# Fashion-MNIST: Debian's package when we are root on Debian/Ubuntu, else torchvision's download.
+data: venv
+	@$(BIN)/python -c "from adv2lib.data import locate_fashion_mnist as l; raise SystemExit(0 if l('test') and l('train') else 1)" \
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y dataset-fashion-mnist || { apt-get update && apt-get install -y dataset-fashion-mnist; }; \
+	     else $(BIN)/python -m adv2lib data fetch; fi; }
+
+test: venv data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: venv data
+	$(BIN)/python -m pytest -m "not gpu"
+
+book: venv data
+	$(BIN)/python -m adv2lib book $(BOOK_ARGS)
+
+book-smoke: venv data
+	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)
+
+victims: venv data
+	$(BIN)/python -m adv2lib train-victim all --restart
+
+clean:
+	rm -rf book/_build cache
