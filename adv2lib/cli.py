@@ -25,6 +25,12 @@ def _data_fetch(args) -> int:
     return 0
 
 
+def _book(args) -> int:
+    from .runner import main as run_book
+
+    return run_book(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adv2lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="dataset utilities")
     p.add_argument("action", choices=["fetch"])
     p.set_defaults(func=_data_fetch)
+
+    from .runner import add_arguments as _book_arguments
+
+    p = sub.add_parser("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")
+    _book_arguments(p)
+    p.set_defaults(func=_book)
     return parser
 
 

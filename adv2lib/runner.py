@@ -1,0 +1,479 @@
+"""Run the book's notebooks with papermill, then build the Jupyter Book.
+
+``python -m adv2lib book [--smoke] [--profile imagenet] [--device cuda] [--force] [--no-build]``
+
+The runner follows the papermill -> Jupyter Book pattern of QuantEcon's lectures and
+cal-itp's portfolio site:
+
+* a *declared* list of runs (:func:`declared_runs`): one :class:`NotebookRun` per
+  (notebook x parameters), in book order;
+* each run is keyed by the notebook's source, its parameters, the scale, the library's
+  source, the victim weights and any result files it reads (:func:`run_key`); a run whose
+  key matches its stamp (``<cache>/book/<scale>/<name>.json``) and whose executed copy is
+  intact is skipped;
+* executed copies are kept per scale (``<cache>/book/<scale>/executed/``), so smoke and
+  full runs never overwrite each other, and copied to ``book/executed/`` (git-ignored),
+  where ``_toc.yml`` points;
+* every failure is collected; the runner tries every run, then reports them all and exits
+  non-zero (the book is not built from failed notebooks);
+* the wall time of every execution goes to ``<cache>/book/<scale>/timings.json``, which the
+  "Reproduce" chapter reads;
+* finally ``jupyter-book build`` runs with notebook execution off (``_config.yml``) and
+  warnings as errors (``-W -n --keep-going``).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from . import paths
+
+#: Notebook sources under ``notebooks/``, in book order. The four experiments get the
+#: experiment parameters; the others get only the scale (they read what the experiments wrote).
+EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class", "04_transferability")
+BOOK_NOTEBOOKS = ("intro", "models", *EXPERIMENT_NOTEBOOKS, "paper_vs_ours", "reproduce")
+
+#: Images per experiment for each scale. The issue asks for at least 100 per experiment in
+#: the full embedded book; the smoke book attacks a handful with very few iterations.
+N_IMAGES = {"smoke": 4, "full": 100}
+
+BUILD_DIR_NAME = "_build"
+
+
+# --------------------------------------------------------------------------- scale and runs
+@dataclass(frozen=True)
+class Scale:
+    """What a book build is made of: the profile (``embedded`` or ``imagenet``) and smoke or full."""
+
+    profile: str = "embedded"
+    smoke: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.profile}-{'smoke' if self.smoke else 'full'}"
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One papermill execution: ``notebooks/<notebook>.ipynb`` with ``parameters``.
+
+    ``reads`` names files (relative to the repository root, globs allowed, or absolute)
+    whose contents feed the run, e.g. the result tables the comparison chapter reads; they
+    are hashed into the run's key when the run starts, so they may be written by earlier runs.
+    """
+
+    name: str
+    notebook: str
+    parameters: dict
+    reads: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> Path:
+        return paths.notebooks_dir() / f"{self.notebook}.ipynb"
+
+
+def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | None = None, seed: int = 0,
+                  results_dir: str | None = None) -> list[NotebookRun]:
+    """Every run of the book at ``scale``, in the order they must execute.
+
+    Each experiment notebook runs once and covers both victims (``victims`` parameter).
+    """
+    from .report import tables_dir
+
+    n = n_images if n_images is not None else N_IMAGES["smoke" if scale.smoke else "full"]
+    common = {"profile": scale.profile, "smoke": scale.smoke, "device": device, "seed": seed,
+              "results_dir": results_dir}
+    experiment = {**common, "victims": ["resnet", "densenet"], "interpreters": ["grad", "cam", "mask", "rts"],
+                  "n_images": n}
+    tables = tables_dir(scale.profile, scale.smoke, results_dir)
+    runs = [NotebookRun("intro", "intro", {**common}),
+            NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
+    runs += [NotebookRun(name, name, dict(experiment)) for name in EXPERIMENT_NOTEBOOKS]
+    runs += [NotebookRun("paper_vs_ours", "paper_vs_ours", {**common, "n_images": n},
+                         reads=(str(tables / "*.csv"), str(tables / "*.json"))),
+             NotebookRun("reproduce", "reproduce", {"profile": scale.profile, "smoke": scale.smoke},
+                         reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json"))]
+    return runs
+
+
+# --------------------------------------------------------------------------- locations
+def scale_dir(scale: Scale) -> Path:
+    return paths.cache_dir() / "book" / scale.label
+
+
+def stamp_path(scale: Scale, name: str) -> Path:
+    return scale_dir(scale) / f"{name}.json"
+
+
+def cached_output_path(scale: Scale, name: str) -> Path:
+    return scale_dir(scale) / "executed" / f"{name}.ipynb"
+
+
+def executed_dir() -> Path:
+    """Where ``_toc.yml`` expects the executed notebooks (git-ignored)."""
+    return paths.book_dir() / "executed"
+
+
+def timings_path(scale: Scale | str) -> Path:
+    """The JSON with per-notebook wall times and the hardware they were measured on."""
+    if isinstance(scale, str):
+        profile, _, kind = scale.partition("-")
+        scale = Scale(profile, kind == "smoke")
+    return scale_dir(scale) / "timings.json"
+
+
+def build_html_dir() -> Path:
+    return paths.root() / BUILD_DIR_NAME / "html"
+
+
+# --------------------------------------------------------------------------- hashing
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of what a notebook *does*: cell types, sources and tags (not outputs or counts)."""
+    nb = json.loads(Path(path).read_text())
+    cells = [(c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", [])))
+             for c in nb.get("cells", [])]
+    return _sha256_bytes(json.dumps(cells, sort_keys=True).encode())
+
+
+def _hash_files(files: Iterable[Path], base: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(set(files)):
+        try:
+            rel = f.relative_to(base).as_posix()
+        except ValueError:
+            rel = f.as_posix()
+        h.update(rel.encode() + b"\0" + file_sha256(f).encode() + b"\n")
+    return h.hexdigest()
+
+
+def library_hash() -> str:
+    """Hash of every ``adv2lib`` source file: a change anywhere in the library re-runs everything."""
+    pkg = paths.root() / "adv2lib"
+    return _hash_files((p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts), pkg)
+
+
+def weights_hash(profile: str) -> str:
+    """Hash of the committed weights a profile uses (embedded victims and RTS models)."""
+    directory = paths.weights_dir() / profile
+    files = [p for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
+    return _hash_files(files, paths.weights_dir())
+
+
+def _expand(patterns: Sequence[str]) -> list[Path]:
+    root = paths.root()
+    found: list[Path] = []
+    for pattern in patterns:
+        p = Path(pattern)
+        if p.is_absolute():
+            found += sorted(p.parent.glob(p.name)) if p.parent.is_dir() else []
+        else:
+            found += sorted(root.glob(pattern))
+    return [f for f in found if f.is_file()]
+
+
+def run_key(run: NotebookRun, scale: Scale, lib_hash: str | None = None, w_hash: str | None = None) -> str:
+    """The key under which a run is up to date: notebook source, parameters, scale, library,
+    weights and the contents of the files it reads."""
+    parts = {
+        "scale": scale.label,
+        "notebook": notebook_source_hash(run.source),
+        "parameters": run.parameters,
+        "library": lib_hash if lib_hash is not None else library_hash(),
+        "weights": w_hash if w_hash is not None else weights_hash(scale.profile),
+        "reads": _hash_files(_expand(run.reads), paths.root()),
+    }
+    return _sha256_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
+
+
+# --------------------------------------------------------------------------- stamps
+def read_stamp(scale: Scale, name: str) -> dict | None:
+    try:
+        return json.loads(stamp_path(scale, name).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_up_to_date(run: NotebookRun, scale: Scale, key: str) -> bool:
+    stamp = read_stamp(scale, run.name)
+    out = cached_output_path(scale, run.name)
+    return bool(stamp and stamp.get("key") == key and out.is_file()
+                and stamp.get("output_sha256") == file_sha256(out))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float) -> dict:
+    stamp = {
+        "name": run.name, "notebook": run.notebook, "key": key, "seconds": round(seconds, 2),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": run.parameters,
+        "output_sha256": file_sha256(cached_output_path(scale, run.name)),
+    }
+    _atomic_write_text(stamp_path(scale, run.name), json.dumps(stamp, indent=2))
+    return stamp
+
+
+# --------------------------------------------------------------------------- execution
+def papermill_execute(run: NotebookRun, output: Path) -> None:
+    """Execute ``run`` with papermill into ``output`` (the default executor)."""
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(run.source), str(output), parameters=run.parameters, kernel_name="python3", cwd=str(paths.root()),
+        progress_bar={"unit": "cell", "desc": f"  {run.name}", "disable": False, "leave": True},
+        log_output=False,
+    )
+
+
+def hardware() -> dict:
+    """What the timings were measured on."""
+    info = {"machine": platform.machine(), "system": f"{platform.system()} {platform.release()}",
+            "cpu_count": os.cpu_count(), "cpu": platform.processor() or "unknown"}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        info["affinity_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        import torch
+
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 - hardware info is best effort
+        info["cuda"] = None
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return info
+
+
+@dataclass
+class RunReport:
+    executed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False,
+                  execute: Callable[[NotebookRun, Path], None] = papermill_execute,
+                  only: Sequence[str] | None = None) -> RunReport:
+    """Execute every out-of-date run, collecting failures; copy outputs to ``book/executed``.
+
+    A failed run keeps its partial output (with the traceback) in the cache for inspection,
+    gets no stamp, and the remaining runs still execute.
+    """
+    report = RunReport()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # kernels inherit this: no progress bars in the book
+    os.environ.setdefault("ADV2_PROGRESS", "0")
+    lib, weights = library_hash(), weights_hash(scale.profile)
+    selected = [r for r in runs if not only or r.name in only]
+    for i, run in enumerate(selected, 1):
+        prefix = f"[{i}/{len(selected)}] {run.name}"
+        try:
+            key = run_key(run, scale, lib, weights)
+            output = cached_output_path(scale, run.name)
+            if not force and is_up_to_date(run, scale, key):
+                stamp = read_stamp(scale, run.name) or {}
+                report.skipped.append(run.name)
+                report.seconds[run.name] = float(stamp.get("seconds", float("nan")))
+                _say(f"{prefix}: up to date ({scale.label}, last run took {stamp.get('seconds', '?')} s), skipped")
+            else:
+                _say(f"{prefix}: executing {run.source.relative_to(paths.root())} ({scale.label}) ...")
+                output.parent.mkdir(parents=True, exist_ok=True)
+                stamp_path(scale, run.name).unlink(missing_ok=True)
+                start = time.perf_counter()
+                execute(run, output)
+                seconds = time.perf_counter() - start
+                write_stamp(scale, run, key, seconds)
+                report.executed.append(run.name)
+                report.seconds[run.name] = seconds
+                _say(f"{prefix}: done in {seconds:.1f} s")
+        except Exception as exc:  # noqa: BLE001 - collect every failure, report them all at the end
+            report.failed[run.name] = f"{type(exc).__name__}: {exc}"
+            _say(f"{prefix}: FAILED ({type(exc).__name__}); partial output in {cached_output_path(scale, run.name)}")
+            continue
+        dest = executed_dir() / f"{run.name}.ipynb"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached_output_path(scale, run.name), dest)
+    return report
+
+
+def write_timings(scale: Scale, runs: Sequence[NotebookRun], device: str) -> Path:
+    """Collect the stamps' wall times into the JSON that the Reproduce chapter reads."""
+    notebooks = []
+    for run in runs:
+        stamp = read_stamp(scale, run.name)
+        if stamp:
+            notebooks.append({"name": run.name, "seconds": stamp["seconds"], "finished_at": stamp["finished_at"],
+                              "parameters": stamp["parameters"]})
+    info = {"scale": scale.label, "profile": scale.profile, "smoke": scale.smoke, "device": device,
+            "hardware": hardware(), "notebooks": notebooks,
+            "total_seconds": round(sum(n["seconds"] for n in notebooks), 1)}
+    path = timings_path(scale)
+    previous = None
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass
+    # Only rewrite when something changed, so that an up-to-date Reproduce chapter stays up to date.
+    if previous is None or {k: v for k, v in previous.items() if k != "hardware"} != \
+            {k: v for k, v in info.items() if k != "hardware"}:
+        _atomic_write_text(path, json.dumps(info, indent=2))
+    return path
+
+
+# --------------------------------------------------------------------------- the book
+def book_sources() -> list[Path]:
+    root = paths.root()
+    files = [root / "_config.yml", root / "_toc.yml"]
+    book = paths.book_dir()
+    files += [p for p in book.rglob("*") if p.is_file() and "_build" not in p.parts]
+    return [f for f in files if f.is_file()]
+
+
+def book_key(scale: Scale) -> str:
+    return _sha256_bytes(f"{scale.label}\n{_hash_files(book_sources(), paths.root())}".encode())
+
+
+def jupyter_book_executable() -> list[str]:
+    candidate = Path(sys.executable).parent / "jupyter-book"
+    if candidate.is_file():
+        return [str(candidate)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "jupyter_book.cli.main"]
+
+
+def build_book(scale: Scale, force: bool = False) -> float | None:
+    """``jupyter-book build`` (warnings as errors); skipped when nothing changed since the last build.
+
+    Returns the build time in seconds, or ``None`` when skipped. Raises on failure.
+    """
+    html = build_html_dir()
+    marker = html / "adv2-build.json"
+    key = book_key(scale)
+    if not force and marker.is_file() and (html / "index.html").is_file():
+        try:
+            if json.loads(marker.read_text()).get("key") == key:
+                _say(f"book: up to date ({html}), skipped")
+                return None
+        except json.JSONDecodeError:
+            pass
+    marker.unlink(missing_ok=True)
+    cmd = [*jupyter_book_executable(), "build", str(paths.root()), "--builder", "html", "--all",
+           "-W", "-n", "--keep-going"]
+    _say("book: " + " ".join(cmd))
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=paths.root())
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); see the messages above")
+    _atomic_write_text(marker, json.dumps({"key": key, "scale": scale.label, "seconds": round(seconds, 1),
+                                           "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+                                          indent=2))
+    _say(f"book: built in {seconds:.1f} s -> {html / 'index.html'}")
+    return seconds
+
+
+def main(args: argparse.Namespace) -> int:
+    scale = Scale(args.profile, args.smoke)
+    runs = declared_runs(scale, device=args.device, n_images=args.n_images, seed=args.seed,
+                         results_dir=args.results_dir)
+    if args.only:
+        unknown = sorted(set(args.only) - {r.name for r in runs})
+        if unknown:
+            raise SystemExit(f"unknown notebook(s) {unknown}; choose from {[r.name for r in runs]}")
+    start = time.perf_counter()
+    _say(f"adv2lib book: {len(runs)} notebooks at scale {scale.label} (device={args.device})")
+    # The Reproduce chapter reads the timings, so they are written before it runs.
+    report = run_notebooks([r for r in runs if r.name != "reproduce"], scale, force=args.force, only=args.only)
+    write_timings(scale, runs, args.device)
+    last = run_notebooks([r for r in runs if r.name == "reproduce"], scale, force=args.force, only=args.only)
+    report.executed += last.executed
+    report.skipped += last.skipped
+    report.failed.update(last.failed)
+    report.seconds.update(last.seconds)
+    write_timings(scale, runs, args.device)
+
+    _say("\nper-notebook wall time (s):")
+    for run in runs:
+        if run.name in report.seconds:
+            tag = "skipped, last run" if run.name in report.skipped else "executed"
+            _say(f"  {run.name:<20} {report.seconds[run.name]:8.1f}  ({tag})")
+        elif run.name in report.failed:
+            _say(f"  {run.name:<20}   FAILED")
+    if report.failed:
+        _say(f"\n{len(report.failed)} notebook(s) failed; the book was not built:")
+        for name, err in report.failed.items():
+            _say(f"  {name}: {err.splitlines()[0] if err else ''}")
+            _say(f"    see {cached_output_path(scale, name)}")
+        return 1
+    if args.no_build:
+        _say("--no-build: notebooks executed, book not built")
+        return 0
+    try:
+        build_book(scale, force=args.force)
+    except RuntimeError as exc:
+        _say(f"\n{exc}")
+        return 1
+    _say(f"total: {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoke", action="store_true", help="a few images and very few attack steps (minutes on a CPU)")
+    p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--force", action="store_true", help="re-execute every notebook and rebuild the book")
+    p.add_argument("--no-build", action="store_true", help="execute the notebooks only")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (by name)")
+    p.add_argument("--n-images", type=int, default=None,
+                   help=f"images per experiment (default: {N_IMAGES['smoke']} smoke, {N_IMAGES['full']} full)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results-dir", default=None, help="results store location (default: ADV2_RESULTS_DIR or results/)")
