@@ -16,6 +16,19 @@ def _train_victim(args) -> int:
     return 0
 
 
+def _train_rts(args) -> int:
+    from .interpreters.rts_train import RTSTrainConfig, train_rts
+
+    names = ["resnet", "densenet"] if args.name == "all" else [args.name]
+    config = RTSTrainConfig(seed=args.seed, **({} if args.steps is None else {"steps": args.steps}))
+    for name in names:
+        card = train_rts(name, config, device=args.device, resume=not args.restart)
+        ev = card["evaluation"]
+        print(json.dumps({"name": card["name"], "training_seconds": card["training_seconds"],
+                          **{k: round(ev[k], 4) for k in ("preserved_accuracy", "destroyed_accuracy", "mean_area")}}))
+    return 0
+
+
 def _data_fetch(args) -> int:
     from .data import fashion_mnist
 
@@ -42,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
     p.set_defaults(func=_train_victim)
+
+    p = sub.add_parser("train-rts", help="train the RTS masking network of an embedded victim (weights + card)")
+    p.add_argument("name", choices=["resnet", "densenet", "all"])
+    p.add_argument("--steps", type=int, default=None, help="decoder training steps (default: RTSTrainConfig.steps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
+    p.set_defaults(func=_train_rts)
 
     p = sub.add_parser("data", help="dataset utilities")
     p.add_argument("action", choices=["fetch"])
