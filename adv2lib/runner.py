@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -221,6 +221,21 @@ def is_up_to_date(run: NotebookRun, scale: Scale, key: str) -> bool:
     out = cached_output_path(scale, run.name)
     return bool(stamp and stamp.get("key") == key and out.is_file()
                 and stamp.get("output_sha256") == file_sha256(out))
+
+
+def stale_runs(scale: Scale) -> list[str]:
+    """Names of the declared runs at ``scale`` whose executed copy is missing or out of date
+    (checked with the parameters each was last executed with)."""
+    stale = []
+    for run in declared_runs(scale):
+        stamp = read_stamp(scale, run.name)
+        if stamp is None:
+            stale.append(run.name)
+            continue
+        run = replace(run, parameters=stamp["parameters"])
+        if not is_up_to_date(run, scale, run_key(run, scale)):
+            stale.append(run.name)
+    return stale
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -1,0 +1,200 @@
+"""The book runner: run keys, skipping, failure collection, timings (fast: a fake executor).
+
+One test executes a real two-cell notebook through papermill (marked ``notebook``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from adv2lib import runner
+
+
+def _write_notebook(path: Path, body: str = "print(answer)") -> None:
+    params = new_code_cell("answer = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nbformat.writes(nb))
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """A throw-away repository root: notebooks, library, weights, cache and book all under tmp."""
+    root = tmp_path / "repo"
+    (root / "adv2lib").mkdir(parents=True)
+    (root / "adv2lib" / "mod.py").write_text("X = 1\n")
+    (root / "weights" / "embedded").mkdir(parents=True)
+    (root / "weights" / "embedded" / "resnet.json").write_text("{}")
+    (root / "book").mkdir()
+    monkeypatch.setenv("ADV2_ROOT", str(root))
+    monkeypatch.setenv("ADV2_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("ADV2_WEIGHTS_DIR", str(root / "weights"))
+    monkeypatch.setenv("ADV2_RESULTS_DIR", str(root / "results"))
+    for name in ("a", "b"):
+        _write_notebook(root / "notebooks" / f"{name}.ipynb")
+    return root
+
+
+class FakeExecutor:
+    """Records calls; writes a copy of the notebook as its 'executed' output; fails on request."""
+
+    def __init__(self, fail=()):
+        self.calls, self.fail = [], set(fail)
+
+    def __call__(self, run, output):
+        self.calls.append(run.name)
+        if run.name in self.fail:
+            output.write_text("partial")
+            raise RuntimeError(f"cell failed in {run.name}")
+        output.write_text(run.source.read_text())
+
+
+def _runs(answer=1):
+    return [runner.NotebookRun("a", "a", {"answer": answer}), runner.NotebookRun("b", "b", {"answer": answer})]
+
+
+SMOKE = runner.Scale("embedded", smoke=True)
+FULL = runner.Scale("embedded", smoke=False)
+
+
+def test_second_run_skips_everything(sandbox):
+    ex = FakeExecutor()
+    first = runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    assert first.executed == ["a", "b"] and first.ok
+    second = runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    assert second.skipped == ["a", "b"] and second.executed == []
+    assert ex.calls == ["a", "b"]
+    assert (sandbox / "book" / "executed" / "a.ipynb").is_file()
+
+
+def test_changed_parameters_notebook_or_library_rerun(sandbox):
+    ex = FakeExecutor()
+    runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    assert runner.run_notebooks(_runs(answer=2), SMOKE, execute=ex).executed == ["a", "b"]
+    _write_notebook(sandbox / "notebooks" / "a.ipynb", body="print(answer + 1)")
+    assert runner.run_notebooks(_runs(answer=2), SMOKE, execute=ex).executed == ["a"]
+    (sandbox / "adv2lib" / "mod.py").write_text("X = 2\n")
+    assert runner.run_notebooks(_runs(answer=2), SMOKE, execute=ex).executed == ["a", "b"]
+    (sandbox / "weights" / "embedded" / "resnet.json").write_text('{"acc": 1}')
+    assert runner.run_notebooks(_runs(answer=2), SMOKE, execute=ex).executed == ["a", "b"]
+
+
+def test_outputs_only_change_does_not_rerun(sandbox):
+    ex = FakeExecutor()
+    runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    path = sandbox / "notebooks" / "a.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[1].execution_count = 7
+    nbformat.write(nb, path)
+    assert runner.run_notebooks(_runs(), SMOKE, execute=ex).skipped == ["a", "b"]
+
+
+def test_read_files_are_part_of_the_key(sandbox):
+    ex = FakeExecutor()
+    runs = [runner.NotebookRun("a", "a", {}, reads=("results/tables/*.csv",))]
+    runner.run_notebooks(runs, SMOKE, execute=ex)
+    assert runner.run_notebooks(runs, SMOKE, execute=ex).skipped == ["a"]
+    (sandbox / "results" / "tables").mkdir(parents=True)
+    (sandbox / "results" / "tables" / "t.csv").write_text("x\n1\n")
+    assert runner.run_notebooks(runs, SMOKE, execute=ex).executed == ["a"]
+
+
+def test_smoke_and_full_keep_separate_stamps_and_outputs(sandbox):
+    ex = FakeExecutor()
+    runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    runner.run_notebooks(_runs(), FULL, execute=ex)
+    assert ex.calls == ["a", "b", "a", "b"]
+    assert runner.cached_output_path(SMOKE, "a") != runner.cached_output_path(FULL, "a")
+    assert runner.run_notebooks(_runs(), SMOKE, execute=ex).skipped == ["a", "b"]
+    assert runner.run_notebooks(_runs(), FULL, execute=ex).skipped == ["a", "b"]
+
+
+def test_tampered_output_reruns(sandbox):
+    ex = FakeExecutor()
+    runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    runner.cached_output_path(SMOKE, "b").write_text("edited by hand")
+    assert runner.run_notebooks(_runs(), SMOKE, execute=ex).executed == ["b"]
+
+
+def test_failures_are_collected_after_trying_everything(sandbox):
+    ex = FakeExecutor(fail={"a"})
+    report = runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    assert ex.calls == ["a", "b"]
+    assert not report.ok and list(report.failed) == ["a"] and "cell failed" in report.failed["a"]
+    assert report.executed == ["b"]
+    assert runner.read_stamp(SMOKE, "a") is None
+    # the failed run is retried next time, the good one is not
+    ex.fail.clear()
+    assert runner.run_notebooks(_runs(), SMOKE, execute=ex).executed == ["a"]
+
+
+def test_force_reruns(sandbox):
+    ex = FakeExecutor()
+    runner.run_notebooks(_runs(), SMOKE, execute=ex)
+    assert runner.run_notebooks(_runs(), SMOKE, execute=ex, force=True).executed == ["a", "b"]
+
+
+def test_timings_json(sandbox):
+    runner.run_notebooks(_runs(), SMOKE, execute=FakeExecutor())
+    path = runner.write_timings(SMOKE, _runs(), device="cpu")
+    info = json.loads(path.read_text())
+    assert info["scale"] == "embedded-smoke" and info["device"] == "cpu"
+    assert [n["name"] for n in info["notebooks"]] == ["a", "b"]
+    assert all(n["seconds"] >= 0 for n in info["notebooks"])
+    assert info["hardware"]["cpu_count"] >= 1
+    assert runner.timings_path("embedded-smoke") == path
+
+
+def test_declared_runs_cover_the_book_and_both_victims(sandbox):
+    runs = runner.declared_runs(SMOKE)
+    assert [r.name for r in runs] == list(runner.BOOK_NOTEBOOKS)
+    for r in runs:
+        if r.name in runner.EXPERIMENT_NOTEBOOKS:
+            assert r.parameters["victims"] == ["resnet", "densenet"]
+            assert r.parameters["interpreters"] == ["grad", "cam", "mask", "rts"]
+            assert r.parameters["smoke"] is True and r.parameters["n_images"] == runner.N_IMAGES["smoke"]
+    full = {r.name: r for r in runner.declared_runs(FULL, n_images=7)}
+    assert full["01_adv2_vs_pgd"].parameters["n_images"] == 7
+
+
+def test_toc_lists_every_executed_notebook():
+    import yaml
+
+    from adv2lib import paths
+
+    toc = yaml.safe_load((paths.root() / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for p in toc["parts"] for c in p["chapters"]]
+    for name in runner.BOOK_NOTEBOOKS:
+        assert f"book/executed/{name}" in files
+        assert (paths.notebooks_dir() / f"{name}.ipynb").is_file()
+
+
+def test_book_notebooks_start_with_a_literal_parameters_cell():
+    import ast
+
+    from adv2lib import paths
+
+    for name in runner.BOOK_NOTEBOOKS:
+        nb = nbformat.read(paths.notebooks_dir() / f"{name}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), name
+        for node in ast.parse(code[0].source).body:
+            assert isinstance(node, ast.Assign), f"{name}: parameters cell holds more than assignments"
+            ast.literal_eval(node.value)  # raises unless a literal
+
+
+@pytest.mark.notebook
+def test_papermill_executes_and_injects_parameters(sandbox):
+    run = runner.NotebookRun("a", "a", {"answer": 42})
+    report = runner.run_notebooks([run], SMOKE)
+    assert report.ok, report.failed
+    nb = nbformat.read(runner.cached_output_path(SMOKE, "a"), as_version=4)
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "42" in outputs
