@@ -12,7 +12,6 @@ BOOK_ARGS ?=
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install --no-deps -e .
 	touch $@
@@ -35,8 +34,14 @@ book: venv data
 book-smoke: venv data
 	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)
 
+# The smoke book, then the notebook-marked tests: papermill round trip and every chapter
+# opened in headless Chromium (CI sets ADV2_REQUIRE_BROWSER=1 so a missing browser fails).
+test-book: venv data
+	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)
+	$(BIN)/python -m pytest -m notebook
+
 victims: venv data
 	$(BIN)/python -m adv2lib train-victim all --restart
 
 clean:
-	rm -rf book/_build cache
+	rm -rf _build book/_build book/executed cache
