@@ -70,8 +70,6 @@ class Claim:
 
 
 CLAIMS = (
-    Claim("accuracy", "(g)1 model accuracy table",
-          "The victims are accurate classifiers (ImageNet top-1 around 76 %).", "[P?]", True),
     Claim("effective", "(g)2 main prediction table, PGD vs ADV2",
           "ADV2 is about as effective as PGD at the prediction goal: ASR close to 100 % and MC "
           "close to 1 for every interpreter and victim (perhaps slightly lower for MASK).", "[P?]", True),

@@ -97,10 +97,11 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     experiment = {**common, "victims": ["resnet", "densenet"], "interpreters": ["grad", "cam", "mask", "rts"],
                   "n_images": n}
     tables = tables_dir(scale.profile, scale.smoke, results_dir)
-    runs = [NotebookRun("intro", "intro", {**common}),
+    runs = [NotebookRun("intro", "intro", {**common, "n_images": n}),
             NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
     runs += [NotebookRun(name, name, dict(experiment)) for name in EXPERIMENT_NOTEBOOKS]
-    runs += [NotebookRun("paper_vs_ours", "paper_vs_ours", {**common, "n_images": n},
+    runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
+                         {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*.csv"), str(tables / "*.json"))),
              NotebookRun("reproduce", "reproduce", {"profile": scale.profile, "smoke": scale.smoke},
                          reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json"))]
@@ -266,6 +267,28 @@ def papermill_execute(run: NotebookRun, output: Path) -> None:
         progress_bar={"unit": "cell", "desc": f"  {run.name}", "disable": False, "leave": True},
         log_output=False,
     )
+    _inherit_parameter_tags(output)
+
+
+def _inherit_parameter_tags(path: Path) -> None:
+    """Give papermill's injected-parameters cell the display tags (``remove-*``, ``hide-*``) of
+    the notebook's own parameters cell, so that the book shows both or neither."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    tags_of = [c.metadata.get("tags", []) for c in nb.cells]
+    display = next((([t for t in tags if t.startswith(("remove-", "hide-"))]) for tags in tags_of
+                    if "parameters" in tags), [])
+    if not display:
+        return
+    changed = False
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and not set(display) <= set(tags):
+            cell.metadata["tags"] = tags + [t for t in display if t not in tags]
+            changed = True
+    if changed:
+        nbformat.write(nb, str(path))
 
 
 def hardware() -> dict:
@@ -323,7 +346,9 @@ def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False
     """
     report = RunReport()
     os.environ.setdefault("TQDM_DISABLE", "1")  # kernels inherit this: no progress bars in the book
-    os.environ.setdefault("ADV2_PROGRESS", "0")
+    root = str(paths.root())
+    if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     lib, weights = library_hash(), weights_hash(scale.profile)
     selected = [r for r in runs if not only or r.name in only]
     for i, run in enumerate(selected, 1):

@@ -5,6 +5,7 @@ One test executes a real two-cell notebook through papermill (marked ``notebook`
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -36,6 +37,8 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("ADV2_CACHE_DIR", str(root / "cache"))
     monkeypatch.setenv("ADV2_WEIGHTS_DIR", str(root / "weights"))
     monkeypatch.setenv("ADV2_RESULTS_DIR", str(root / "results"))
+    for var in ("PYTHONPATH", "TQDM_DISABLE"):  # the runner sets these for its kernels
+        monkeypatch.setenv(var, os.environ.get(var, ""))
     for name in ("a", "b"):
         _write_notebook(root / "notebooks" / f"{name}.ipynb")
     return root

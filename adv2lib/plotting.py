@@ -1,0 +1,574 @@
+"""Figures and display tables of the book, drawn from the experiments' results.
+
+Every function takes what :mod:`adv2lib.experiments` returns (an
+:class:`~adv2lib.experiments.ExperimentResult`, or a list of them, one per victim, or the
+tidy frames inside them) and returns a matplotlib ``Figure`` or a pandas object; nothing
+here computes an attack or a metric. Maps are drawn at their native resolution, upsampled
+bilinearly only for display (:func:`adv2lib.interpreters.upsample_map`) and overlaid on the
+image as JET heat maps, as the paper's figures do.
+
+>>> results = [run_main(victim=v, smoke=True) for v in ("resnet", "densenet")]   # doctest: +SKIP
+>>> rate_table(combine(results, "summary"))                                      # doctest: +SKIP
+>>> l1_bars(combine(results, "summary"))                                         # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+__all__ = [
+    "LABELS", "book_style", "class_names", "combine", "rate_table", "metric_table", "l1_bars", "iou_curves",
+    "delta_bars", "reference_iou_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
+    "transfer_grid", "one_picture", "show_panel", "show", "caption", "preset_table", "training_curves", "loss_curves",
+]
+
+INTERPRETER_ORDER = ("grad", "cam", "mask", "rts")
+VICTIM_ORDER = ("resnet", "densenet")
+LABELS = {"grad": "GRAD", "cam": "CAM", "mask": "MASK", "rts": "RTS", "pgd": "PGD", "adv2": "ADV2",
+          "benign": "benign", "target": "target", "resnet": "ResNet", "densenet": "DenseNet"}
+COLORS = {"pgd": "#d62728", "adv2": "#1f77b4", "benign": "#7f7f7f", "target": "#2ca02c",
+          "delta_b": "#9467bd", "delta_t": "#2ca02c"}
+MAP_CMAP = "jet"
+
+
+def _label(key) -> str:
+    return LABELS.get(str(key), str(key))
+
+
+def book_style() -> None:
+    """Matplotlib settings shared by every figure of the book (PNG, readable at page width)."""
+    matplotlib.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
+        "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False,
+        "axes.spines.right": False, "figure.constrained_layout.use": True,
+    })
+
+
+def class_names(profile: str = "embedded") -> tuple[str, ...]:
+    """Human-readable class names of a profile's dataset."""
+    if profile == "embedded":
+        from .data import FASHION_MNIST_CLASSES
+
+        return tuple(FASHION_MNIST_CLASSES)
+    try:
+        from .models.imagenet import _imagenet_categories
+
+        return tuple(_imagenet_categories())
+    except Exception:  # noqa: BLE001 - names are cosmetic; fall back to indices
+        return tuple(str(i) for i in range(1000))
+
+
+def combine(results, attribute: str) -> pd.DataFrame:
+    """Concatenate one frame (``"summary"``, ``"examples"``, ``"iou"``) over several results
+    (e.g. one per victim); each frame already carries its ``victim`` column where needed."""
+    results = [results] if not isinstance(results, (list, tuple)) else results
+    frames = []
+    for r in results:
+        frame = getattr(r, attribute).copy()
+        if "victim" not in frame.columns:
+            frame.insert(0, "victim", r.victim)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ordered(values: Iterable, order: Sequence) -> list:
+    values = list(dict.fromkeys(values))
+    return [v for v in order if v in values] + [v for v in values if v not in order]
+
+
+# =========================================================================== display helpers
+def caption(text: str) -> None:
+    """Display ``text`` (MyST Markdown) as a caption under the previous output."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def show(fig: Figure, text: str | None = None) -> None:
+    """Display a figure (as PNG) with an optional caption, then release it."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+    if text:
+        caption(text)
+
+
+def preset_table(profile: str = "embedded", smoke: bool = False,
+                 attacks: Sequence[str] = ("pgd", *INTERPRETER_ORDER)) -> pd.DataFrame:
+    """The attack hyperparameters actually used: one column per attack (PGD, ADV2 against each
+    interpreter), one row per field of the presets (:func:`adv2lib.attacks.preset_for`);
+    fields an attack does not have are left blank. Sources of every value: the presets'
+    field metadata (``adv2lib/attacks/config.py``)."""
+    from .attacks import describe, preset_for
+
+    columns = {}
+    for attack in attacks:
+        cfg = preset_for(profile, attack, smoke=smoke)
+        d = describe(cfg)
+        columns["PGD" if attack == "pgd" else f"ADV2-{_label(attack)}"] = dict(zip(d["field"], d["value"]))
+    fields = list(dict.fromkeys(f for col in columns.values() for f in col))
+    table = pd.DataFrame({c: [_fmt_value(v.get(f)) if f in v else "" for f in fields] for c, v in columns.items()},
+                         index=fields)
+    table.index.name = "field"
+    return table
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (tuple, list)):
+        if v and all(isinstance(x, (tuple, list)) and len(x) == 2 for x in v):  # (value, steps) stages
+            return ", ".join(f"{_fmt_value(a)} × {b}" for a, b in v)
+        return ", ".join(_fmt_value(x) for x in v) if v else "–"
+    return "–" if v is None else str(v)
+
+
+def training_curves(cards: Sequence[dict]) -> Figure:
+    """Test accuracy after each training epoch, from the model cards' ``history``."""
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    for card in cards:
+        hist = card.get("history") or []
+        epochs = [h.get("epoch") for h in hist if "test_accuracy" in h]
+        acc = [h["test_accuracy"] for h in hist if "test_accuracy" in h]
+        if epochs:
+            ax.plot(epochs, acc, marker="o", ms=3, label=_label(card.get("name", "?")))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.legend(frameon=False)
+    return fig
+
+
+def loss_curves(cards: Sequence[dict], x: str = "step") -> Figure:
+    """Every logged loss term against ``x`` (e.g. the RTS cards' ``history``), one panel per card."""
+    fig, axes = plt.subplots(1, max(len(cards), 1), figsize=(3.8 * max(len(cards), 1), 2.6), squeeze=False)
+    for ax, card in zip(axes[0], cards):
+        hist = pd.DataFrame(card.get("history") or [])
+        if hist.empty or x not in hist:
+            ax.axis("off")
+            continue
+        for col in hist.columns:
+            if col in (x, "seconds", "epoch") or not np.issubdtype(hist[col].dtype, np.number):
+                continue
+            ax.plot(hist[x], hist[col], label=col, lw=1)
+        ax.set_xlabel(x)
+        ax.set_title(card.get("name", ""))
+        ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+# =========================================================================== tables
+def rate_table(summary: pd.DataFrame, attacks: Sequence[str] = ("pgd", "adv2")) -> "pd.io.formats.style.Styler":
+    """ASR and MC per victim x attack (rows) and interpreter (columns), as in the paper's
+    main prediction table. ASR counts every attacked image; MC averages p(ct) over the
+    successful ones."""
+    df = summary[summary["attack"].isin(attacks)]
+    table = df.pivot_table(index=["victim", "attack"], columns="interpreter", values=["asr", "mc"], aggfunc="first")
+    table = table.swaplevel(0, 1, axis=1)
+    interps = _ordered(table.columns.get_level_values(0), INTERPRETER_ORDER)
+    table = table.reindex(columns=pd.MultiIndex.from_product([interps, ["asr", "mc"]]))
+    rows = [(v, a) for v in _ordered(df["victim"], VICTIM_ORDER) for a in attacks if (v, a) in table.index]
+    table = table.loc[rows]
+    return _styled(table, {"asr": "{:.0%}", "mc": "{:.2f}"})
+
+
+def metric_table(summary: pd.DataFrame, metrics: dict, index=("victim",), attack: str | None = "adv2"):
+    """A compact table: rows = ``index`` x metric label, columns = interpreter.
+
+    ``metrics`` maps a column of ``summary`` to ``(label, format)``, e.g.
+    ``{"l1_benign": ("Δb", "{:.3f}"), "l1_target": ("Δt", "{:.3f}")}``.
+    """
+    df = summary if attack is None else summary[summary["attack"] == attack]
+    rows = []
+    for key, group in df.groupby(list(index), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        for col, (label, _) in metrics.items():
+            row = {**{_index_name(i): _label(k) for i, k in zip(index, key)}, "metric": label}
+            for _, r in group.iterrows():
+                row[_label(r["interpreter"])] = r[col]
+            rows.append(row)
+    table = pd.DataFrame(rows).set_index([_index_name(i) for i in index] + ["metric"])
+    cols = [_label(c) for c in _ordered(df["interpreter"], INTERPRETER_ORDER)]
+    table = table[cols]
+    styler = table.style
+    for col, (label, fmt) in metrics.items():
+        idx = table.index[table.index.get_level_values("metric") == label]
+        styler = styler.format(fmt, subset=pd.IndexSlice[idx, :], na_rep="–")
+    return styler
+
+
+def _index_name(name: str) -> str:
+    return {"victim": "victim", "attack": "attack"}.get(name, name)
+
+
+def _styled(table: pd.DataFrame, formats: dict):
+    styler = table.style
+    for metric, fmt in formats.items():
+        cols = [c for c in table.columns if c[-1] == metric]
+        styler = styler.format(fmt, subset=cols, na_rep="–")
+    return styler.format_index(_label, axis=0, level=list(range(table.index.nlevels))).format_index(
+        lambda c: _label(c).upper() if c in ("asr", "mc") else _label(c), axis=1,
+        level=list(range(table.columns.nlevels)))
+
+
+# =========================================================================== bar and line charts
+def _victims(frame: pd.DataFrame) -> list:
+    return _ordered(frame["victim"], VICTIM_ORDER)
+
+
+def _bars(ax, groups, series: dict, errors: dict | None = None, colors: dict | None = None, fmt="{:.2f}"):
+    """Grouped bars: ``series`` maps a legend label to one value per group."""
+    n = len(series)
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(groups))
+    for i, (name, values) in enumerate(series.items()):
+        err = None if errors is None else errors.get(name)
+        pos = x - 0.4 + width * (i + 0.5)
+        bars = ax.bar(pos, values, width, yerr=err, capsize=2, label=_label(name),
+                      color=(colors or COLORS).get(name), error_kw={"lw": 0.8})
+        for b, v in zip(bars, values):
+            if np.isfinite(v):
+                ax.annotate(fmt.format(v), (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
+                            fontsize=7, xytext=(0, 1), textcoords="offset points")
+    ax.set_xticks(x, [_label(g) for g in groups])
+
+
+def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[str] = ("pgd", "adv2"),
+            ylabel: str = "L1 distance to the benign map") -> Figure:
+    """Mean L1 distance of the PGD and ADV2 maps to the benign map, per interpreter and victim
+    (successful attacks only; error bars: one standard deviation over images)."""
+    victims = _victims(summary)
+    fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
+    for ax, victim in zip(axes[0], victims):
+        df = summary[summary["victim"] == victim]
+        interps = _ordered(df["interpreter"], INTERPRETER_ORDER)
+        series, errors = {}, {}
+        for attack in attacks:
+            sub = df[df["attack"] == attack].set_index("interpreter").reindex(interps)
+            series[attack] = sub[value].to_numpy(dtype=float)
+            if f"{value}_std" in sub:
+                errors[attack] = np.nan_to_num(sub[f"{value}_std"].to_numpy(dtype=float))
+        _bars(ax, interps, series, errors)
+        ax.set_title(_label(victim))
+        ax.set_ylabel(ylabel if ax is axes[0][0] else "")
+    axes[0][-1].legend(loc="upper right", frameon=False)
+    return fig
+
+
+def iou_curves(iou: pd.DataFrame, reference: str = "benign", attacks: Sequence[str] = ("pgd", "adv2"),
+               successful_only: bool = True, hue: str = "attack") -> Figure:
+    """The IoU test: mean IoU (over images) between the top-k cells of the attack's map and of
+    the ``reference`` map, against k; one panel per victim x interpreter."""
+    df = iou[iou["reference"] == reference]
+    if successful_only and "success" in df:
+        df = df[df["success"].astype(bool)]
+    if "attack" in df:
+        df = df[df["attack"].isin(attacks)]
+    victims, interps = _victims(df), _ordered(df["interpreter"], INTERPRETER_ORDER)
+    fig, axes = plt.subplots(len(victims), len(interps), figsize=(2.2 * len(interps), 2.0 * len(victims)),
+                             sharex=True, sharey=True, squeeze=False)
+    for i, victim in enumerate(victims):
+        for j, interp in enumerate(interps):
+            ax = axes[i][j]
+            sub = df[(df["victim"] == victim) & (df["interpreter"] == interp)]
+            for key, group in sub.groupby(hue, sort=False):
+                curve = group.groupby("k")["iou"].mean()
+                ax.plot(curve.index * 100, curve.to_numpy(), marker="o", ms=3, label=_label(key),
+                        color=COLORS.get(key))
+            ax.set_ylim(0, 1.02)
+            if i == 0:
+                ax.set_title(_label(interp))
+            if j == 0:
+                ax.set_ylabel(f"{_label(victim)}\nIoU with {reference} map")
+            if i == len(victims) - 1:
+                ax.set_xlabel("k (% of cells kept)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+    return fig
+
+
+def delta_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
+    """Table 7 analogue as bars: L1 of the ADV2 map to the benign map (Δb) and to the target
+    patch (Δt), per interpreter and victim."""
+    df = summary[summary["attack"] == attack]
+    victims = _victims(df)
+    fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
+    for ax, victim in zip(axes[0], victims):
+        sub = df[df["victim"] == victim]
+        interps = _ordered(sub["interpreter"], INTERPRETER_ORDER)
+        sub = sub.set_index("interpreter").reindex(interps)
+        series = {"delta_b": sub["l1_benign"].to_numpy(float), "delta_t": sub["l1_target"].to_numpy(float)}
+        errors = {"delta_b": np.nan_to_num(sub.get("l1_benign_std", pd.Series(0, index=sub.index)).to_numpy(float)),
+                  "delta_t": np.nan_to_num(sub.get("l1_target_std", pd.Series(0, index=sub.index)).to_numpy(float))}
+        _bars(ax, interps, series, errors)
+        ax.set_title(_label(victim))
+        if ax is axes[0][0]:
+            ax.set_ylabel("L1 distance of the ADV2 map")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["delta_b"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["delta_t"])]
+    axes[0][-1].legend(handles, ["Δb: to the benign map", "Δt: to the target"], frameon=False, loc="upper right")
+    return fig
+
+
+def reference_iou_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
+    """Mean IoU (over k and images) of the ADV2 map with the benign map and with the target."""
+    df = summary[summary["attack"] == attack]
+    victims = _victims(df)
+    fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
+    for ax, victim in zip(axes[0], victims):
+        sub = df[df["victim"] == victim]
+        interps = _ordered(sub["interpreter"], INTERPRETER_ORDER)
+        sub = sub.set_index("interpreter").reindex(interps)
+        series = {"benign": sub["iou_benign_mean"].to_numpy(float), "target": sub["iou_target_mean"].to_numpy(float)}
+        _bars(ax, interps, series)
+        ax.set_ylim(0, 1.1)
+        ax.set_title(_label(victim))
+        if ax is axes[0][0]:
+            ax.set_ylabel("mean IoU of the ADV2 map")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["benign"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["target"])]
+    axes[0][-1].legend(handles, ["w.r.t. the benign map", "w.r.t. the target"], frameon=False, loc="upper right")
+    return fig
+
+
+def transfer_heatmaps(matrices: dict, title: str = "L1 distance to the target interpreter's benign map") -> Figure:
+    """Table 9 analogue: one annotated heat map per victim (rows = source interpreter the ADV2
+    inputs were built against, plus PGD; columns = the interpreter that explains them).
+
+    Annotations are the mean L1 distances. Because L1 values are only comparable within one
+    interpreter (column), the colour is each entry divided by the PGD entry of its column:
+    below 1 (blue), the map is closer to the benign map than a plain PGD input's.
+    """
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.9 * len(matrices), 3.3), squeeze=False)
+    image = None
+    for ax, (victim, matrix) in zip(axes[0], matrices.items()):
+        values = matrix.to_numpy(dtype=float)
+        ref = matrix.loc["pgd"].to_numpy(dtype=float) if "pgd" in matrix.index else np.nanmax(values, 0)
+        ratio = values / np.where(ref > 0, ref, np.nan)
+        image = ax.imshow(np.log2(ratio), cmap="coolwarm", vmin=-3, vmax=3)
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=8,
+                    fontweight="bold" if matrix.index[r] == matrix.columns[c] else "normal")
+        ax.set_xticks(range(values.shape[1]), [_label(c) for c in matrix.columns])
+        ax.set_yticks(range(values.shape[0]), [_label(r) for r in matrix.index])
+        ax.set_xlabel("explained by (target interpreter)")
+        ax.set_ylabel("built against (source)")
+        ax.set_title(_label(victim))
+        ax.spines[:].set_visible(False)
+    cbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, ticks=[-3, -2, -1, 0, 1, 2, 3])
+    cbar.ax.set_yticklabels(["1/8", "1/4", "1/2", "1", "2", "4", "8"])
+    cbar.set_label("L1 / L1 of PGD (same column)")
+    fig.suptitle(title)
+    return fig
+
+
+# =========================================================================== image grids
+def _image(x: torch.Tensor) -> np.ndarray:
+    x = x.detach().cpu().float()
+    if x.dim() == 4:
+        x = x[0]
+    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+
+
+def _map_on(m: torch.Tensor, size) -> np.ndarray:
+    from .interpreters.base import upsample_map
+
+    m = m.detach().cpu().float()
+    m = m.view(1, 1, *m.shape[-2:])
+    return upsample_map(m, size)[0, 0].numpy()
+
+
+def show_panel(ax, image: torch.Tensor | None = None, map: torch.Tensor | None = None, title: str = "",
+               alpha: float = 0.55) -> None:
+    """One panel: an image (grey or RGB), optionally overlaid with a map (JET)."""
+    ax.set_xticks([]), ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if image is not None:
+        img = _image(image)
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        size = img.shape[:2]
+        if map is not None:
+            ax.imshow(_map_on(map, size), cmap=MAP_CMAP, vmin=0, vmax=1, alpha=alpha, interpolation="bilinear")
+    elif map is not None:
+        ax.imshow(map.detach().cpu().float().reshape(map.shape[-2:]).numpy(), cmap=MAP_CMAP, vmin=0, vmax=1,
+                  interpolation="nearest")
+    if title:
+        ax.set_title(title, fontsize=7.5)
+
+
+def _grid(rows: list[list[dict]], row_labels: Sequence[str], col_labels: Sequence[str] | None = None,
+          cell: float = 1.25) -> Figure:
+    ncols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell * ncols + 0.6, (cell + 0.3) * len(rows)),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(ncols):
+            ax = axes[i][j]
+            if j < len(row) and row[j] is not None:
+                show_panel(ax, **row[j])
+            else:
+                ax.axis("off")
+        axes[i][0].set_ylabel(row_labels[i], fontsize=8.5)
+    if col_labels:
+        for j, label in enumerate(col_labels):
+            axes[0][j].annotate(label, (0.5, 1.32), xycoords="axes fraction", ha="center", va="bottom",
+                                fontsize=8.5, fontweight="bold")
+    return fig
+
+
+def _lookup(examples: pd.DataFrame, interpreter, attack, position) -> pd.Series | None:
+    sel = examples
+    if "interpreter" in sel:
+        sel = sel[sel["interpreter"] == interpreter]
+    sel = sel[(sel["attack"] == attack) & (sel["position"] == position)]
+    return None if sel.empty else sel.iloc[0]
+
+
+def _short(name: str, n: int = 11) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def attack_grid(result, example: int = 0, classes: Sequence[str] | None = None,
+                interpreters: Sequence[str] | None = None) -> Figure:
+    """Benign, PGD and ADV2 versions of one image with their maps, one row per interpreter
+    (the paper's qualitative figure). Maps are for the true class (benign) and the target
+    class (PGD, ADV2); titles give the prediction, p(target) and L1 to the benign map."""
+    classes = classes or class_names(result.profile)
+    interps = [i for i in (interpreters or INTERPRETER_ORDER) if i in result.figures]
+    rows, labels = [], []
+    for name in interps:
+        f = result.figures[name]
+        y, ct = int(f["true_class"][example]), int(f["target_class"][example])
+        pos = _position(result, name, example)
+        cells = [{"image": f["x"][example], "title": f"benign: {_short(classes[y])}"},
+                 {"image": f["x"][example], "map": f["benign_map"][example], "title": "benign map"}]
+        for attack, x_key, m_key in (("pgd", "x_pgd", "pgd_map"), ("adv2", "x_adv", "adv_map")):
+            row = _lookup(result.examples, name, attack, pos)
+            pred = classes[int(row["prediction"])] if row is not None else "?"
+            conf = f" {row['confidence']:.2f}" if row is not None else ""
+            l1 = f"L1 {row['l1_benign']:.3f}" if row is not None else ""
+            cells += [{"image": f[x_key][example], "title": f"{_label(attack)}: {_short(pred)}{conf}"},
+                      {"image": f[x_key][example], "map": f[m_key][example], "title": l1}]
+        rows.append(cells)
+        labels.append(_label(name))
+    target = classes[int(result.figures[interps[0]]["target_class"][example])] if interps else ""
+    return _grid(rows, labels, ["benign", "", "PGD", "", "ADV2", ""][:6]) if rows else plt.figure()
+
+
+def _position(result, interpreter, example) -> int:
+    f = result.figures[interpreter]
+    if "index" in f and "index" in result.examples:
+        idx = int(f["index"][example])
+        sel = result.examples[(result.examples.get("interpreter", interpreter) == interpreter)
+                              & (result.examples["index"] == idx)]
+        if not sel.empty:
+            return int(sel["position"].iloc[0])
+    return example
+
+
+def patch_grid(result, example: int = 0, classes: Sequence[str] | None = None) -> Figure:
+    """Figure-11-like grid: per interpreter, the benign map, the random patch target and the
+    ADV2 input with its map (Δb and Δt in the title)."""
+    classes = classes or class_names(result.profile)
+    interps = [i for i in INTERPRETER_ORDER if i in result.figures]
+    rows = []
+    for name in interps:
+        f = result.figures[name]
+        y = int(f["true_class"][example])
+        row = _lookup(result.examples, name, "adv2", _position(result, name, example))
+        pred = classes[int(row["prediction"])] if row is not None else "?"
+        rows.append([
+            {"image": f["x"][example], "map": f["benign_map"][example], "title": f"benign: {_short(classes[y])}"},
+            {"map": f["target_map"][example], "title": "target map"},
+            {"image": f["x_adv"][example], "title": f"ADV2: {_short(pred)} {row['confidence']:.2f}" if row is not None else "ADV2"},
+            {"image": f["x_adv"][example], "map": f["adv_map"][example],
+             "title": f"Δb {row['l1_benign']:.2f}  Δt {row['l1_target']:.2f}" if row is not None else ""},
+        ])
+    return _grid(rows, [_label(i) for i in interps], ["benign + map", "target", "ADV2", "ADV2 map"])
+
+
+def random_class_grid(result, example: int = 0, classes: Sequence[str] | None = None) -> Figure:
+    """Per interpreter: the benign input with its map, the target input (another class) with
+    the target map, and the ADV2 input with its map (classified as ``ct``, explained like the
+    target input)."""
+    classes = classes or class_names(result.profile)
+    interps = [i for i in INTERPRETER_ORDER if i in result.figures]
+    rows = []
+    for name in interps:
+        f = result.figures[name]
+        y, src = int(f["true_class"][example]), int(f["source_class"][example])
+        row = _lookup(result.examples, name, "adv2", _position(result, name, example))
+        pred = classes[int(row["prediction"])] if row is not None else "?"
+        rows.append([
+            {"image": f["x"][example], "map": f["benign_map"][example], "title": f"benign: {_short(classes[y])}"},
+            {"image": f["target_image"][example], "map": f["target_map"][example],
+             "title": f"target: {_short(classes[src])}"},
+            {"image": f["x_adv"][example], "title": f"ADV2: {_short(pred)} {row['confidence']:.2f}" if row is not None else "ADV2"},
+            {"image": f["x_adv"][example], "map": f["adv_map"][example],
+             "title": f"L1 to target {row['l1_target']:.2f}" if row is not None else ""},
+        ])
+    return _grid(rows, [_label(i) for i in interps], ["benign + map", "target input + map", "ADV2", "ADV2 map"])
+
+
+def _benign_images(result, n: int) -> torch.Tensor | None:
+    """The first ``n`` attacked images of ``result`` (by selection rank), from the test set."""
+    try:
+        from .data import load_test_set
+
+        ex = result.examples.drop_duplicates("position").set_index("position").sort_index()
+        return load_test_set(result.profile).tensors([int(i) for i in ex["index"].iloc[:n]])[0]
+    except Exception:  # noqa: BLE001 - the benign row then shows bare maps
+        return None
+
+
+def transfer_grid(result, example: int = 0, benign_image: torch.Tensor | None = None) -> Figure:
+    """One input's maps across interpreters: rows = the benign input and the adversarial inputs
+    built against each source (plus PGD); columns = the input, then its map under each
+    interpreter (for the true class on the benign row, the target class elsewhere)."""
+    figs = result.figures
+    targets = [t for t in INTERPRETER_ORDER if t in figs.get("benign", {})]
+    if benign_image is None:
+        benign_image = _benign_images(result, example + 1)
+    sources = [s for s in (*INTERPRETER_ORDER, "pgd") if s in figs and s != "benign"]
+    x0 = benign_image[example] if benign_image is not None else None
+    rows = [[{"image": x0, "title": "input"} if x0 is not None else None]
+            + [{"image": x0, "map": figs["benign"][t][example], "title": _label(t)} for t in targets]]
+    for s in sources:
+        x_adv = figs[s]["x_adv"][example]
+        rows.append([{"image": x_adv, "title": "input"}]
+                    + [{"image": x_adv, "map": figs[s]["maps"][t][example], "title": _label(t)} for t in targets])
+    labels = ["benign"] + [f"ADV2 vs {_label(s)}" if s != "pgd" else "PGD" for s in sources]
+    return _grid(rows, labels, ["input"] + [f"{_label(t)} map" for t in targets])
+
+
+def one_picture(result, interpreter: str = "cam", example: int = 0, classes: Sequence[str] | None = None) -> Figure:
+    """ADV2 in one picture: a benign input, a PGD input and an ADV2 input, what the classifier
+    says about each and what the interpreter shows."""
+    classes = classes or class_names(result.profile)
+    f = result.figures[interpreter]
+    y, ct = int(f["true_class"][example]), int(f["target_class"][example])
+    pos = _position(result, interpreter, example)
+    fig, axes = plt.subplots(2, 3, figsize=(6.4, 4.6))
+    columns = [("benign", "x", "benign_map", None), ("pgd", "x_pgd", "pgd_map", "pgd"), ("adv2", "x_adv", "adv_map", "adv2")]
+    for j, (name, x_key, m_key, attack) in enumerate(columns):
+        if attack is None:
+            verdict = f"classified: {classes[y]}"
+            explained = f"{_label(interpreter)} map for {classes[y]}\n(the benign map)"
+        else:
+            row = _lookup(result.examples, interpreter, attack, pos)
+            verdict = f"classified: {classes[int(row['prediction'])]} (p = {row['confidence']:.2f})"
+            explained = f"{_label(interpreter)} map for {classes[ct]}\nL1 to the benign map: {row['l1_benign']:.3f}"
+        heading = {"benign": "benign input", "pgd": "PGD adversarial input", "adv2": "ADV2 adversarial input"}[name]
+        show_panel(axes[0][j], f[x_key][example], title=f"{heading}\n{verdict}")
+        show_panel(axes[1][j], f[x_key][example], f[m_key][example], title=explained)
+    axes[0][0].set_ylabel("what the classifier sees", fontsize=8.5)
+    axes[1][0].set_ylabel(f"what {_label(interpreter)} shows", fontsize=8.5)
+    fig.suptitle(f"Target class of both attacks: {classes[ct]}", fontsize=9.5)
+    return fig
