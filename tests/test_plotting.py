@@ -1,0 +1,229 @@
+"""Figures, display tables and the paper-vs-ours report, on small hand-made result frames."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from adv2lib import paper_numbers, plotting, report
+
+INTERPS = ("grad", "cam")
+
+
+def _summary():
+    rows = []
+    for v, base in (("resnet", 0.0), ("densenet", 0.01)):
+        for i, interp in enumerate(INTERPS):
+            rows.append(dict(victim=v, interpreter=interp, attack="pgd", n=4, asr=1.0, mc=0.99,
+                             l1_benign=0.30 + base + i / 10, l1_benign_std=0.02, iou_benign_mean=0.2,
+                             l1_target=0.30, l1_target_std=0.01, iou_target_mean=0.1))
+            rows.append(dict(victim=v, interpreter=interp, attack="adv2", n=4, asr=0.75, mc=0.9,
+                             l1_benign=0.10 + base + i / 10, l1_benign_std=0.01, iou_benign_mean=0.6,
+                             l1_target=0.05, l1_target_std=0.01, iou_target_mean=0.7))
+    return pd.DataFrame(rows)
+
+
+def _examples(l1_adv=0.1, l1_pgd=0.3, asr_adv=True, conf=0.95, victims=("resnet",)):
+    """Per-example rows shaped like ``ExperimentResult.examples`` of the main experiment."""
+    rows = []
+    for v in victims:
+        for interp in INTERPS:
+            for pos in range(4):
+                for attack, l1, ok in (("pgd", l1_pgd, True), ("adv2", l1_adv, asr_adv)):
+                    rows.append(dict(experiment="main", profile="embedded", victim=v, interpreter=interp,
+                                     attack=attack, index=100 + pos, position=pos, true_class=1, target_class=2,
+                                     prediction=2 if ok else 1, success=ok, confidence=conf, l1_benign=l1,
+                                     l1_target=l1, iou_benign_mean=0.8 if attack == "adv2" else 0.1,
+                                     iou_target_mean=0.8 if attack == "adv2" else 0.1, iou_benign_05=0.5))
+    return pd.DataFrame(rows)
+
+
+def _figures(n=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    f = {}
+    for interp, size in (("grad", 14), ("cam", 7)):
+        m = lambda: torch.rand(n, 1, size, size, generator=g)  # noqa: E731
+        f[interp] = {"x": x, "x_pgd": x.clone(), "x_adv": x.clone(), "benign_map": m(), "pgd_map": m(),
+                     "adv_map": m(), "target_map": m(), "target_image": x.clone(),
+                     "true_class": torch.tensor([1, 3]), "target_class": torch.tensor([2, 4]),
+                     "source_class": torch.tensor([5, 6]), "index": torch.tensor([100, 101])}
+    return f
+
+
+def _result(victim="resnet"):
+    examples = _examples(victims=(victim,))
+    return SimpleNamespace(experiment="main", profile="embedded", victim=victim, examples=examples,
+                           summary=report.summarize_examples(examples), figures=_figures(), seconds=1.0,
+                           config={}, iou=pd.DataFrame(), matrix=None)
+
+
+def test_rate_table_places_each_value():
+    html = plotting.rate_table(_summary()).to_html()
+    table = plotting.rate_table(_summary()).data
+    assert table.loc[("densenet", "adv2"), ("cam", "asr")] == 0.75
+    assert table.loc[("resnet", "pgd"), ("grad", "mc")] == 0.99
+    assert list(table.index) == [("resnet", "pgd"), ("resnet", "adv2"), ("densenet", "pgd"), ("densenet", "adv2")]
+    assert "75%" in html and "GRAD" in html
+
+
+def test_l1_bars_heights_are_the_summary_means():
+    s = _summary()
+    fig = plotting.l1_bars(s)
+    axes = [ax for ax in fig.axes if ax.patches]
+    assert [ax.get_title() for ax in axes] == ["ResNet", "DenseNet"]
+    heights = sorted(round(p.get_height(), 6) for p in axes[1].patches)
+    expected = sorted(round(v, 6) for v in s[s.victim == "densenet"]["l1_benign"])
+    assert heights == expected
+
+
+def test_iou_curves_average_successful_examples_per_k():
+    iou = pd.DataFrame([dict(victim="resnet", interpreter="cam", attack=a, reference="benign", k=k, iou=val,
+                             success=ok)
+                        for a, val in (("pgd", 0.2), ("adv2", 0.6)) for k in (0.1, 0.2)
+                        for ok in (True, False)])
+    iou.loc[~iou.success, "iou"] = 99.0  # failed attacks must not count
+    fig = plotting.iou_curves(iou)
+    lines = fig.axes[0].get_lines()
+    assert {line.get_label() for line in lines} == {"PGD", "ADV2"}
+    for line in lines:
+        assert np.allclose(line.get_ydata(), 0.6 if line.get_label() == "ADV2" else 0.2)
+
+
+def test_transfer_heatmap_annotates_values_and_colours_by_ratio_to_pgd():
+    m = pd.DataFrame([[0.05, 0.4], [0.3, 0.1], [0.2, 0.4]], index=["grad", "cam", "pgd"], columns=["grad", "cam"])
+    fig = plotting.transfer_heatmaps({"resnet": m})
+    ax = fig.axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == sorted(f"{v:.3f}" for v in m.to_numpy().ravel())
+    colours = ax.images[0].get_array()
+    assert np.isclose(colours[0, 0], np.log2(0.05 / 0.2)) and np.isclose(colours[2, 1], 0.0)
+
+
+@pytest.mark.parametrize("fn, columns", [(plotting.attack_grid, 6), (plotting.patch_grid, 4),
+                                         (plotting.random_class_grid, 4)])
+def test_example_grids_have_one_row_per_interpreter(fn, columns):
+    fig = fn(_result())
+    assert len(fig.axes) == len(INTERPS) * columns
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    assert "Trouser" in titles  # class 1 of Fashion-MNIST: the benign label is named
+
+
+def test_one_picture_reports_prediction_and_distance():
+    fig = plotting.one_picture(_result(), interpreter="cam")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("Pullover" in t and "0.95" in t for t in titles)      # ct = 2, p = 0.95
+    assert any("0.100" in t for t in titles) and any("0.300" in t for t in titles)
+
+
+def test_show_panel_overlays_an_upsampled_map():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    plotting.show_panel(ax, torch.rand(1, 28, 28), torch.rand(1, 7, 7), title="t")
+    assert len(ax.images) == 2 and ax.images[1].get_array().shape == (28, 28)
+    plt.close(fig)
+
+
+def test_preset_table_lists_every_attack_and_the_budget():
+    table = plotting.preset_table("embedded", smoke=True)
+    assert list(table.columns) == ["PGD", "ADV2-GRAD", "ADV2-CAM", "ADV2-MASK", "ADV2-RTS"]
+    from adv2lib.attacks import preset_for
+
+    assert table.loc["eps", "PGD"] == f"{preset_for('embedded', 'pgd', smoke=True).eps:.4g}"
+    assert "×" in table.loc["lambda_stages", "ADV2-GRAD"]
+
+
+# =========================================================================== report
+def test_save_and_load_round_trip(tmp_path):
+    results = [_result("resnet"), _result("densenet")]
+    path = report.save_experiment(results, "embedded", True, tmp_path, n_images=4)
+    assert path.parent == report.tables_dir("embedded", True, tmp_path)
+    examples, meta = report.load_experiment("main", "embedded", True, tmp_path)
+    assert len(examples) == sum(len(r.examples) for r in results)
+    assert meta["n_images"] == {"resnet": 4, "densenet": 4} and meta["smoke"] is True
+    assert meta["interpreters"] == ["grad", "cam"]
+    assert report.available("embedded", True, tmp_path) == ["main"]
+    assert report.available("embedded", False, tmp_path) == []
+    with pytest.raises(FileNotFoundError, match="adv2lib book --smoke"):
+        report.load_experiment("patch", "embedded", True, tmp_path)
+
+
+def test_scale_text_states_images_and_scale():
+    text = report.scale_text({"n_images": {"resnet": 4, "densenet": 4}, "smoke": True, "profile": "embedded"})
+    assert text.startswith("4 images per victim") and "smoke" in text and "Fashion-MNIST" in text
+    assert "full scale" in report.scale_text({"n_images": {"resnet": 100}, "smoke": False, "profile": "embedded"})
+
+
+def test_table7_puts_paper_and_ours_side_by_side():
+    ex = _examples(l1_adv=0.12)
+    ex["l1_target"] = np.where(ex["attack"] == "adv2", 0.04, 0.5)
+    t = report.table7(ex)
+    assert t.loc[("Δt (to the target)", report.PAPER_ROW), "CAM"] == paper_numbers.TABLE7["delta_t"]["cam"]
+    assert t.loc[("Δb (to the benign map)", "ours (ResNet)"), "GRAD"] == pytest.approx(0.12)
+    assert t.loc[("Δt (to the target)", "ours (ResNet)"), "CAM"] == pytest.approx(0.04)
+    assert np.isnan(t.loc[("Δt (to the target)", "ours (ResNet)"), "RTS"])  # not run here
+
+
+def test_table9_matches_paper_numbers_module():
+    rows = []
+    for src in ("grad", "cam", "pgd"):
+        for tgt in ("grad", "cam"):
+            rows.append(dict(victim="resnet", source=src, target=tgt, success=True, position=0,
+                             l1_benign=0.05 if src == tgt else 0.3))
+    t = report.table9(pd.DataFrame(rows))
+    assert t.loc[("source: MASK", report.PAPER_ROW), "RTS"] == paper_numbers.TABLE9["values"]["mask"]["rts"]
+    assert t.loc[("source: CAM", "ours (ResNet)"), "CAM"] == pytest.approx(0.05)
+    assert t.loc[("source: PGD", "ours (ResNet)"), "GRAD"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("l1_adv, expected", [(0.1, "holds"), (0.2, "does not hold")])
+def test_l1_claim_verdict_follows_the_rule(l1_adv, expected):
+    v = report.verdicts({"main": _examples(l1_adv=l1_adv, l1_pgd=0.3)}).set_index("item")
+    assert v.loc["(g)3 interpretation similarity, L1 measure", "verdict"] == expected
+
+
+def test_partly_when_some_cells_pass():
+    ex = _examples(l1_adv=0.1, l1_pgd=0.3)
+    ex.loc[(ex.interpreter == "cam") & (ex.attack == "adv2"), "l1_benign"] = 0.29
+    v = report.verdicts({"main": ex}).set_index("item")
+    assert v.loc["(g)3 interpretation similarity, L1 measure", "verdict"] == "partly"
+    assert "✗" in v.loc["(g)3 interpretation similarity, L1 measure", "evidence (ours)"]
+
+
+def test_every_claim_gets_a_verdict_and_missing_experiments_are_not_tested():
+    v = report.verdicts({"main": _examples()})
+    assert len(v) == len(paper_numbers.CLAIMS)
+    assert set(v["verdict"]) <= {"holds", "partly", "does not hold", "not tested"}
+    untested = v[v["item"].str.contains("Table 7|Table 8|Table 9|ISIC|ensemble")]
+    assert (untested["verdict"] == "not tested").all()
+
+
+def test_transfer_verdicts():
+    rows = []
+    for src in ("grad", "cam", "pgd"):
+        for tgt in ("grad", "cam"):
+            l1 = 0.05 if src == tgt else 0.3
+            rows.append(dict(victim="resnet", source=src, target=tgt, success=True, position=0, l1_benign=l1))
+    v = report.verdicts({"transfer": pd.DataFrame(rows)})
+    by = dict(zip(v["criterion"], v["verdict"]))
+    assert by[report.RULES["transfer_diagonal"]] == "holds"
+    assert by[report.RULES["transfer_off_diagonal"]] == "holds"
+
+
+def test_paper_tables_have_every_interpreter():
+    for table in (paper_numbers.TABLE7, paper_numbers.TABLE8):
+        for key in set(table) - {"caption", "source"}:
+            assert set(table[key]) == set(paper_numbers.INTERPRETER_ORDER)
+    assert set(paper_numbers.TABLE9["values"]) == set(paper_numbers.TABLE9["rows"])
+    # the ordering kept for the ambiguous columns puts each row's smallest value on the diagonal
+    for src in paper_numbers.INTERPRETER_ORDER:
+        row = paper_numbers.TABLE9["values"][src]
+        assert min(row, key=row.get) == src
