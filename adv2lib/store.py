@@ -208,7 +208,8 @@ class ResultsStore:
 
     def summary(self, experiment: str | None = None, **filters):
         """Every stored per-example row (matching ``experiment`` and ``filters`` on the key
-        columns), one tidy DataFrame with the key columns first."""
+        columns), one tidy DataFrame with the key columns first. A column the rows carry
+        themselves (e.g. ``attack`` when one batch holds PGD and ADV2 rows) keeps its values."""
         import pandas as pd
 
         frames = []
@@ -218,7 +219,8 @@ class ResultsStore:
                 rows, _ = self._load_file(path)
                 rows["batch"] = int(path.stem.split("_")[1])
                 for col in KEY_COLUMNS:
-                    rows[col] = info[col]
+                    if col not in rows:      # a row's own value (e.g. attack) wins over the key's
+                        rows[col] = info[col]
                 front = list(KEY_COLUMNS) + ["batch"]
                 frames.append(rows[front + [c for c in rows.columns if c not in front]])
         if not frames:
