@@ -508,3 +508,16 @@ def test_faithfulness_interpreters_beat_random_deletion(trained_victim):
                                interpreters=("grad", "cam", "mask"))
     rows = table[table.interpreter.isin(["grad", "cam", "mask"])]
     assert len(rows) == 6 and rows.faithful.all(), table
+
+
+def test_package_imports_without_rts_module(monkeypatch):
+    import sys
+
+    import adv2lib.interpreters as interpreters
+
+    monkeypatch.setitem(sys.modules, "adv2lib.interpreters.rts", None)   # as if rts.py were absent
+    with pytest.raises(ImportError, match="RTS is not available"):
+        interpreters.__getattr__("RTS")
+    with pytest.raises(ImportError, match="RTS is not available"):
+        build_interpreter("rts", TinyVictim())
+    assert interpreters.GRAD is GRAD

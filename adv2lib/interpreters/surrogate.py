@@ -29,6 +29,14 @@ differentiates ``s`` with ordinary operations, so the surrogate backward is itse
 differentiable: double backpropagation (``create_graph=True``) works with no hand-written
 backward to get wrong.
 
+What "the derivative of the attack map" then means: inside the context autograd uses ``h``
+as the derivative of *every* ReLU, including when it differentiates the forward
+activations that the backward pass depends on. For a network with a single ReLU layer the
+derivative of the GRAD attack map w.r.t. ``x`` is therefore exact (``gradcheck`` passes);
+with more layers it is the surrogate's derivative, close to but not equal to the
+derivative of the computed map. The official ``SoftReLU`` autograd function has the same
+semantics (its backward is also used for the forward path).
+
 :func:`soft_relu_backward` applies it to every ``nn.ReLU`` module of a model, reversibly:
 inside the ``with`` block each ReLU module's ``forward`` is an instance attribute computing
 ``relu_tilde``; on exit (also on exceptions) the attribute is removed and the module is
