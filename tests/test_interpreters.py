@@ -297,6 +297,17 @@ def test_mask_matches_plain_autograd_reference_loop(fmnist_batch):
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
 
 
+def test_mask_on_a_model_that_ignores_its_input_deletes_nothing():
+    # Constant logits: only the L1 term pulls (d/dm = -1e-4 everywhere, TV is flat on a
+    # uniform mask), so every Adam step raises m by lr * g / (g + eps) and the salient
+    # region 1 - m shrinks uniformly from 0.5 to 0.
+    model = LinearModel(torch.zeros(3, 1, 8, 8))
+    g, eps = 1e-4, 1e-8
+    for steps, expected in ((3, 0.5 - 3 * 0.1 * g / (g + eps)), (8, 0.0)):
+        m = MASK(model, iterations=steps, **TINY_MASK)(torch.rand(2, 1, 8, 8), torch.tensor([0, 1]))
+        torch.testing.assert_close(m, torch.full((2, 1, 4, 4), expected), rtol=0, atol=1e-6)
+
+
 def test_mask_batch_equals_each_example_alone(random_victim, fmnist_batch):
     x, y = fmnist_batch
     mask = MASK(random_victim, iterations=30, seed=1)
