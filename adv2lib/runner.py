@@ -49,6 +49,8 @@ BOOK_NOTEBOOKS = ("intro", "models", *EXPERIMENT_NOTEBOOKS, "paper_vs_ours", "re
 N_IMAGES = {"smoke": 4, "full": 100}
 
 BUILD_DIR_NAME = "_build"
+VICTIMS = ("resnet", "densenet")
+INTERPRETERS = ("grad", "cam", "mask", "rts")
 
 
 # --------------------------------------------------------------------------- scale and runs
@@ -84,7 +86,8 @@ class NotebookRun:
 
 
 def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | None = None, seed: int = 0,
-                  results_dir: str | None = None) -> list[NotebookRun]:
+                  results_dir: str | None = None, victims: Sequence[str] = VICTIMS,
+                  interpreters: Sequence[str] = INTERPRETERS) -> list[NotebookRun]:
     """Every run of the book at ``scale``, in the order they must execute.
 
     Each experiment notebook runs once and covers both victims (``victims`` parameter).
@@ -94,8 +97,7 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     n = n_images if n_images is not None else N_IMAGES["smoke" if scale.smoke else "full"]
     common = {"profile": scale.profile, "smoke": scale.smoke, "device": device, "seed": seed,
               "results_dir": results_dir}
-    experiment = {**common, "victims": ["resnet", "densenet"], "interpreters": ["grad", "cam", "mask", "rts"],
-                  "n_images": n}
+    experiment = {**common, "victims": list(victims), "interpreters": list(interpreters), "n_images": n}
     tables = tables_dir(scale.profile, scale.smoke, results_dir)
     runs = [NotebookRun("intro", "intro", {**common, "n_images": n}),
             NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
@@ -373,8 +375,12 @@ def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False
                 report.seconds[run.name] = seconds
                 _say(f"{prefix}: done in {seconds:.1f} s")
         except Exception as exc:  # noqa: BLE001 - collect every failure, report them all at the end
-            report.failed[run.name] = f"{type(exc).__name__}: {exc}"
-            _say(f"{prefix}: FAILED ({type(exc).__name__}); partial output in {cached_output_path(scale, run.name)}")
+            if getattr(exc, "ename", None):  # papermill: the exception raised inside the notebook
+                report.failed[run.name] = f"{exc.ename}: {exc.evalue} (cell {getattr(exc, 'exec_count', '?')})"
+            else:
+                report.failed[run.name] = f"{type(exc).__name__}: {exc}".strip()
+            _say(f"{prefix}: FAILED ({report.failed[run.name].splitlines()[0][:200]}); "
+                 f"partial output in {cached_output_path(scale, run.name)}")
             continue
         dest = executed_dir() / f"{run.name}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -464,7 +470,7 @@ def build_book(scale: Scale, force: bool = False) -> float | None:
 def main(args: argparse.Namespace) -> int:
     scale = Scale(args.profile, args.smoke)
     runs = declared_runs(scale, device=args.device, n_images=args.n_images, seed=args.seed,
-                         results_dir=args.results_dir)
+                         results_dir=args.results_dir, victims=args.victims, interpreters=args.interpreters)
     if args.only:
         unknown = sorted(set(args.only) - {r.name for r in runs})
         if unknown:
@@ -516,4 +522,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-images", type=int, default=None,
                    help=f"images per experiment (default: {N_IMAGES['smoke']} smoke, {N_IMAGES['full']} full)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--victims", nargs="+", default=list(VICTIMS), choices=VICTIMS, metavar="VICTIM",
+                   help="victims attacked in every experiment (default: both)")
+    p.add_argument("--interpreters", nargs="+", default=list(INTERPRETERS), choices=INTERPRETERS,
+                   metavar="NAME", help="interpreters attacked (default: all four)")
     p.add_argument("--results-dir", default=None, help="results store location (default: ADV2_RESULTS_DIR or results/)")
