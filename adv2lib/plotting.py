@@ -258,7 +258,8 @@ def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[s
         _bars(ax, interps, series, errors)
         ax.set_title(_label(victim))
         ax.set_ylabel(ylabel if ax is axes[0][0] else "")
-    axes[0][-1].legend(loc="upper right", frameon=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
     return fig
 
 
@@ -313,7 +314,8 @@ def delta_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
         if ax is axes[0][0]:
             ax.set_ylabel("L1 distance of the ADV2 map")
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["delta_b"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["delta_t"])]
-    axes[0][-1].legend(handles, ["Δb: to the benign map", "Δt: to the target"], frameon=False, loc="upper right")
+    fig.legend(handles, ["Δb: to the benign map", "Δt: to the target"], frameon=False, loc="outside upper center",
+               ncols=2)
     return fig
 
 
@@ -333,7 +335,8 @@ def reference_iou_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
         if ax is axes[0][0]:
             ax.set_ylabel("mean IoU of the ADV2 map")
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["benign"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["target"])]
-    axes[0][-1].legend(handles, ["w.r.t. the benign map", "w.r.t. the target"], frameon=False, loc="upper right")
+    fig.legend(handles, ["w.r.t. the benign map", "w.r.t. the target"], frameon=False, loc="outside upper center",
+               ncols=2)
     return fig
 
 
@@ -418,7 +421,7 @@ def _grid(rows: list[list[dict]], row_labels: Sequence[str], col_labels: Sequenc
         axes[i][0].set_ylabel(row_labels[i], fontsize=8.5)
     if col_labels:
         for j, label in enumerate(col_labels):
-            axes[0][j].annotate(label, (0.5, 1.32), xycoords="axes fraction", ha="center", va="bottom",
+            axes[0][j].annotate(label, (0.5, 1.32 if axes[0][j].get_title() else 1.06), xycoords="axes fraction", ha="center", va="bottom",
                                 fontsize=8.5, fontweight="bold")
     return fig
 
@@ -538,12 +541,11 @@ def transfer_grid(result, example: int = 0, benign_image: torch.Tensor | None = 
         benign_image = _benign_images(result, example + 1)
     sources = [s for s in (*INTERPRETER_ORDER, "pgd") if s in figs and s != "benign"]
     x0 = benign_image[example] if benign_image is not None else None
-    rows = [[{"image": x0, "title": "input"} if x0 is not None else None]
-            + [{"image": x0, "map": figs["benign"][t][example], "title": _label(t)} for t in targets]]
+    rows = [[{"image": x0} if x0 is not None else None]
+            + [{"image": x0, "map": figs["benign"][t][example]} for t in targets]]
     for s in sources:
         x_adv = figs[s]["x_adv"][example]
-        rows.append([{"image": x_adv, "title": "input"}]
-                    + [{"image": x_adv, "map": figs[s]["maps"][t][example], "title": _label(t)} for t in targets])
+        rows.append([{"image": x_adv}] + [{"image": x_adv, "map": figs[s]["maps"][t][example]} for t in targets])
     labels = ["benign"] + [f"ADV2 vs {_label(s)}" if s != "pgd" else "PGD" for s in sources]
     return _grid(rows, labels, ["input"] + [f"{_label(t)} map" for t in targets])
 
