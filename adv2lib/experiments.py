@@ -385,7 +385,7 @@ def _predict(victim, x, ct):
 
 
 def _pgd_iteration(pgd_rows, positions):
-    return torch.as_tensor(pgd_rows.set_index("position").loc[list(positions), "iteration"].to_numpy())
+    return torch.tensor(pgd_rows.set_index("position").loc[list(positions), "iteration"].to_numpy().copy())
 
 
 def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,

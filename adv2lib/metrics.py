@@ -37,7 +37,7 @@ IOU_KS = tuple(round(0.05 * i, 2) for i in range(1, 11))
 def _as_tensor(values) -> torch.Tensor:
     if torch.is_tensor(values):
         return values.detach().cpu()
-    return torch.as_tensor(np.asarray(values))
+    return torch.as_tensor(np.array(values))
 
 
 def attack_success_rate(success=None, *, prediction=None, target_class=None) -> float:

@@ -70,7 +70,7 @@ class ADV2:
     name = "adv2"
 
     def __init__(self, victim, interpreter, config=None, *, seed: int = 0, progress: bool = False,
-                 **overrides):
+                 history: bool = False, **overrides):
         if interpreter is None:
             raise ValueError("ADV2 needs an interpreter; for the prediction-only attack use PGD")
         self.victim = victim
@@ -82,12 +82,14 @@ class ADV2:
         self.config = resolve_config(profile, name, config, expected, **overrides)
         self.seed = seed
         self.progress = progress
+        self.history = history
 
     # ------------------------------------------------------------------ public entry point
     def attack(self, x, target_class, target_map=None, true_class=None, x_init=None) -> AttackResult:
         start = time.perf_counter()
         victim, interp, cfg = self.victim, self.interpreter, self.config
         counter = PassCounter()
+        self._log = []
         nets = [getattr(interp, "net", None), getattr(interp, "encoder", None)]
         with attack_mode(victim, *nets):
             x0, ct, true = prepare_inputs(victim, x, target_class, true_class)
@@ -114,7 +116,7 @@ class ADV2:
             iteration=iteration, selected=selected, true_class=true, adv_map=adv_map, target_map=mt,
             attack="adv2", interpreter=getattr(interp, "name", None), config=cfg,
             seconds=time.perf_counter() - start,
-            passes={"total": counter.total / max(1, x0.shape[0])},
+            passes={"total": counter.total / max(1, x0.shape[0])}, history=self._log,
         )
 
     __call__ = attack
@@ -172,8 +174,12 @@ class ADV2:
             loss = smoothed_cross_entropy(logits, ct[idx], cfg.label_smoothing)
             if extra is not None:
                 loss = loss + extra
-            loss = loss + cfg.lambda_at(t) * map_loss(m, mt[idx], cfg.int_reduction)
+            l_int = map_loss(m, mt[idx], cfg.int_reduction)
+            loss = loss + cfg.lambda_at(t) * l_int
             aux = {"logits": logits.detach(), "map": m.detach() if exact else None}
+            if self.history:
+                self._log.append({"step": t, "loss": loss.mean().item(), "l_int": l_int.mean().item(),
+                                  "lambda": cfg.lambda_at(t), "active": len(idx)})
             return loss, aux
 
         def monitor(xa, iteration, idx, aux):
@@ -275,6 +281,11 @@ class ADV2:
                     hi = torch.where(ok, hi, mid)
             counter.add(n, cfg.bisection_steps / 3)
             x = project(x - lo.view(view) * direction, x0, cfg.eps)
+            if self.history:
+                with torch.no_grad():
+                    margin = cw_margin(victim(x), ct)
+                self._log.append({"step": it, "l_int": l_int.mean().item(), "interp_step": lo.mean().item(),
+                                  "zero_steps": (lo == 0).float().mean().item(), "margin": margin.mean().item()})
             if self.progress:
                 bar.set_postfix(l_int=f"{l_int.mean().item():.3g}")
         snapshot(x, warm_at + cfg.steps)

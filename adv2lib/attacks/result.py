@@ -29,7 +29,8 @@ class AttackResult:
       ``ct``); for ``select="last"`` it equals ``success``;
     * ``attack`` ("pgd" or "adv2"), ``interpreter`` (name or None), ``config`` (the frozen
       preset used), ``seconds`` (wall time of the call), ``passes`` (forward+backward passes
-      the attack performed, per example, for the benchmark).
+      the attack performed, per example, for the benchmark), ``history`` (per-iteration
+      batch means -- losses, step sizes -- when the attack was built with ``history=True``).
     """
 
     x_adv: torch.Tensor
@@ -47,6 +48,7 @@ class AttackResult:
     config: object = None
     seconds: float = 0.0
     passes: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.x_adv.shape[0]
