@@ -35,7 +35,7 @@ from . import paths
 __all__ = [
     "EXPERIMENT_NAMES", "RULES", "scale_label", "tables_dir", "save_experiment", "load_experiment",
     "available", "summarize_examples", "table7", "table8", "table9", "main_table", "verdicts",
-    "victim_cards", "rts_cards", "scale_text", "card_table",
+    "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown",
 ]
 
 EXPERIMENT_NAMES = ("main", "patch", "random_class", "transfer")
@@ -398,6 +398,23 @@ def verdicts(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for cid in ("ensemble", "aid", "gap"):
         add(cid, [], [])
     return pd.DataFrame(out)
+
+
+def verdicts_markdown(table: pd.DataFrame) -> str:
+    """The verdicts as MyST Markdown: one short section per claim with its evidence, cell by cell."""
+    parts = []
+    for _, row in table.iterrows():
+        evidence = row["evidence (ours)"]
+        cells = [e.strip() for e in evidence.split(";")] if ("✓" in evidence or "✗" in evidence) else []
+        body = [f"**{row['item']}: {row['verdict']}.** {row['claim (paper)']}"]
+        if row["criterion"]:
+            body.append(f"*Criterion:* {row['criterion']}.")
+        if cells:
+            body.append("\n".join(f"- {c}" for c in cells))
+        else:
+            body.append(evidence)
+        parts.append("\n\n".join(body))
+    return "\n\n---\n\n".join(parts)
 
 
 def _untested_reason(claim_id: str) -> str:

@@ -227,3 +227,11 @@ def test_paper_tables_have_every_interpreter():
     for src in paper_numbers.INTERPRETER_ORDER:
         row = paper_numbers.TABLE9["values"][src]
         assert min(row, key=row.get) == src
+
+
+def test_verdicts_markdown_lists_each_claim_with_its_cells():
+    v = report.verdicts({"main": _examples(l1_adv=0.1, l1_pgd=0.3)})
+    text = report.verdicts_markdown(v)
+    assert text.count("---") == len(v) - 1
+    assert "**(g)3 interpretation similarity, L1 measure: holds.**" in text
+    assert "- ResNet/CAM: L1 ADV2 0.100 vs PGD 0.300 ✓" in text
