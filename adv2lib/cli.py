@@ -44,6 +44,28 @@ def _book(args) -> int:
     return run_book(args)
 
 
+def _experiment(args) -> int:
+    import torch
+
+    from . import experiments
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    victims = ["resnet", "densenet"] if args.victim == "all" else [args.victim]
+    for victim in victims:
+        for name in names:
+            result = experiments.EXPERIMENTS[name](
+                profile=args.profile, victim=victim, interpreters=tuple(args.interpreters),
+                n_images=args.n_images, seed=args.seed, smoke=args.smoke, device=args.device,
+                results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet)
+            print(f"== {name} / {victim}: {result.seconds:.0f} s")
+            print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            if result.matrix is not None:
+                print(result.matrix.to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adv2lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_data_fetch)
 
     from .runner import add_arguments as _book_arguments
+
+    p = sub.add_parser("experiment", help="run (or resume) an attack experiment and print its summary")
+    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "all"])
+    p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])
+    p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
+    p.add_argument("--interpreters", nargs="+", default=["grad", "cam", "mask", "rts"])
+    p.add_argument("--n-images", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="a few images, very few iterations")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_experiment)
 
     p = sub.add_parser("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")
     _book_arguments(p)

@@ -1,0 +1,129 @@
+"""Attack cost per image, and its ratio to the bare cost of the gradient passes it makes.
+
+For one victim and a batch of correctly classified test images (the experiments'
+selection), the script measures
+
+* ``t_pass``: the time of one forward+backward pass of the victim (CE loss, gradient w.r.t.
+  the input) per image, at the same batch size -- the unit of "bare cost";
+* for PGD and ADV2 against each interpreter (the profile's presets, or their smoke versions):
+  the wall time per image, the number of victim forward+backward passes the attack performs
+  per image (counted by the attack itself: a forward alone counts 1/3, GRAD's
+  double-backward step counts 3, MASK counts its inner, unrolled, bisection and full-MASK
+  passes), and ``ratio = time / (passes x t_pass)``.
+
+A ratio near 1 means the attack costs what its gradient passes cost (the loop adds
+nothing); above 1, the extra is work the pass model does not count: the interpreter's own
+layers (RTS decoder, CAM's map), the surrogate ReLU's elementwise graph for GRAD, Adam and
+blurs for MASK. For GRAD and MASK the script also prints the measured cost of one attack
+step in units of ``t_pass`` (their higher-order cost).
+
+    python scripts/bench_attacks.py --victim resnet --n-images 20 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from adv2lib.attacks import ADV2, PGD, preset_for
+from adv2lib.data import load_test_set
+from adv2lib.experiments import random_target_classes, select_correct
+from adv2lib.interpreters import build_interpreter
+from adv2lib.models import load_victim
+
+
+def time_pass(victim, x, y, reps=5):
+    def one():
+        xa = x.detach().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(victim(xa), y), xa)
+
+    one()
+    start = time.perf_counter()
+    for _ in range(reps):
+        one()
+    return (time.perf_counter() - start) / reps / len(x)
+
+
+def time_step(fn, reps=3):
+    fn()
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--victim", default="resnet")
+    parser.add_argument("--profile", default="embedded")
+    parser.add_argument("--attacks", nargs="+", default=["pgd", "cam", "rts", "grad", "mask"])
+    parser.add_argument("--n-images", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="the smoke presets (few iterations)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    victim = load_victim(args.victim, args.profile, device="cpu")
+    _, x, y = select_correct(victim, load_test_set(args.profile), args.n_images, args.seed)
+    ct = random_target_classes(y, victim.num_classes, args.seed)
+    n = len(x)
+    t_pass = time_pass(victim, x, ct)
+    print(f"victim {args.victim} ({args.profile}), {n} images, {args.threads} threads, "
+          f"t_pass = {1000 * t_pass:.2f} ms/image (forward+backward)")
+    print(f"{'attack':<10} {'s/image':>8} {'passes/img':>11} {'bare s/img':>11} {'ratio':>6}")
+    extra = []
+    for name in args.attacks:
+        if name == "pgd":
+            attack = PGD(victim, config=preset_for(args.profile, "pgd", smoke=args.smoke))
+        else:
+            kwargs = {"iterations": 20} if (name == "mask" and args.smoke) else {}
+            interp = build_interpreter(name, victim, **kwargs)
+            attack = ADV2(victim, interp, config=preset_for(args.profile, name, smoke=args.smoke))
+        start = time.perf_counter()
+        res = attack.attack(x, ct, true_class=y)
+        seconds = (time.perf_counter() - start) / n
+        passes = res.passes["total"]
+        label = name if name == "pgd" else f"adv2-{name}"
+        print(f"{label:<10} {seconds:8.2f} {passes:11.0f} {passes * t_pass:11.2f} "
+              f"{seconds / (passes * t_pass):6.2f}   (ASR {res.success.float().mean():.2f})", flush=True)
+        if name == "grad":
+            xa = x.clone().requires_grad_(True)
+
+            def grad_step():
+                z = x.detach().requires_grad_(True)
+                m = interp.attack_map(z, ct)
+                loss = F.cross_entropy(victim(z), ct) + m.sum()
+                torch.autograd.grad(loss, z)
+
+            extra.append(("GRAD attack step (surrogate map + double backward + CE)",
+                          time_step(grad_step) / n / t_pass))
+            del xa
+        if name == "mask":
+            state = interp.init_state(x, ct)
+
+            def inner():
+                interp.inner_steps(x, ct, state, 1)
+
+            def unrolled():
+                z = x.detach().requires_grad_(True)
+                s = interp.inner_steps(z, ct, state, 1, differentiable=True)
+                torch.autograd.grad(interp.state_map(s).sum(), z)
+
+            extra.append(("MASK inner Adam step (no graph)", time_step(inner) / n / t_pass))
+            extra.append(("MASK unrolled step + backward to x", time_step(unrolled) / n / t_pass))
+            cfg = attack.config
+            per_iter = (1 + cfg.inner_steps + 3 * cfg.unrolled_steps + cfg.bisection_steps / 3)
+            extra.append((f"MASK outer iteration, counted passes (pred 1 + inner {cfg.inner_steps} + "
+                          f"unrolled 3x{cfg.unrolled_steps} + bisection {cfg.bisection_steps}/3)", per_iter))
+            extra.append((f"full MASK snapshot ({interp.config.iterations} Adam steps), counted passes",
+                          float(interp.config.iterations)))
+    if extra:
+        print("\nhigher-order costs, in units of t_pass per image:")
+        for label, value in extra:
+            print(f"  {label}: {value:.2f}")
+
+
+if __name__ == "__main__":
+    main()
