@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 
 __all__ = [
     "PGDConfig", "ADV2Config", "MaskADV2Config", "preset_for", "describe", "smoke_config",
-    "PROFILES", "EMBEDDED_EPS", "resolve_config",
+    "PROFILES", "EMBEDDED_EPS", "resolve_config", "preset_notes", "EMBEDDED_NOTES",
 ]
 
 PROFILES = ("embedded", "imagenet")
@@ -37,9 +37,10 @@ def _f(default, source: str):
 _ALL = "[C] every attack file (expr_attacks_fixed/*, rev1/*, rev2/*)"
 
 #: Embedded-profile L-inf budget: 26/255 (~0.102). Chosen with scripts/calibrate_eps.py
-#: (targeted PGD, 100 correctly classified Fashion-MNIST test images, 200 steps); see the
-#: table in that script's docstring. 26/255 sits on the 8-bit grid, so 8-bit quantisation
-#: (MASK's evaluation) never leaves the ball, and it is the usual Fashion-MNIST budget (0.1).
+#: (targeted PGD, 100 correctly classified Fashion-MNIST test images, 200 steps, both
+#: victims; the table is in EMBEDDED_NOTES and the attacks chapter). 26/255 sits on the 8-bit
+#: grid, so 8-bit quantisation (MASK's evaluation) stays in the ball, and ~0.1 is the usual
+#: Fashion-MNIST budget.
 EMBEDDED_EPS = 26 / 255
 
 
@@ -223,30 +224,81 @@ def _imagenet_presets() -> dict:
 
 
 def _embedded_presets() -> dict:
-    """The embedded (Fashion-MNIST) preset. Values and evidence: see the [E] sources."""
+    """The embedded (Fashion-MNIST) preset; the evidence for each value is in :data:`EMBEDDED_NOTES`."""
     eps, alpha = EMBEDDED_EPS, 2 / 255
-    e_eps = "[E] scripts/calibrate_eps.py: targeted-PGD ASR on both victims (26/255 ~ 0.1)"
-    e_alpha = "[E] 2/255: eps/alpha = 13 steps to cross the ball (ImageNet: 8)"
-    common = dict(eps=eps, alpha=alpha)
+    common = dict(eps=eps, alpha=alpha, warm_steps=100, warm_early_stop=True, warm_stop_confidence=0.99)
     return {
         "pgd": PGDConfig(eps=eps, alpha=alpha, steps=200),
         "grad": ADV2Config(
-            **common, warm_steps=100, warm_early_stop=True,
-            lambda_stages=((0.05, 60), (0.1, 40), (0.2, 20), (0.5, 20)),
+            **common,
+            lambda_stages=((0.016, 52), (0.064, 34), (0.16, 17), (0.8, 17)),
             label_smoothing=0.05, int_reduction="sum", select="best", select_confidence=0.8,
             check_every=10,
         ),
-        "cam": ADV2Config(**common, warm_steps=100, warm_early_stop=True, steps=200,
-                          lambda_start=5.0, lambda_end=10.0, select="best", check_every=1),
-        "rts": ADV2Config(**common, warm_steps=100, warm_early_stop=True, steps=200,
-                          lambda_start=5.0, lambda_end=10.0, encoder_ce_weight=0.1,
+        "cam": ADV2Config(**common, steps=150, lambda_start=10.0, lambda_end=20.0, select="best", check_every=1),
+        "rts": ADV2Config(**common, steps=150, lambda_start=10.0, lambda_end=20.0, encoder_ce_weight=0.1,
                           select="best", check_every=1),
         "mask": MaskADV2Config(
-            eps=eps, alpha=alpha, warm_steps=100, warm_early_stop=True, steps=100,
-            pred_step=0.05, interp_step_max=0.4, interp_step_late=0.2, late_after=90,
-            margin=5.0, recompute_every=25,
+            eps=eps, alpha=alpha, warm_steps=100, warm_early_stop=True, warm_stop_confidence=0.99,
+            steps=60, recompute_every=20, pred_step=0.1, interp_step_max=0.4, interp_step_late=0.2,
+            late_after=54, bisection_steps=8, margin=5.0,
         ),
     }
+
+
+_E_BUDGET = ("[E] iteration budget: the full book (4 experiments x 2 victims x 4 interpreters, 100 images) "
+             "must run in well under an hour on 2 CPU cores; scripts/bench_attacks.py")
+_E_WARM = ("[E] warm start stops per example once p(ct) >= 0.99 (checked at every step, free): the "
+           "official 300-400 warm-start steps serve only to reach the target class")
+
+#: Why each embedded value differs from the official ImageNet one (shown by :func:`describe`).
+EMBEDDED_NOTES = {
+    "common": {
+        "eps": "[E] 26/255 (~0.1, the usual Fashion-MNIST budget; on the 8-bit grid). Targeted PGD, 200 "
+               "steps, 100 images (scripts/calibrate_eps.py): ResNet ASR 35% at 8/255, 92% at 16/255, "
+               "100% at 26/255; see the closing table of the attacks chapter",
+        "alpha": "[E] 2/255: eps/alpha = 13 (ImageNet 0.031/(1/255) = 8), finer steps for stage 2",
+        "warm_steps": _E_WARM, "warm_early_stop": _E_WARM, "warm_stop_confidence": _E_WARM,
+        "steps": _E_BUDGET,
+    },
+    "pgd": {"steps": "[E] 200 steps: ASR 100% from step ~50 on (calibrate_eps.py); the official PGD "
+                     "maps are taken deep past convergence (snapshot 1200) and so are ours"},
+    "grad": {
+        "lambda_stages": "[E] official lambdas x 16 (the summed l_int runs over 14x14 = 196 cells "
+                         "instead of 56x56 = 3136), official stage proportions 301:201:101:101 over 120 steps",
+    },
+    "cam": {
+        "lambda_start": "[E] c = 10, the official example command's value (default 5); measured on 20 "
+                        "images: c = 5 -> L1 0.143, c = 20 -> 0.126 at MC 0.88 -> 0.76",
+        "lambda_end": "[C] 2c",
+        "select": "[E] best iterate (argmax = ct, smallest map distance) instead of a fixed snapshot: "
+                  "free (the exact map comes with the step's forward pass) and robust to the sign "
+                  "steps' oscillation over a short run",
+        "check_every": "[E] every step (free for CAM/RTS)",
+    },
+    "rts": {
+        "lambda_start": "[E] as CAM", "lambda_end": "[C] 2c", "select": "[E] as CAM", "check_every": "[E] as CAM",
+    },
+    "mask": {
+        "steps": _E_BUDGET + "; 40 -> 100 outer iterations moved L1 only from 0.32 to 0.30 (ResNet, 4 images)",
+        "recompute_every": "[E] 4 snapshots (0, 20, 40, 60) as the official 20 over 1000 iterations",
+        "pred_step": "[E] L2 step on 784 pixels; 0.1 beat 0.05 and 0.3 at 40-100 iterations",
+        "interp_step_max": "[E] bisection interval scaled to the shorter run",
+        "interp_step_late": "[E] halved for the last 10% of iterations, as the official 0.08 -> 0.04 at 900/1000",
+        "late_after": "[E] 90% of the run",
+        "bisection_steps": "[E] 8 halvings (interval / 256) instead of 10",
+        "margin": "[E] 5: on 10 classes a margin of 5 over the runner-up guarantees p(ct) >= "
+                  "1/(1 + 9 e^-5) = 0.94, the guarantee of the official margin 10 on 1000 classes (0.957)",
+    },
+}
+
+
+def preset_notes(profile: str, attack: str) -> dict:
+    """Per-field notes of a preset where it departs from the dataclass defaults' sources."""
+    if profile != "embedded":
+        return {}
+    key = attack if attack in EMBEDDED_NOTES else "cam"
+    return {**EMBEDDED_NOTES["common"], **EMBEDDED_NOTES.get(key, {})}
 
 
 _PRESETS = {"imagenet": _imagenet_presets, "embedded": _embedded_presets}
@@ -311,10 +363,22 @@ def resolve_config(profile: str, attack: str, config=None, expected=None, **over
     return cfg
 
 
-def describe(cfg):
-    """A pandas DataFrame of ``cfg``'s fields: name, value, source."""
+def describe(cfg, profile: str | None = None, attack: str | None = None):
+    """A pandas DataFrame of ``cfg``'s fields: name, value, source. With ``profile`` and
+    ``attack``, a field whose value differs from the dataclass default shows the preset's
+    note (why the embedded value was chosen) instead of the default's source.
+
+    >>> describe(preset_for("embedded", "cam"), "embedded", "cam").set_index("field").loc["eps", "source"][:4]
+    '[E] '
+    """
     import pandas as pd
 
-    rows = [{"field": f.name, "value": getattr(cfg, f.name), "source": f.metadata.get("source", "")}
-            for f in dataclasses.fields(cfg)]
+    notes = preset_notes(profile, attack) if profile and attack else {}
+    rows = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        source = f.metadata.get("source", "")
+        if f.name in notes and value != f.default:
+            source = notes[f.name]
+        rows.append({"field": f.name, "value": value, "source": source})
     return pd.DataFrame(rows)
