@@ -83,7 +83,9 @@ class ExperimentResult:
       (:func:`adv2lib.metrics.transfer_matrix`).
     * ``figures`` -- per interpreter, tensors for the first few images: ``x``, ``x_pgd``,
       ``x_adv``, ``benign_map``, ``pgd_map``, ``adv_map``, ``target_map``, ``true_class``,
-      ``target_class``, ``index`` (transfer: per source, ``maps`` per target interpreter).
+      ``target_class``, ``index`` (random_class adds ``target_image`` and ``source_class``;
+      transfer: per source, ``x_adv`` and ``maps`` -- a dict target interpreter -> maps --
+      plus ``figures["benign"]``, target interpreter -> benign maps).
     * ``config`` -- the attack presets and settings used (JSON-able), ``seconds`` -- wall
       time of this call, ``results_dir`` -- the store's root.
     """
@@ -575,7 +577,7 @@ def run_transfer(profile="embedded", victim="resnet", interpreters=INTERPRETERS,
         key = _main_key(setup, interp, _adv2_config(setup, name))
         rows, tensors = setup.store.load_run(key, [b for b, _, _ in setup.batches()])
         adv = rows[rows.attack == "adv2"].sort_values("position")
-        sources[name] = (tensors["x_adv"], torch.as_tensor(adv["success"].to_numpy(dtype=bool)))
+        sources[name] = (tensors["x_adv"], torch.tensor(adv["success"].to_numpy(dtype=bool).copy()))
         benign[name] = tensors["benign_map"]
     pr_all, _ = _predict(setup.victim, _dev(pgd_t["x_adv"], setup), _dev(setup.ct, setup))
     sources["pgd"] = (pgd_t["x_adv"], (pr_all.cpu() == setup.ct))
@@ -609,10 +611,13 @@ def run_transfer(profile="embedded", victim="resnet", interpreters=INTERPRETERS,
             figures[s]["maps"][tname] = tensors[f"map_{s}"][:N_FIGURE_EXAMPLES].clone()
         figures.setdefault("benign", {})[tname] = tensors["benign_map"][:N_FIGURE_EXAMPLES].clone()
     examples = pd.concat(frames, ignore_index=True)
-    # The "confidence" of a transfer row is not defined; summaries use the source's success.
+    # A transfer row has no confidence of its own; ``asr`` in its summary is the source attack's.
     examples["confidence"] = float("nan")
     matrix = metrics.transfer_matrix(examples, "l1_benign")
-    return _finish(setup, "transfer", [examples], figures, {"sources": sorted(sources)}, start, matrix=matrix)
+    result = _finish(setup, "transfer", [examples], figures, {"sources": sorted(sources)}, start, matrix=matrix)
+    result.summary = result.summary.drop(columns=["mc"], errors="ignore")
+    result.examples = result.examples.drop(columns=["confidence"])
+    return result
 
 
 EXPERIMENTS = {"main": run_main, "patch": run_patch, "random_class": run_random_class, "transfer": run_transfer}

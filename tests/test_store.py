@@ -103,3 +103,11 @@ def test_experiment_resumes_after_interruption(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(resumed.examples[cols], fresh.examples[cols])
     assert set(resumed.summary["attack"]) == {"pgd", "adv2"}
     assert resumed.figures["cam"]["adv_map"].shape == (4, 1, 7, 7)
+
+    # The transfer experiment reuses the stored ADV2 examples instead of attacking again.
+    before = calls["n"]
+    transfer = experiments.run_transfer(results_dir=tmp_path / "a", **kwargs)
+    assert calls["n"] == before
+    assert list(transfer.matrix.index) == ["cam", "pgd"] and list(transfer.matrix.columns) == ["cam"]
+    adv = resumed.examples[(resumed.examples.attack == "adv2") & resumed.examples.success]
+    assert transfer.matrix.loc["cam", "cam"] == pytest.approx(adv["l1_benign"].mean(), abs=1e-6)
