@@ -248,9 +248,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float) -> dict:
+def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_seconds: float | None = None) -> dict:
     stamp = {
         "name": run.name, "notebook": run.notebook, "key": key, "seconds": round(seconds, 2),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 2),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "parameters": run.parameters,
         "output_sha256": file_sha256(cached_output_path(scale, run.name)),
@@ -291,6 +292,20 @@ def _inherit_parameter_tags(path: Path) -> None:
             changed = True
     if changed:
         nbformat.write(nb, str(path))
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU time of this process's finished children (the notebook kernels).
+
+    Unlike wall time, it does not grow when other work shares the CPU, so the Reproduce
+    chapter reports both."""
+    try:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+    except (ImportError, OSError):  # not available on every platform
+        return float("nan")
 
 
 def hardware() -> dict:
@@ -367,13 +382,14 @@ def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False
                 _say(f"{prefix}: executing {run.source.relative_to(paths.root())} ({scale.label}) ...")
                 output.parent.mkdir(parents=True, exist_ok=True)
                 stamp_path(scale, run.name).unlink(missing_ok=True)
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), _children_cpu_seconds()
                 execute(run, output)
                 seconds = time.perf_counter() - start
-                write_stamp(scale, run, key, seconds)
+                cpu = _children_cpu_seconds() - cpu_start
+                write_stamp(scale, run, key, seconds, cpu)
                 report.executed.append(run.name)
                 report.seconds[run.name] = seconds
-                _say(f"{prefix}: done in {seconds:.1f} s")
+                _say(f"{prefix}: done in {seconds:.1f} s (kernel CPU time {cpu:.1f} s)")
         except Exception as exc:  # noqa: BLE001 - collect every failure, report them all at the end
             if getattr(exc, "ename", None):  # papermill: the exception raised inside the notebook
                 report.failed[run.name] = f"{exc.ename}: {exc.evalue} (cell {getattr(exc, 'exec_count', '?')})"
@@ -396,7 +412,8 @@ def write_timings(scale: Scale, runs: Sequence[NotebookRun], device: str) -> Pat
             continue
         stamp = read_stamp(scale, run.name)
         if stamp:
-            notebooks.append({"name": run.name, "seconds": stamp["seconds"], "finished_at": stamp["finished_at"],
+            notebooks.append({"name": run.name, "seconds": stamp["seconds"], "cpu_seconds": stamp.get("cpu_seconds"),
+                              "finished_at": stamp["finished_at"],
                               "parameters": stamp["parameters"]})
     info = {"scale": scale.label, "profile": scale.profile, "smoke": scale.smoke, "device": device,
             "hardware": hardware(), "notebooks": notebooks,

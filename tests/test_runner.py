@@ -201,3 +201,5 @@ def test_papermill_executes_and_injects_parameters(sandbox):
     nb = nbformat.read(runner.cached_output_path(SMOKE, "a"), as_version=4)
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "42" in outputs
+    stamp = runner.read_stamp(SMOKE, "a")
+    assert stamp["seconds"] > 0 and stamp["cpu_seconds"] > 0  # the kernel's CPU time is measured
