@@ -72,8 +72,9 @@ class ExperimentResult:
       ``l1_benign`` (L1 of the map to the benign map), ``l1_target`` (to the interpretation
       target; equals ``l1_benign`` in ``main``), ``iou_benign_XX`` / ``iou_target_XX``
       (IoU test at k = XX %), ``iou_benign_mean`` / ``iou_target_mean`` (mean over k),
-      ``seconds`` (attack time per image). Transfer rows have ``source`` and ``target``
-      (interpreters; source ``pgd`` for the PGD row) instead of ``interpreter``/``attack``.
+      ``seconds`` / ``cpu_seconds`` (attack wall / process-CPU time per image). Transfer
+      rows have ``source`` and ``target`` (interpreters; source ``pgd`` for the PGD row)
+      instead of ``interpreter``/``attack``.
     * ``iou`` -- long form of the IoU columns: ..., ``reference`` ("benign"/"target"),
       ``k``, ``iou``.
     * ``summary`` -- per (victim, interpreter, attack): ``n``, ``asr``, ``mc``, mean and std
@@ -252,7 +253,7 @@ def _map_rows(adv_map, benign, target=None, prefix_target=True) -> dict:
 
 
 def _rows(setup, sel, attack, success, confidence, prediction, iteration, selected, x, x_adv, seconds,
-          map_cols, extra=None) -> pd.DataFrame:
+          map_cols, extra=None, cpu_seconds=0.0) -> pd.DataFrame:
     sel = torch.as_tensor(sel)
     frame = pd.DataFrame({
         "attack": attack,
@@ -267,6 +268,7 @@ def _rows(setup, sel, attack, success, confidence, prediction, iteration, select
         "selected": selected.cpu().numpy().astype(bool),
         "linf": (x_adv.cpu() - x.cpu()).flatten(1).abs().amax(1).numpy(),
         "seconds": float(seconds) / max(1, len(sel)),
+        "cpu_seconds": float(cpu_seconds) / max(1, len(sel)),
         **map_cols,
     })
     for k, v in (extra or {}).items():
@@ -334,7 +336,7 @@ def _run_pgd(setup):
         x, ct, y = _dev(setup.x[lo:hi], setup), _dev(setup.ct[lo:hi], setup), _dev(setup.y[lo:hi], setup)
         res = PGD(setup.victim, config=cfg, seed=setup.seed, progress=setup.progress).attack(x, ct, true_class=y)
         rows = _rows(setup, torch.arange(lo, hi), "pgd", res.success, res.confidence, res.prediction,
-                     res.iteration, res.selected, x, res.x_adv, res.seconds, {})
+                     res.iteration, res.selected, x, res.x_adv, res.seconds, {}, cpu_seconds=res.cpu_seconds)
         return rows, {"x_adv": res.x_adv}
 
     return _run_batches(setup, key, setup.batches(), compute, f"pgd/{setup.victim_name}")
@@ -365,7 +367,8 @@ def _main_interpreter(setup, interp, pgd_x):
         res = ADV2(setup.victim, interp, config=cfg, seed=setup.seed, progress=setup.progress).attack(
             x, ct, target_map=benign, true_class=y)
         adv = _rows(setup, sel, "adv2", res.success, res.confidence, res.prediction, res.iteration,
-                    res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign.cpu()))
+                    res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign.cpu()),
+                    cpu_seconds=res.cpu_seconds)
         pr, pc = _predict(setup.victim, x_pgd, ct)
         pgd = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct, x, x_pgd, 0.0,
                     _map_rows(pgd_map.cpu(), benign.cpu()))
@@ -408,8 +411,9 @@ def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_i
         rows, tensors, cfg = _main_interpreter(setup, interp, pgd_t["x_adv"])
         iters = _pgd_iteration(pgd_rows, rows.loc[rows.attack == "pgd", "position"])
         rows.loc[rows.attack == "pgd", "iteration"] = iters.numpy()
-        rows.loc[rows.attack == "pgd", "seconds"] = pgd_rows.set_index("position").loc[
-            rows.loc[rows.attack == "pgd", "position"].tolist(), "seconds"].to_numpy()
+        for col in ("seconds", "cpu_seconds"):
+            rows.loc[rows.attack == "pgd", col] = pgd_rows.set_index("position").loc[
+                rows.loc[rows.attack == "pgd", "position"].tolist(), col].to_numpy()
         frames.append(rows.drop(columns="batch"))
         figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map",
                                            "target_map", "true_class", "target_class", "index"))
@@ -467,7 +471,8 @@ def run_patch(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_
             pr, pc = _predict(setup.victim, x_pgd, ct)
             extra = {"target_id": torch.arange(lo, hi).numpy()}
             adv = _rows(setup, sel, "adv2", res.success, res.confidence, res.prediction, res.iteration,
-                        res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign, mt), extra)
+                        res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign, mt), extra,
+                        cpu_seconds=res.cpu_seconds)
             pgd = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct, x, x_pgd, 0.0,
                         _map_rows(pgd_map, benign, mt), extra)
             rows = pd.concat([pgd, adv], ignore_index=True)
@@ -529,7 +534,7 @@ def run_random_class(profile="embedded", victim="resnet", interpreters=INTERPRET
             extra = {"source_index": pool_idx[src_pos].numpy(), "source_class": src_class.numpy()}
             adv = _rows(setup, sel, "adv2", res.success, res.confidence, res.prediction, res.iteration,
                         res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign, mt.cpu()),
-                        extra)
+                        extra, cpu_seconds=res.cpu_seconds)
             pgd = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct, x, x_pgd, 0.0,
                         _map_rows(pgd_map, benign, mt.cpu()), extra)
             rows = pd.concat([pgd, adv], ignore_index=True)

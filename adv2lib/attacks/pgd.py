@@ -125,7 +125,7 @@ class PGD:
     def attack(self, x, target_class, target_map=None, true_class=None) -> AttackResult:
         """Attack the batch ``x`` towards ``target_class``; ``target_map`` is only recorded."""
         cfg, victim = self.config, self.victim
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         counter = PassCounter()
         with attack_mode(victim, self.interpreter if isinstance(self.interpreter, torch.nn.Module) else None):
             x0, target, true = prepare_inputs(victim, x, target_class, true_class)
@@ -150,7 +150,7 @@ class PGD:
             confidence=conf, iteration=stop, selected=success.clone(), true_class=true,
             adv_map=adv_map, target_map=None if target_map is None else target_map.detach(),
             attack="pgd", interpreter=getattr(self.interpreter, "name", None), config=cfg,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
             passes={"total": counter.total / max(1, x0.shape[0])},
         )
 

@@ -28,7 +28,8 @@ class AttackResult:
       (ADV2 "best": ``p(ct)`` above the threshold; MASK: quantised image classified as
       ``ct``); for ``select="last"`` it equals ``success``;
     * ``attack`` ("pgd" or "adv2"), ``interpreter`` (name or None), ``config`` (the frozen
-      preset used), ``seconds`` (wall time of the call), ``passes`` (forward+backward passes
+      preset used), ``seconds`` (wall time of the call), ``cpu_seconds`` (process CPU time of
+      the call, all threads: robust on a shared machine), ``passes`` (forward+backward passes
       the attack performed, per example, for the benchmark), ``history`` (per-iteration
       batch means -- losses, step sizes -- when the attack was built with ``history=True``).
     """
@@ -47,6 +48,7 @@ class AttackResult:
     interpreter: str | None = None
     config: object = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     passes: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
 

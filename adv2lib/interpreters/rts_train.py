@@ -70,6 +70,7 @@ class RTSTrainConfig:
     weight_decay: float = 1e-4        # reference
     fake_prob: float = 0.3            # reference phase 2
     area_coef: float = 8.0
+    area_warmup: float = 0.0          # fraction of phase 2 over which area_coef ramps up from 0
     smoothness_coef: float = 0.5
     preserver_coef: float = 0.3
     area_power: float = 0.3
@@ -142,9 +143,12 @@ def smoothness_loss(mask: torch.Tensor, power: float = 2.0, border_penalty: floa
     return (dx + dy + border_penalty * border) / (power * mask.shape[0])
 
 
-def saliency_loss(victim, x, y, mask, is_real, config: RTSTrainConfig, generator) -> dict[str, torch.Tensor]:
+def saliency_loss(victim, x, y, mask, is_real, config: RTSTrainConfig, generator,
+                  area_coef: float | None = None) -> dict[str, torch.Tensor]:
     """The four loss terms and their weighted total for masks ``mask`` of true classes ``y``
-    (``is_real`` False where the selector was given a fake class)."""
+    (``is_real`` False where the selector was given a fake class); ``area_coef`` overrides
+    ``config.area_coef`` (warm-up)."""
+    area_coef = config.area_coef if area_coef is None else area_coef
     noisy, replacement = draw_replacement(x, config, generator)
     up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
     both = torch.cat([apply_mask(noisy, replacement, up), apply_mask(noisy, replacement, 1 - up)])
@@ -156,7 +160,7 @@ def saliency_loss(victim, x, y, mask, is_real, config: RTSTrainConfig, generator
                  + (1 - real) * F.relu(1.0 - destroyed_margin)).mean()
     area = area_loss(up, config.area_power)
     smooth = smoothness_loss(up, 2.0, config.border_penalty)
-    total = destroyer + config.area_coef * area + config.smoothness_coef * smooth + config.preserver_coef * preserver
+    total = destroyer + area_coef * area + config.smoothness_coef * smooth + config.preserver_coef * preserver
     return {"loss": total, "destroyer": destroyer, "preserver": preserver, "area": area, "smoothness": smooth}
 
 
@@ -301,7 +305,9 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
             net.train()
             target, is_real = fake_targets(y, frozen.num_classes, config.fake_prob, generator)
             mask = net(pyramid, target)
-            terms = saliency_loss(frozen, x, y, mask, is_real, config, generator)
+            warm = (step - config.selector_steps) / max(config.area_warmup * config.steps, 1e-9)
+            area_coef = config.area_coef * min(1.0, warm)
+            terms = saliency_loss(frozen, x, y, mask, is_real, config, generator, area_coef=area_coef)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
