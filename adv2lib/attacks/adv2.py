@@ -183,8 +183,8 @@ class ADV2:
             return loss, aux
 
         def monitor(xa, iteration, idx, aux):
-            keeper.offer_last(idx, xa, iteration)
             if not best:
+                keeper.offer_last(idx, xa, iteration)
                 return None
             if aux is None or aux.get("map") is None:
                 with torch.no_grad():
@@ -196,6 +196,8 @@ class ADV2:
             p = F.softmax(logits, 1).gather(1, ct[idx].view(-1, 1)).squeeze(1)
             ok = p > cfg.select_confidence if cfg.select_confidence is not None else logits.argmax(1) == ct[idx]
             keeper.offer(idx, xa, iteration, ok, map_loss(m, mt[idx], "sum"))
+            # Fallback when no iterate qualifies: the checked iterate most confident in ct.
+            keeper.offer_last(idx, xa, iteration, key=p)
             return None
 
         sign_descent(x0, x, objective, steps=cfg.steps, alpha=cfg.alpha, eps=cfg.eps, monitor=monitor,
@@ -219,15 +221,18 @@ class ADV2:
             xq = quantize_8bit(x, x0, cfg.eps)
             with torch.no_grad():
                 m_full = mask(xq, ct).detach()
-                pred = victim(xq).argmax(1)
+                logits = victim(xq)
+            pred = logits.argmax(1)
+            p_ct = F.softmax(logits, 1).gather(1, ct.view(-1, 1)).squeeze(1)
             counter.add(n, mask_iters + 1 / 3)
             ok = pred == ct
             score = map_loss(m_full, mt, "sum")
             better = ok & (score < keeper.score)
             maps[better] = m_full[better]
             keeper.offer(idx_all, xq, iteration, ok, score)
-            keeper.offer_last(idx_all, xq, iteration)
-            last_maps[:] = m_full
+            fallback = p_ct >= keeper.last_key
+            last_maps[fallback] = m_full[fallback]
+            keeper.offer_last(idx_all, xq, iteration, key=p_ct)
             return m_full
 
         def l2_unit(g):

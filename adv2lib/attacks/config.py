@@ -92,7 +92,8 @@ class ADV2Config:
     iterates checked every ``check_every`` steps (and the last) on the *real* model with the
     *exact* interpreter, those with ``p(ct) > select_confidence`` (or ``argmax = ct`` when
     it is None), the one whose map is closest (L2) to the target map. When no iterate
-    qualifies, the last one is returned.
+    qualifies, the checked iterate with the highest ``p(ct)`` is returned (``selected`` is
+    False in the result).
     """
 
     eps: float = _f(0.031, _ALL)
@@ -160,7 +161,7 @@ class MaskADV2Config:
     ``[0, interp_step_max]`` (``interp_step_late`` from iteration ``late_after``) so that
     the target logit keeps a margin of at least ``margin`` over the runner-up. The returned
     snapshot is the one (quantised image classified as ``ct``) whose recomputed MASK map is
-    closest (L2) to the target.
+    closest (L2) to the target; when no snapshot qualifies, the one with the highest ``p(ct)``.
     """
 
     eps: float = _f(0.031, _ALL)

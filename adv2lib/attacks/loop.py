@@ -100,8 +100,8 @@ class BestIterate:
 
     ``offer(idx, x, iteration, ok, score)``: for the examples ``idx`` (indices into the full
     batch), the candidate ``x`` replaces the kept one when ``ok`` and ``score`` is lower than
-    the best so far. ``offer_last`` records an unconditional fallback (the last iterate),
-    used for examples where no candidate was ever ok.
+    the best so far. ``offer_last`` records the fallback returned for examples where no
+    candidate was ever ok: the last iterate, or the one with the largest ``key``.
     """
 
     def __init__(self, x: torch.Tensor):
@@ -112,6 +112,7 @@ class BestIterate:
         self.found = torch.zeros(n, dtype=torch.bool, device=x.device)
         self.last_x = x.detach().clone()
         self.last_iteration = torch.zeros(n, dtype=torch.long, device=x.device)
+        self.last_key = torch.full((n,), float("-inf"), device=x.device)
 
     def offer(self, idx, x, iteration, ok, score=None) -> None:
         """``iteration``: an int or a long tensor aligned with ``idx``."""
@@ -126,9 +127,20 @@ class BestIterate:
             self.iteration[sel] = iteration[better]
             self.found[sel] = True
 
-    def offer_last(self, idx, x, iteration) -> None:
-        self.last_x[idx] = x.detach()
-        self.last_iteration[idx] = _aligned(iteration, len(idx), x.device)
+    def offer_last(self, idx, x, iteration, key=None) -> None:
+        """Record the fallback. Without ``key``, the latest offer wins; with ``key`` (e.g.
+        ``p(ct)``), the offer with the largest key so far (the latest among ties)."""
+        iteration = _aligned(iteration, len(idx), x.device)
+        if key is None:
+            self.last_x[idx] = x.detach()
+            self.last_iteration[idx] = iteration
+            return
+        take = key >= self.last_key[idx]
+        if take.any():
+            sel = idx[take]
+            self.last_x[sel] = x[take].detach()
+            self.last_iteration[sel] = iteration[take]
+            self.last_key[sel] = key[take].detach().float()
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x, iteration, found)``: the best ok iterate, else the last one."""
