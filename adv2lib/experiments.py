@@ -389,8 +389,14 @@ def _predict(victim, x, ct):
     return logits.argmax(1), torch.softmax(logits, 1).gather(1, ct.view(-1, 1)).squeeze(1)
 
 
-def _pgd_iteration(pgd_rows, positions):
-    return torch.tensor(pgd_rows.set_index("position").loc[list(positions), "iteration"].to_numpy().copy())
+def _with_pgd_record(rows, pgd_rows):
+    """Copy the shared PGD run's iteration and timings into an experiment's PGD rows."""
+    rows = rows.copy()
+    is_pgd = rows["attack"] == "pgd"
+    source = pgd_rows.set_index("position").loc[rows.loc[is_pgd, "position"].tolist()]
+    for col in ("iteration", "seconds", "cpu_seconds"):
+        rows.loc[is_pgd, col] = source[col].to_numpy()
+    return rows
 
 
 def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
@@ -409,12 +415,7 @@ def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_i
     for name in _names(interpreters):
         interp = _interpreter(name, setup)
         rows, tensors, cfg = _main_interpreter(setup, interp, pgd_t["x_adv"])
-        iters = _pgd_iteration(pgd_rows, rows.loc[rows.attack == "pgd", "position"])
-        rows.loc[rows.attack == "pgd", "iteration"] = iters.numpy()
-        for col in ("seconds", "cpu_seconds"):
-            rows.loc[rows.attack == "pgd", col] = pgd_rows.set_index("position").loc[
-                rows.loc[rows.attack == "pgd", "position"].tolist(), col].to_numpy()
-        frames.append(rows.drop(columns="batch"))
+        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
         figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map",
                                            "target_map", "true_class", "target_class", "index"))
         config[name] = cfg
@@ -446,7 +447,7 @@ def run_patch(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_
         raise ValueError("targets must be 'shapes' or 'patches'")
     start = time.perf_counter()
     setup = _setup("patch", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress)
-    _, pgd_t = _run_pgd(setup)
+    pgd_rows, pgd_t = _run_pgd(setup)
     frames, figures, config = [], {}, {"pgd": _pgd_config(setup), "targets": targets}
     for name in _names(interpreters):
         interp = _interpreter(name, setup)
@@ -482,7 +483,7 @@ def run_patch(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_
                           "index": setup.indices[sel]}
 
         rows, tensors = _run_batches(setup, key, setup.batches(), compute, f"patch/{setup.victim_name}/{name}")
-        frames.append(rows.drop(columns="batch"))
+        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
         figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map",
                                            "target_map", "true_class", "target_class", "index"))
         config[name] = cfg
@@ -508,7 +509,7 @@ def run_random_class(profile="embedded", victim="resnet", interpreters=INTERPRET
     start = time.perf_counter()
     setup = _setup("random_class", profile, victim, n_images, seed, smoke, device, results_dir, batch_size,
                    progress)
-    _, pgd_t = _run_pgd(setup)
+    pgd_rows, pgd_t = _run_pgd(setup)
     pool_n = POOL_SIZE["smoke" if smoke else "full"]
     pool_idx, pool_x, pool_y = select_correct(setup.victim, setup.dataset, pool_n, seed + 1000,
                                               exclude=setup.indices.tolist())
@@ -546,7 +547,7 @@ def run_random_class(profile="embedded", victim="resnet", interpreters=INTERPRET
 
         rows, tensors = _run_batches(setup, key, setup.batches(), compute,
                                      f"random_class/{setup.victim_name}/{name}")
-        frames.append(rows.drop(columns="batch"))
+        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
         figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map", "target_map",
                                            "target_image", "true_class", "target_class", "source_class", "index"))
         config[name] = cfg
