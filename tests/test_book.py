@@ -68,7 +68,7 @@ CHECK_SCRIPT = """
       resources: performance.getEntriesByType('resource').map(function (e) { return e.name; }),
       citations: main.querySelectorAll('.citation, [role="doc-biblioentry"], dl.citation dt').length
     };
-    var el = document.createElement('pre');
+    var el = document.createElement('div');
     el.id = 'adv2-check';
     el.textContent = JSON.stringify(r);
     document.body.appendChild(el);
@@ -166,7 +166,7 @@ def _open(exe: str, url: str) -> dict:
     with tempfile.TemporaryDirectory() as profile_dir:
         proc = subprocess.run([*_chromium_args(exe, profile_dir), "--dump-dom", url],
                               capture_output=True, text=True, timeout=120)
-    match = re.search(r'<pre id="adv2-check">(.*?)</pre>', proc.stdout, re.S)
+    match = re.search(r'<div id="adv2-check"[^>]*>(.*?)</div>', proc.stdout, re.S)
     assert match, f"{url}: the page did not finish loading (no check record); stderr:\n{proc.stderr[-2000:]}"
     return json.loads(html.unescape(match.group(1)))
 
