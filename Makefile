@@ -38,7 +38,7 @@ book-smoke: venv data
 # opened in headless Chromium (CI sets ADV2_REQUIRE_BROWSER=1 so a missing browser fails).
 test-book: venv data
 	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)
-	$(BIN)/python -m pytest -m notebook
+	ADV2_BOOK_ARGS="$(BOOK_ARGS)" $(BIN)/python -m pytest -m notebook
 
 victims: venv data
 	$(BIN)/python -m adv2lib train-victim all --restart

@@ -17,6 +17,7 @@ import html
 import http.server
 import json
 import os
+import shlex
 import re
 import shutil
 import subprocess
@@ -115,7 +116,10 @@ def _fresh_build() -> bool:
 @pytest.fixture(scope="module")
 def book_html() -> Path:
     if not _fresh_build():
-        proc = subprocess.run([sys.executable, "-m", "adv2lib", "book", "--smoke"], cwd=paths.root(),
+        # ADV2_BOOK_ARGS: the arguments `make test-book` built the book with (e.g. --interpreters);
+        # notebooks whose stamps match are not re-executed.
+        extra = shlex.split(os.environ.get("ADV2_BOOK_ARGS", ""))
+        proc = subprocess.run([sys.executable, "-m", "adv2lib", "book", "--smoke", *extra], cwd=paths.root(),
                               capture_output=True, text=True, timeout=3600)
         assert proc.returncode == 0, f"smoke book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     html_dir = runner.build_html_dir()
