@@ -1,16 +1,34 @@
 """Training of the RTS masking network (Dabkowski & Gal 2017) for a frozen victim.
 
-Objective (``SaliencyLoss`` defaults in Dabkowski & Gal's code, copied into the official
+Objective (the terms of ``SaliencyLoss`` in Dabkowski & Gal's code, copied into the official
 ADV2 code; paper-spec section C.3), with ``m`` the mask bilinearly upsampled to the input
 size and ``phi(x; m) = m * x' + (1 - m) * r`` the masked image::
 
-    loss = destroyer + 8 * area + 0.5 * smoothness + 0.3 * preserver
+    loss = destroyer + 8 * area + 0.005 * smoothness + 2 * preserver
     destroyer  = relu(margin_c(f(phi(x; 1 - m))) + 5)          # removing m destroys class c
     preserver  = relu(1 - margin_c(f(phi(x; m))))              # keeping m preserves class c
     margin_c(z) = z_c - max_{j != c} z_j
     area       = mean((m + 5e-4) ** 0.3)
     smoothness = (sum of squared neighbour differences + 0.3 * sum of squared border values)
                  / (2 * batch)
+
+Two weights differ from the ``SaliencyLoss`` class defaults the spec lists (smoothness 0.5,
+preserver 0.3), both measured on the trained embedded ResNet victim (800 steps):
+
+* **smoothness 0.005**, the value Dabkowski & Gal's own ``saliency_train.py`` passes ("model
+  based saliency requires very small smoothness loss"); 0.5 is only the class default. The
+  term is a per-image *sum* (not a mean) over the 28x28 upsampled mask, about 12 for a
+  garment-shaped mask, so at 0.5 it outweighs all other terms together and the network
+  learns near-empty masks (preserved-region accuracy 48%, destroyed 63%).
+* **preserver 2**, calibrated. With 0.3 (code default) the optimum for our victims gives up
+  preservation (57-60% preserved); with 1 (the weight of the preserving term in the paper's
+  formula) 76% (ResNet) and 78% (DenseNet); 2 meets the >= 80% target. The reason is the
+  victims: Fashion-MNIST classifiers trained on a black background misread a grey noisy
+  background, so keeping the class needs the garment *and* some background around it.
+* **area warm-up** (ours): the area weight ramps linearly from 0 to 8 over the first 30% of
+  phase 2. The 0.3 power has a steep gradient near 0, so without the ramp the masks
+  collapse to small blobs in the first hundred steps before the decoder has learnt where
+  the garment is; the final objective is unchanged.
 
 Masking ``phi``: ``x' = x + N(0, 0.03)``; the replacement ``r`` is, per image and with
 probability 0.5, a Gaussian blur of ``x'``, else ``N(0, 0.11)`` noise plus a random grey
@@ -22,8 +40,13 @@ shift drawn from U(-0.33, 0.33); both ``x'`` and ``r`` are clamped to [0, 1].
 * **Value domain.** Dabkowski & Gal's images live in [-1, 1], so their literal numbers mean
   noise 0.015, replacement noise 0.055 and a grey shift of +-0.165 around mid-grey in [0, 1]
   units. We use the spec's numbers in [0, 1] units instead (as agreed for this project):
-  on Fashion-MNIST's black background the noise replacement is then a dark,
-  background-like fill, which is what "removing" a garment should look like.
+  on Fashion-MNIST's black background the noise replacement is then a dark-to-grey,
+  background-like fill rather than a mid-grey one.
+* **What the blur does here.** At sigma 1.4 a blurred garment keeps its silhouette, which is
+  what a Fashion-MNIST classifier relies on (our ResNet victim is still right on 54% of
+  fully blurred test images; ImageNet CNNs rely on texture, which the blur removes). So
+  the destroyed-region accuracy stays high with the blur replacement and is low with the
+  noise replacement; :func:`evaluate_rts` reports both.
 * **Class selectivity (fake classes).** As in Dabkowski & Gal's ``saliency_train.py``:
   phase 1 trains only the class selector on their "exists" objective (two-way
   cross-entropy on ``(-mean(act)/2, mean(act)/2)``, real class vs a random other class with
@@ -64,15 +87,15 @@ class RTSTrainConfig:
     selector_steps: int = 300         # phase 1 (reference: 8500 at batch 128 on ImageNet)
     selector_batch_size: int = 128
     selector_fake_prob: float = 0.5   # reference phase 1
-    steps: int = 1500                 # phase 2 (reference: 3000 at batch 64 on ImageNet)
+    steps: int = 800                  # phase 2 (reference: 3000 at batch 64 on ImageNet)
     batch_size: int = 64              # reference phase 2
     lr: float = 1e-3                  # Adam, reference
     weight_decay: float = 1e-4        # reference
     fake_prob: float = 0.3            # reference phase 2
     area_coef: float = 8.0
-    area_warmup: float = 0.0          # fraction of phase 2 over which area_coef ramps up from 0
-    smoothness_coef: float = 0.5
-    preserver_coef: float = 0.3
+    area_warmup: float = 0.3          # fraction of phase 2 over which area_coef ramps up from 0 (ours)
+    smoothness_coef: float = 0.005    # D&G's saliency_train.py (class default 0.5; see module doc)
+    preserver_coef: float = 2.0       # calibrated (code default 0.3, paper formula 1; see module doc)
     area_power: float = 0.3
     preserver_confidence: float = 1.0
     destroyer_confidence: float = 5.0
