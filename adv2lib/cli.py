@@ -20,9 +20,20 @@ def _train_rts(args) -> int:
     from .interpreters.rts_train import RTSTrainConfig, train_rts
 
     names = ["resnet", "densenet"] if args.name == "all" else [args.name]
-    config = RTSTrainConfig(seed=args.seed, **({} if args.steps is None else {"steps": args.steps}))
+    overrides = {"seed": args.seed, **({} if args.steps is None else {"steps": args.steps})}
+    config = RTSTrainConfig.for_profile(args.profile, **overrides)
+    data = {}
+    if args.profile == "imagenet":
+        from .data import ImageNetFolder
+
+        if args.train_dir is None:
+            raise SystemExit("train-rts --profile imagenet needs --train-dir (ImageNet-train or Imagenette "
+                             "train in ImageFolder layout, one folder per wnid)")
+        # ImageNetFolder raises DatasetNotFoundError naming IMAGENET_VAL_DIR when the test set is missing.
+        data = {"train_set": ImageNetFolder(args.train_dir), "test_set": ImageNetFolder(args.test_dir)}
     for name in names:
-        card = train_rts(name, config, device=args.device, resume=not args.restart)
+        card = train_rts(name, config, profile=args.profile, device=args.device, resume=not args.restart,
+                         eval_images=args.eval_images, **data)
         ev = card["evaluation"]
         print(json.dumps({"name": card["name"], "training_seconds": card["training_seconds"],
                           **{k: round(ev[k], 4) for k in ("preserved_accuracy", "destroyed_accuracy", "mean_area")}}))
@@ -78,8 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
     p.set_defaults(func=_train_victim)
 
-    p = sub.add_parser("train-rts", help="train the RTS masking network of an embedded victim (weights + card)")
+    p = sub.add_parser("train-rts", help="train the RTS masking network of a victim (weights + card)")
     p.add_argument("name", choices=["resnet", "densenet", "all"])
+    p.add_argument("--profile", choices=["embedded", "imagenet"], default="embedded",
+                   help="imagenet: Dabkowski & Gal's schedule (RTSTrainConfig.for_profile); needs --train-dir")
+    p.add_argument("--train-dir", default=None, help="imagenet: training images, ImageFolder layout (wnid folders)")
+    p.add_argument("--test-dir", default=None, help="imagenet: evaluation images (default: IMAGENET_VAL_DIR)")
+    p.add_argument("--eval-images", type=int, default=2000, help="test images for the card's evaluation")
     p.add_argument("--steps", type=int, default=None, help="decoder training steps (default: RTSTrainConfig.steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

@@ -184,6 +184,37 @@ def test_training_is_seeded_and_resumes(monkeypatch, tmp_path):
     torch.testing.assert_close(rts.net.state_dict()["to_mask.weight"], first["to_mask.weight"])
 
 
+def test_profile_schedules():
+    assert RTSTrainConfig.for_profile("embedded") == RTSTrainConfig()
+    ref = RTSTrainConfig.for_profile("imagenet", seed=3)
+    # Dabkowski & Gal's saliency_train.py and the SaliencyLoss defaults (paper-spec C.3)
+    assert (ref.selector_steps, ref.selector_batch_size, ref.steps, ref.batch_size) == (8500, 128, 3000, 64)
+    assert (ref.smoothness_coef, ref.preserver_coef, ref.area_coef, ref.area_warmup) == (0.005, 0.3, 8.0, 0.0)
+    assert (ref.blur_kernel, ref.blur_sigma, ref.seed) == (55, 11.0, 3)
+    with pytest.raises(ValueError, match="unknown profile"):
+        RTSTrainConfig.for_profile("cifar")
+
+
+def test_cli_imagenet_training_needs_its_images():
+    from adv2lib.cli import main
+
+    with pytest.raises(SystemExit, match="--train-dir"):
+        main(["train-rts", "resnet", "--profile", "imagenet"])
+
+
+def test_evaluation_spreads_images_when_asked():
+    data = _tiny_dataset(n=40)
+    seen = []
+    tensors = data.tensors
+    data.tensors = lambda idx: (seen.extend(int(i) for i in idx), tensors(idx))[1]
+    rts = RTS(tiny_victim(), net=tiny_rts().net)
+    first = evaluate_rts(rts, data, n_images=5, batch_size=2)
+    assert seen == [0, 1, 2, 3, 4] and first["images"] == "first"
+    seen.clear()
+    spread = evaluate_rts(rts, data, n_images=5, batch_size=2, spread=True)
+    assert seen == [0, 10, 20, 29, 39] and spread["images"] == "evenly spaced"
+
+
 # --------------------------------------------------------------------------- committed weights
 
 @pytest.mark.parametrize("name", ["resnet", "densenet"])
