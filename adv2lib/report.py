@@ -35,7 +35,7 @@ from . import paths
 __all__ = [
     "EXPERIMENT_NAMES", "RULES", "scale_label", "tables_dir", "save_experiment", "load_experiment",
     "available", "summarize_examples", "table7", "table8", "table9", "main_table", "verdicts",
-    "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown",
+    "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown", "attack_times",
 ]
 
 EXPERIMENT_NAMES = ("main", "patch", "random_class", "transfer")
@@ -256,6 +256,42 @@ def main_table(main_examples: pd.DataFrame) -> pd.DataFrame:
                 rows.append({"metric": metric, "source": f"{LABEL[a]}, {LABEL.get(v, v)}",
                              **{LABEL[i]: _cell(s, v, i, a, col) for i in INTERPRETERS}})
     return _wide(rows)
+
+
+def attack_times(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Seconds per attacked image as recorded when each attack ran, per experiment x victim x attack.
+
+    Every row an experiment stores carries the wall and process-CPU seconds of the attack call that
+    produced it, divided by the batch size (``seconds``, ``cpu_seconds``). Unlike a notebook's
+    wall time, these do not shrink when a rerun finds the results in the store and only loads
+    them. PGD rows are copies of the shared PGD run (one per interpreter and experiment), so PGD
+    is counted once per victim, under the first experiment that has it. Experiments without an
+    attack of their own (transfer) are skipped.
+    """
+    rows, pgd_seen = [], set()
+    for name in [n for n in EXPERIMENT_NAMES if n in tables] + sorted(set(tables) - set(EXPERIMENT_NAMES)):
+        ex = tables[name]
+        if not {"attack", "interpreter", "seconds"} <= set(ex.columns):
+            continue
+        cpu = ex["cpu_seconds"] if "cpu_seconds" in ex else pd.Series(np.nan, index=ex.index)
+        ex = ex.assign(cpu_seconds=cpu)
+        for v in _victims(ex):
+            pgd = ex[(ex["victim"] == v) & (ex["attack"] == "pgd")].drop_duplicates("position")
+            if len(pgd) and v not in pgd_seen:
+                pgd_seen.add(v)
+                rows.append(_time_row(name, v, "PGD", pgd))
+            for i in INTERPRETERS:
+                adv = ex[(ex["victim"] == v) & (ex["attack"] == "adv2") & (ex["interpreter"] == i)]
+                if len(adv):
+                    rows.append(_time_row(name, v, f"ADV2 vs {LABEL[i]}", adv))
+    columns = ["experiment", "victim", "attack", "images", "wall s / image", "CPU s / image", "wall min (total)"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _time_row(experiment: str, victim: str, attack: str, rows: pd.DataFrame) -> dict:
+    return {"experiment": experiment, "victim": LABEL.get(victim, victim), "attack": attack, "images": len(rows),
+            "wall s / image": float(rows["seconds"].mean()), "CPU s / image": float(rows["cpu_seconds"].mean()),
+            "wall min (total)": float(rows["seconds"].sum()) / 60}
 
 
 # =========================================================================== verdicts

@@ -105,8 +105,10 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*.csv"), str(tables / "*.json"))),
-             NotebookRun("reproduce", "reproduce", {"profile": scale.profile, "smoke": scale.smoke},
-                         reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json"))]
+             NotebookRun("reproduce", "reproduce",
+                         {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
+                         reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json",
+                                str(tables / "*_examples.csv")))]
     return runs
 
 
@@ -248,10 +250,12 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_seconds: float | None = None) -> dict:
+def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_seconds: float | None = None,
+                computed_batches: int | None = None) -> dict:
     stamp = {
         "name": run.name, "notebook": run.notebook, "key": key, "seconds": round(seconds, 2),
         "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 2),
+        "computed_batches": computed_batches,
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "parameters": run.parameters,
         "output_sha256": file_sha256(cached_output_path(scale, run.name)),
@@ -292,6 +296,17 @@ def _inherit_parameter_tags(path: Path) -> None:
             changed = True
     if changed:
         nbformat.write(nb, str(path))
+
+
+def count_result_batches(run: NotebookRun) -> int:
+    """Result batches in the store ``run`` writes to (its ``results_dir`` parameter, else the default).
+
+    The runner counts them before and after each execution: a notebook that computed nothing new
+    found every result in the store and only loaded it, so its wall time is not the cost of its
+    experiment (the attack times stored with the results are; see :func:`adv2lib.report.attack_times`).
+    """
+    root = Path(run.parameters.get("results_dir") or paths.results_dir())
+    return sum(1 for _ in root.rglob("batch_*.pt")) if root.is_dir() else 0
 
 
 def _children_cpu_seconds() -> float:
@@ -382,14 +397,17 @@ def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False
                 _say(f"{prefix}: executing {run.source.relative_to(paths.root())} ({scale.label}) ...")
                 output.parent.mkdir(parents=True, exist_ok=True)
                 stamp_path(scale, run.name).unlink(missing_ok=True)
+                batches_before = count_result_batches(run)
                 start, cpu_start = time.perf_counter(), _children_cpu_seconds()
                 execute(run, output)
                 seconds = time.perf_counter() - start
                 cpu = _children_cpu_seconds() - cpu_start
-                write_stamp(scale, run, key, seconds, cpu)
+                computed = max(0, count_result_batches(run) - batches_before)
+                write_stamp(scale, run, key, seconds, cpu, computed)
                 report.executed.append(run.name)
                 report.seconds[run.name] = seconds
-                _say(f"{prefix}: done in {seconds:.1f} s (kernel CPU time {cpu:.1f} s)")
+                _say(f"{prefix}: done in {seconds:.1f} s (kernel CPU time {cpu:.1f} s, "
+                     f"{computed} new result batch{'es' if computed != 1 else ''})")
         except Exception as exc:  # noqa: BLE001 - collect every failure, report them all at the end
             if getattr(exc, "ename", None):  # papermill: the exception raised inside the notebook
                 report.failed[run.name] = f"{exc.ename}: {exc.evalue} (cell {getattr(exc, 'exec_count', '?')})"
@@ -413,6 +431,7 @@ def write_timings(scale: Scale, runs: Sequence[NotebookRun], device: str) -> Pat
         stamp = read_stamp(scale, run.name)
         if stamp:
             notebooks.append({"name": run.name, "seconds": stamp["seconds"], "cpu_seconds": stamp.get("cpu_seconds"),
+                              "computed_batches": stamp.get("computed_batches"),
                               "finished_at": stamp["finished_at"],
                               "parameters": stamp["parameters"]})
     info = {"scale": scale.label, "profile": scale.profile, "smoke": scale.smoke, "device": device,

@@ -45,7 +45,7 @@ EXPECTED = {
     "book/executed/03_random_class": (1, 1, False),
     "book/executed/04_transferability": (2, 1, False),
     "book/executed/paper_vs_ours": (0, 3, False),
-    "book/executed/reproduce": (0, 2, False),
+    "book/executed/reproduce": (0, 3, False),
     "book/references": (0, 0, False),
 }
 

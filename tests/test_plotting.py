@@ -235,3 +235,21 @@ def test_verdicts_markdown_lists_each_claim_with_its_cells():
     assert text.count("---") == len(v) - 1
     assert "**(g)3 interpretation similarity, L1 measure: holds.**" in text
     assert "- ResNet/CAM: L1 ADV2 0.100 vs PGD 0.300 ✓" in text
+
+
+def test_attack_times_count_pgd_once_and_average_per_image():
+    main = _examples(victims=("resnet", "densenet"))
+    # PGD rows repeat the shared PGD run's time under every interpreter; ADV2 times differ per interpreter.
+    main["seconds"] = [0.5 if a == "pgd" else 1.0 + INTERPS.index(i) for a, i in zip(main["attack"], main["interpreter"])]
+    main["cpu_seconds"] = main["seconds"] * 2
+    patch = main.assign(experiment="patch", seconds=main["seconds"] * 10, cpu_seconds=main["cpu_seconds"] * 10)
+    transfer = pd.DataFrame({"victim": ["resnet"], "source": ["cam"], "target": ["grad"], "l1_benign": [0.1]})
+    t = report.attack_times({"main": main, "patch": patch, "transfer": transfer})
+    pgd = t[t["attack"] == "PGD"]
+    assert list(pgd["experiment"]) == ["main", "main"] and list(pgd["images"]) == [4, 4]
+    assert pgd["wall s / image"].tolist() == [0.5, 0.5]
+    row = t[(t["experiment"] == "patch") & (t["victim"] == "DenseNet") & (t["attack"] == "ADV2 vs CAM")].iloc[0]
+    expected = 10 * (1.0 + INTERPS.index("cam"))
+    assert row["wall s / image"] == expected and row["CPU s / image"] == 2 * expected
+    assert row["wall min (total)"] == 4 * expected / 60
+    assert set(t["experiment"]) == {"main", "patch"}   # transfer has no attack of its own

@@ -153,6 +153,31 @@ def test_timings_json(sandbox):
     assert all(n["seconds"] >= 0 for n in info["notebooks"])
     assert info["hardware"]["cpu_count"] >= 1
     assert runner.timings_path("embedded-smoke") == path
+    assert [n["computed_batches"] for n in info["notebooks"]] == [0, 0]
+
+
+class StoreWritingExecutor(FakeExecutor):
+    """Writes ``batches[name]`` result batches into the store, as an experiment notebook would."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __call__(self, run, output):
+        super().__call__(run, output)
+        root = Path(os.environ["ADV2_RESULTS_DIR"]) / "main" / run.name
+        root.mkdir(parents=True, exist_ok=True)
+        for b in range(self.batches.get(run.name, 0)):
+            (root / f"batch_{b:04d}.pt").write_bytes(b"x")
+
+
+def test_stamps_record_how_many_result_batches_a_run_computed(sandbox):
+    runner.run_notebooks(_runs(), SMOKE, execute=StoreWritingExecutor({"a": 3}))
+    assert runner.read_stamp(SMOKE, "a")["computed_batches"] == 3
+    assert runner.read_stamp(SMOKE, "b")["computed_batches"] == 0
+    # A forced rerun that finds its results in the store computes nothing new.
+    runner.run_notebooks(_runs(), SMOKE, force=True, execute=StoreWritingExecutor({"a": 3}))
+    assert runner.read_stamp(SMOKE, "a")["computed_batches"] == 0
 
 
 def test_declared_runs_cover_the_book_and_both_victims(sandbox):
