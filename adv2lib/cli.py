@@ -62,7 +62,7 @@ def _experiment(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    names = [n for n in experiments.EXPERIMENTS if n != "budget"] if args.name == "all" else [args.name]
     victims = ["resnet", "densenet"] if args.victim == "all" else [args.victim]
     for victim in victims:
         for name in names:
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .runner import add_arguments as _book_arguments
 
     p = sub.add_parser("experiment", help="run (or resume) an attack experiment and print its summary")
-    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "all"])
+    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "all"],
+                   help="all: the four experiments of the paper (not budget)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])
     p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
     p.add_argument("--interpreters", nargs="+", default=["grad", "cam", "mask", "rts"])

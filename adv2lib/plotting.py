@@ -27,6 +27,7 @@ __all__ = [
     "LABELS", "book_style", "class_names", "combine", "rate_table", "metric_table", "l1_bars", "iou_curves",
     "delta_bars", "reference_iou_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
     "transfer_grid", "one_picture", "show_panel", "show", "caption", "preset_table", "training_curves", "loss_curves",
+    "budget_curves",
 ]
 
 INTERPRETER_ORDER = ("grad", "cam", "mask", "rts")
@@ -260,6 +261,41 @@ def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[s
         ax.set_ylabel(ylabel if ax is axes[0][0] else "")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+    return fig
+
+
+def budget_curves(examples: pd.DataFrame) -> Figure:
+    """The budget experiment (:func:`adv2lib.experiments.run_budget`): mean L1 distance to the
+    benign map (top row) and MC (bottom row) of ADV2 against its stage-2 budget (x the preset),
+    one panel per interpreter, one line per victim; PGD's value is the dashed line of the
+    same colour. Means over successful attacks, error bars one standard deviation."""
+    from .metrics import summarize
+
+    s = summarize(examples, by=("victim", "interpreter", "attack", "budget"))
+    interps, victims = _ordered(s["interpreter"], INTERPRETER_ORDER), _victims(s)
+    fig, axes = plt.subplots(2, len(interps), figsize=(2.8 * len(interps), 4.4), sharex=True, squeeze=False)
+    colours = dict(zip(victims, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for j, interp in enumerate(interps):
+        for victim in victims:
+            sub = s[(s["interpreter"] == interp) & (s["victim"] == victim)]
+            adv, pgd = sub[sub["attack"] != "pgd"].sort_values("budget"), sub[sub["attack"] == "pgd"]
+            for i, (col, err) in enumerate((("l1_benign", "l1_benign_std"), ("mc", None))):
+                ax = axes[i][j]
+                ax.errorbar(adv["budget"], adv[col], yerr=None if err is None else adv[err].fillna(0),
+                            marker="o", ms=4, capsize=2, lw=1.2, color=colours[victim],
+                            label=f"ADV2, {_label(victim)}")
+                if len(pgd):
+                    ax.axhline(float(pgd[col].iloc[0]), ls="--", lw=1, color=colours[victim],
+                               label=f"PGD, {_label(victim)}")
+        axes[0][j].set_title(_label(interp))
+        axes[1][j].set_xscale("log", base=2)
+        ticks = sorted(s.loc[s["attack"] != "pgd", "budget"].unique())
+        axes[1][j].set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        axes[1][j].set_xlabel("stage-2 iterations (x preset)")
+    axes[0][0].set_ylabel("L1 to the benign map")
+    axes[1][0].set_ylabel("MC (mean p(ct))")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(handles)), frameon=False)
     return fig
 
 

@@ -42,11 +42,16 @@ from . import paths
 #: Notebook sources under ``notebooks/``, in book order. The four experiments get the
 #: experiment parameters; the others get only the scale (they read what the experiments wrote).
 EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class", "04_transferability")
-BOOK_NOTEBOOKS = ("intro", "models", *EXPERIMENT_NOTEBOOKS, "paper_vs_ours", "reproduce")
+#: Not an experiment of the paper: ADV2 with more iterations on a subset (one victim, GRAD and MASK).
+BUDGET_NOTEBOOK = "05_attack_budget"
+BOOK_NOTEBOOKS = ("intro", "models", *EXPERIMENT_NOTEBOOKS, BUDGET_NOTEBOOK, "paper_vs_ours", "reproduce")
 
 #: Images per experiment for each scale. The issue asks for at least 100 per experiment in
 #: the full embedded book; the smoke book attacks a handful with very few iterations.
 N_IMAGES = {"smoke": 2, "full": 100}
+#: The budget chapter reruns ADV2 at 1x, 2x and 4x its iterations: fewer images, one victim and
+#: the two interpreters whose presets are furthest below the official iteration counts.
+BUDGET = {"images": {"smoke": 2, "full": 20}, "interpreters": ("grad", "mask"), "factors": (1, 2, 4)}
 
 BUILD_DIR_NAME = "_build"
 VICTIMS = ("resnet", "densenet")
@@ -102,6 +107,11 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     runs = [NotebookRun("intro", "intro", {**common, "n_images": n}),
             NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
     runs += [NotebookRun(name, name, dict(experiment)) for name in EXPERIMENT_NOTEBOOKS]
+    budget_interps = [i for i in interpreters if i in BUDGET["interpreters"]] or list(interpreters)
+    budget_n = min(n, BUDGET["images"]["smoke" if scale.smoke else "full"])
+    runs.append(NotebookRun(BUDGET_NOTEBOOK, BUDGET_NOTEBOOK,
+                            {**common, "victims": list(victims)[:1], "interpreters": budget_interps,
+                             "factors": list(BUDGET["factors"]), "n_images": budget_n}))
     runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*.csv"), str(tables / "*.json"))),

@@ -44,6 +44,7 @@ EXPECTED = {
     "book/executed/02_targeted_patch": (2, 1, False),
     "book/executed/03_random_class": (1, 1, False),
     "book/executed/04_transferability": (2, 1, False),
+    "book/executed/05_attack_budget": (1, 1, False),
     "book/executed/paper_vs_ours": (0, 3, False),
     "book/executed/reproduce": (0, 3, False),
     "book/references": (0, 0, False),

@@ -253,3 +253,59 @@ def test_attack_times_count_pgd_once_and_average_per_image():
     assert row["wall s / image"] == expected and row["CPU s / image"] == 2 * expected
     assert row["wall min (total)"] == 4 * expected / 60
     assert set(t["experiment"]) == {"main", "patch"}   # transfer has no attack of its own
+
+
+def test_confidence_profile_counts_successful_images_only():
+    ex = _examples(conf=0.95)
+    ex.loc[(ex["attack"] == "adv2") & (ex["position"] == 0), "confidence"] = 0.5
+    ex.loc[(ex["attack"] == "adv2") & (ex["position"] == 1), ["success", "confidence"]] = [False, 0.01]
+    t = report.confidence_profile(ex, threshold=0.9).set_index(["interpreter", "attack"])
+    row = t.loc[("CAM", "ADV2")]
+    assert row["successful"] == 3 and row["min p(ct)"] == 0.5
+    assert row["share p(ct) >= 0.9"] == 2 / 3 and abs(row["MC"] - (0.5 + 0.95 + 0.95) / 3) < 1e-12
+    assert t.loc[("CAM", "PGD"), "share p(ct) >= 0.9"] == 1.0
+
+
+def _budget_examples():
+    rows = []
+    for interp in INTERPS:
+        for pos in range(3):
+            rows.append(dict(victim="resnet", interpreter=interp, attack="pgd", budget=0.0, success=True,
+                             confidence=0.97, l1_benign=0.3, seconds=0.0, stage2_steps=np.nan))
+            for f, l1 in ((1, 0.2), (2, 0.15), (4, 0.1)):
+                rows.append(dict(victim="resnet", interpreter=interp, attack=f"adv2 x{f}", budget=float(f),
+                                 success=True, confidence=0.9, l1_benign=l1 + pos / 100, seconds=f * 1.0,
+                                 stage2_steps=100 * f))
+    return pd.DataFrame(rows)
+
+
+def test_budget_table_and_sentences():
+    t = report.budget_table(_budget_examples())
+    grad = t[t["interpreter"] == "GRAD"].set_index("attack")
+    assert list(grad.index) == ["PGD", "ADV2, 1x", "ADV2, 2x", "ADV2, 4x"]
+    assert grad.loc["ADV2, 4x", "stage-2 iterations"] == 400 and grad.loc["PGD", "stage-2 iterations"] == "–"
+    assert grad.loc["ADV2, 2x", "L1 to benign"] == pytest.approx(0.16)
+    assert grad.loc["ADV2, 2x", "L1 / PGD"] == pytest.approx(0.16 / 0.3)
+    assert grad.loc["ADV2, 4x", "wall s / image"] == 4.0
+    text = report.budget_sentences(t)
+    assert text.count("\n") == len(INTERPS) - 1
+    assert "0.210 (1x) → 0.160 (2x) → 0.110 (4x)" in text and "-48%" in text and "0.70 → 0.37" in text
+
+
+def test_budget_curves_plot_one_point_per_budget_and_the_pgd_line():
+    fig = plotting.budget_curves(_budget_examples())
+    ax = fig.axes[0]
+    line = ax.get_lines()[0]
+    assert list(line.get_xdata()) == [1.0, 2.0, 4.0]
+    assert np.allclose(line.get_ydata(), [0.21, 0.16, 0.11])
+    assert any(np.allclose(l.get_ydata(), 0.3) for l in ax.get_lines()[1:])   # the PGD reference
+    assert len(fig.axes) == 2 * len(INTERPS)
+    matplotlib.pyplot.close(fig)
+
+
+def test_l1_ratios_put_the_paper_table9_ratio_beside_ours():
+    t = report.l1_ratios(_examples(l1_adv=0.1, l1_pgd=0.4, victims=("resnet", "densenet")))
+    values = paper_numbers.TABLE9["values"]
+    assert t.loc["GRAD", report.PAPER_ROW + ", Table 9"] == pytest.approx(values["grad"]["grad"] / values["pgd"]["grad"])
+    assert t.loc["CAM", "ours (ResNet)"] == pytest.approx(0.25) and t.loc["CAM", "ours (DenseNet)"] == pytest.approx(0.25)
+    assert np.isnan(t.loc["MASK", "ours (ResNet)"])   # no MASK rows in these examples

@@ -190,6 +190,12 @@ def test_declared_runs_cover_the_book_and_both_victims(sandbox):
             assert r.parameters["smoke"] is True and r.parameters["n_images"] == runner.N_IMAGES["smoke"]
     full = {r.name: r for r in runner.declared_runs(FULL, n_images=7)}
     assert full["01_adv2_vs_pgd"].parameters["n_images"] == 7
+    budget = runner.declared_runs(FULL)[list(runner.BOOK_NOTEBOOKS).index(runner.BUDGET_NOTEBOOK)].parameters
+    assert budget["victims"] == ["resnet"] and budget["interpreters"] == ["grad", "mask"]
+    assert budget["n_images"] == runner.BUDGET["images"]["full"] and budget["factors"] == [1, 2, 4]
+    assert full[runner.BUDGET_NOTEBOOK].parameters["n_images"] == 7          # never more than the book's images
+    only_cam = {r.name: r for r in runner.declared_runs(FULL, interpreters=["cam"])}
+    assert only_cam[runner.BUDGET_NOTEBOOK].parameters["interpreters"] == ["cam"]
 
 
 def test_toc_lists_every_executed_notebook():

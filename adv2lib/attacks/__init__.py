@@ -11,12 +11,12 @@
 """
 from .adv2 import ADV2, map_loss
 from .config import (ADV2Config, MaskADV2Config, PGDConfig, describe, preset_for, resolve_config,
-                     smoke_config)
+                     scale_budget, smoke_config)
 from .loop import project, quantize_8bit
 from .pgd import PGD
 from .result import AttackResult
 
 __all__ = [
     "PGD", "ADV2", "AttackResult", "preset_for", "describe", "smoke_config", "resolve_config",
-    "PGDConfig", "ADV2Config", "MaskADV2Config", "project", "quantize_8bit", "map_loss",
+    "PGDConfig", "ADV2Config", "MaskADV2Config", "project", "quantize_8bit", "map_loss", "scale_budget",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 
 __all__ = [
     "PGDConfig", "ADV2Config", "MaskADV2Config", "preset_for", "describe", "smoke_config",
-    "PROFILES", "EMBEDDED_EPS", "resolve_config", "preset_notes", "EMBEDDED_NOTES",
+    "PROFILES", "EMBEDDED_EPS", "resolve_config", "preset_notes", "EMBEDDED_NOTES", "scale_budget",
 ]
 
 PROFILES = ("embedded", "imagenet")
@@ -327,6 +327,36 @@ def smoke_config(cfg):
                        late_after=max(1, steps - 1), recompute_every=max(2, steps // 2),
                        inner_steps=2, unrolled_steps=2, bisection_steps=4)
     raise TypeError(f"not an attack config: {type(cfg).__name__}")
+
+
+def scale_budget(cfg, factor: float):
+    """The same ADV2 attack with ``factor`` times its stage-2 iterations (the warm start unchanged).
+
+    GRAD's lambda stages keep their proportions; lambda still runs from ``lambda_start`` to
+    ``lambda_end`` over the longer run; MASK keeps its number of full-MASK snapshots (the
+    snapshot interval and the switch to the late bisection interval scale with the run). Used
+    by the budget experiment (:func:`adv2lib.experiments.run_budget`) to ask whether a longer
+    attack closes a gap.
+
+    >>> cfg = preset_for("embedded", "mask")
+    >>> scaled = scale_budget(cfg, 2)
+    >>> (scaled.steps, scaled.recompute_every, scaled.late_after) == (2 * cfg.steps, 2 * cfg.recompute_every, 2 * cfg.late_after)
+    True
+    """
+    if factor <= 0:
+        raise ValueError(f"factor must be positive, got {factor}")
+
+    def times(n):
+        return max(1, int(round(n * factor))) if n else 0
+
+    if isinstance(cfg, ADV2Config):
+        if cfg.lambda_stages:
+            return replace(cfg, lambda_stages=tuple((lam, times(n)) for lam, n in cfg.lambda_stages))
+        return replace(cfg, steps=times(cfg.steps))
+    if isinstance(cfg, MaskADV2Config):
+        return replace(cfg, steps=times(cfg.steps), recompute_every=times(cfg.recompute_every),
+                       late_after=times(cfg.late_after))
+    raise TypeError(f"scale_budget takes an ADV2 config, not {type(cfg).__name__}")
 
 
 def preset_for(profile: str = "embedded", attack: str = "pgd", smoke: bool = False, **overrides):
