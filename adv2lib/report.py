@@ -361,9 +361,15 @@ def budget_table(examples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: A doubling of the budget that changes the L1 distance by less than this (relative) "levels off".
+LEVEL_OFF = 0.05
+
+
 def budget_sentences(table: pd.DataFrame) -> str:
     """One Markdown line per victim x interpreter of :func:`budget_table`: how the L1 distance and
-    its ratio to PGD move as the budget grows."""
+    its ratio to PGD move as the budget grows, and whether the last step of the budget still
+    lowered the distance by at least :data:`LEVEL_OFF` (relative) -- "keeps falling" -- or not --
+    "levels off"."""
     lines = []
     for (v, i), sub in table.groupby(["victim", "interpreter"], sort=False):
         adv = sub[sub["attack"] != "PGD"].sort_values("_budget")
@@ -375,8 +381,16 @@ def budget_sentences(table: pd.DataFrame) -> str:
         pgd = sub[sub["attack"] == "PGD"]
         ref = f"; PGD {pgd['L1 to benign'].iloc[0]:.3f}, ratio to PGD {first['L1 / PGD']:.2f} → " \
               f"{last['L1 / PGD']:.2f}" if len(pgd) else ""
+        trend = ""
+        if len(adv) > 1:
+            prev = adv.iloc[-2]
+            step = (last["L1 to benign"] - prev["L1 to benign"]) / prev["L1 to benign"]
+            trend = (f" It **levels off**: {prev['_budget']:g}x → {last['_budget']:g}x changed it by {step:+.0%}."
+                     if step > -LEVEL_OFF else
+                     f" It **keeps falling**: {prev['_budget']:g}x → {last['_budget']:g}x changed it by {step:+.0%}.")
         lines.append(f"- **{v} / {i}**: L1 to the benign map {path}, a change of {change:+.0%} from "
-                     f"{first['_budget']:g}x to {last['_budget']:g}x{ref}; MC {first['MC']:.2f} → {last['MC']:.2f}.")
+                     f"{first['_budget']:g}x to {last['_budget']:g}x{ref}; MC {first['MC']:.2f} → {last['MC']:.2f}."
+                     + trend)
     return "\n".join(lines)
 
 

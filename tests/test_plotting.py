@@ -290,6 +290,11 @@ def test_budget_table_and_sentences():
     text = report.budget_sentences(t)
     assert text.count("\n") == len(INTERPS) - 1
     assert "0.210 (1x) → 0.160 (2x) → 0.110 (4x)" in text and "-48%" in text and "0.70 → 0.37" in text
+    assert "keeps falling" in text and "levels off" not in text
+    flat = _budget_examples()
+    flat.loc[flat["attack"] == "adv2 x4", "l1_benign"] = flat.loc[flat["attack"] == "adv2 x2", "l1_benign"].to_numpy() - 0.001
+    text = report.budget_sentences(report.budget_table(flat))
+    assert "levels off" in text and "keeps falling" not in text
 
 
 def test_budget_curves_plot_one_point_per_budget_and_the_pgd_line():
