@@ -36,7 +36,7 @@ __all__ = [
     "EXPERIMENT_NAMES", "RULES", "scale_label", "tables_dir", "save_experiment", "load_experiment",
     "available", "summarize_examples", "table7", "table8", "table9", "main_table", "verdicts",
     "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown", "attack_times",
-    "confidence_profile", "budget_table", "budget_sentences", "l1_ratios",
+    "confidence_profile", "budget_table", "budget_sentences", "l1_ratios", "iteration_budgets",
 ]
 
 EXPERIMENT_NAMES = ("main", "patch", "random_class", "transfer")
@@ -329,6 +329,20 @@ def l1_ratios(main_examples: pd.DataFrame) -> pd.DataFrame:
             row[_ours(v)] = _cell(s, v, i, "adv2", "l1_benign") / _cell(s, v, i, "pgd", "l1_benign")
         rows.append(row)
     return pd.DataFrame(rows).set_index("interpreter")
+
+
+def iteration_budgets(profile: str = "embedded", reference: str = "imagenet", interpreters=INTERPRETERS) -> str:
+    """A sentence stating, from the presets, each interpreter's ADV2 stage-2 iterations in
+    ``profile`` against ``reference`` (the official code's values), e.g. "GRAD 100 stage-2 steps
+    instead of 704, ..."; MASK counts outer iterations."""
+    from .attacks import preset_for
+
+    parts = []
+    for i in interpreters:
+        ours, official = preset_for(profile, i).steps, preset_for(reference, i).steps
+        unit = "outer iterations" if i == "mask" else "stage-2 steps"
+        parts.append(f"{LABEL[i]} {ours} {unit} instead of {official}")
+    return ", ".join(parts)
 
 
 def budget_table(examples: pd.DataFrame) -> pd.DataFrame:

@@ -314,3 +314,12 @@ def test_l1_ratios_put_the_paper_table9_ratio_beside_ours():
     assert t.loc["GRAD", report.PAPER_ROW + ", Table 9"] == pytest.approx(values["grad"]["grad"] / values["pgd"]["grad"])
     assert t.loc["CAM", "ours (ResNet)"] == pytest.approx(0.25) and t.loc["CAM", "ours (DenseNet)"] == pytest.approx(0.25)
     assert np.isnan(t.loc["MASK", "ours (ResNet)"])   # no MASK rows in these examples
+
+
+def test_iteration_budgets_are_read_from_the_presets():
+    from adv2lib.attacks import preset_for
+
+    text = report.iteration_budgets("embedded", "imagenet", ("grad", "mask"))
+    g, m = preset_for("embedded", "grad").steps, preset_for("embedded", "mask").steps
+    assert text == (f"GRAD {g} stage-2 steps instead of {preset_for('imagenet', 'grad').steps}, "
+                    f"MASK {m} outer iterations instead of {preset_for('imagenet', 'mask').steps}")
