@@ -1,8 +1,20 @@
-"""The ``adv2lib`` command line (``python -m adv2lib``)."""
+"""The ``adv2lib`` command line (``python -m adv2lib``).
+
+Errors caused by the user's input (the library's :class:`~adv2lib.errors.Adv2Error`) are
+printed as one line that says what to do, with exit status 2; ``--debug`` shows the
+traceback instead. Ctrl-C exits with status 130 and says how to resume: every finished
+batch is already in the results store, so rerunning the same command computes only the rest.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from .errors import Adv2Error, ConfigError
+
+INTERRUPTED = ("interrupted. Every finished batch is stored: rerun the same command to resume from the last "
+               "stored batch.")
 
 
 def _train_victim(args) -> int:
@@ -27,8 +39,8 @@ def _train_rts(args) -> int:
         from .data import ImageNetFolder
 
         if args.train_dir is None:
-            raise SystemExit("train-rts --profile imagenet needs --train-dir (ImageNet-train or Imagenette "
-                             "train in ImageFolder layout, one folder per wnid)")
+            raise ConfigError("train-rts --profile imagenet needs --train-dir (ImageNet-train or Imagenette "
+                              "train in ImageFolder layout, one folder per wnid)")
         # ImageNetFolder raises DatasetNotFoundError naming IMAGENET_VAL_DIR when the test set is missing.
         data = {"train_set": ImageNetFolder(args.train_dir), "test_set": ImageNetFolder(args.test_dir)}
     for name in names:
@@ -64,13 +76,16 @@ def _experiment(args) -> int:
         torch.set_num_threads(args.threads)
     names = [n for n in experiments.EXPERIMENTS if n != "budget"] if args.name == "all" else [args.name]
     victims = ["resnet", "densenet"] if args.victim == "all" else [args.victim]
+    experiments.preflight(args.profile, victims, tuple(args.interpreters), args.n_images, args.seed,
+                          args.batch_size, args.device)
     for victim in victims:
         for name in names:
             result = experiments.EXPERIMENTS[name](
                 profile=args.profile, victim=victim, interpreters=tuple(args.interpreters),
                 n_images=args.n_images, seed=args.seed, smoke=args.smoke, device=args.device,
                 results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet)
-            print(f"== {name} / {victim}: {result.seconds:.0f} s")
+            print(f"== {name} / {victim}: {result.seconds:.0f} s ({result.batches['computed']} result batches "
+                  f"computed, {result.batches['loaded']} loaded from {result.results_dir})")
             print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
             if result.matrix is not None:
                 print(result.matrix.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -78,10 +93,18 @@ def _experiment(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m adv2lib", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m adv2lib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    # ``--debug`` is accepted after the sub-command too (SUPPRESS keeps the top-level value).
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train-victim", help="train an embedded victim and write its weights + model card")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[debug])
+
+    p = command("train-victim", help="train an embedded victim and write its weights + model card")
     p.add_argument("name", choices=["resnet", "densenet", "all"])
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -89,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
     p.set_defaults(func=_train_victim)
 
-    p = sub.add_parser("train-rts", help="train the RTS masking network of a victim (weights + card)")
+    p = command("train-rts", help="train the RTS masking network of a victim (weights + card)")
     p.add_argument("name", choices=["resnet", "densenet", "all"])
     p.add_argument("--profile", choices=["embedded", "imagenet"], default="embedded",
                    help="imagenet: Dabkowski & Gal's schedule (RTSTrainConfig.for_profile); needs --train-dir")
@@ -102,13 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
     p.set_defaults(func=_train_rts)
 
-    p = sub.add_parser("data", help="dataset utilities")
+    p = command("data", help="dataset utilities")
     p.add_argument("action", choices=["fetch"])
     p.set_defaults(func=_data_fetch)
 
     from .runner import add_arguments as _book_arguments
 
-    p = sub.add_parser("experiment", help="run (or resume) an attack experiment and print its summary")
+    p = command("experiment", help="run (or resume) an attack experiment and print its summary")
     p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "all"],
                    help="all: the four experiments of the paper (not budget)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])
@@ -124,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_experiment)
 
-    p = sub.add_parser("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")
+    p = command("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")
     _book_arguments(p)
     p.set_defaults(func=_book)
     return parser
@@ -132,4 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Adv2Error as err:
+        if args.debug:
+            raise
+        print(f"adv2lib: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\nadv2lib: {INTERRUPTED}", file=sys.stderr)
+        return 130

@@ -34,23 +34,21 @@ arguments loads the finished batches and computes only the missing ones.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from . import metrics
+from . import fingerprint, metrics
 from .attacks import ADV2, PGD, preset_for, scale_budget
+from .errors import ConfigError, DataError
 from .store import ResultsStore, RunKey, to_jsonable
 from .targets import benign_map, pair_farthest, random_class_targets, random_patch_maps, random_shape_maps
 
 __all__ = [
     "ExperimentResult", "run_main", "run_patch", "run_random_class", "run_transfer", "run_budget", "EXPERIMENTS",
-    "select_correct", "random_target_classes", "INTERPRETERS",
+    "select_correct", "random_target_classes", "INTERPRETERS", "check_request", "preflight",
 ]
 
 INTERPRETERS = ("grad", "cam", "mask", "rts")
@@ -91,6 +89,8 @@ class ExperimentResult:
       plus ``figures["benign"]``, target interpreter -> benign maps).
     * ``config`` -- the attack presets and settings used (JSON-able), ``seconds`` -- wall
       time of this call, ``results_dir`` -- the store's root.
+    * ``batches`` -- how many result batches this call ``computed`` and how many it
+      ``loaded`` from the store (a rerun with unchanged inputs computes none).
     """
 
     experiment: str
@@ -104,6 +104,7 @@ class ExperimentResult:
     config: dict = field(default_factory=dict)
     seconds: float = 0.0
     results_dir: str = ""
+    batches: dict = field(default_factory=lambda: {"computed": 0, "loaded": 0})
 
     def __repr__(self) -> str:
         return (f"ExperimentResult({self.experiment!r}, {self.profile}/{self.victim}, "
@@ -134,7 +135,8 @@ def select_correct(victim, dataset, n: int, seed: int = 0, exclude=(), chunk: in
             break
     indices, x, y = torch.cat(picked)[:n], torch.cat(xs)[:n], torch.cat(ys)[:n]
     if len(indices) < n:
-        raise ValueError(f"only {len(indices)} correctly classified images available, {n} requested")
+        raise DataError(f"only {len(indices)} test images are classified correctly by the victim "
+                        f"(and not excluded), {n} requested: ask for fewer images (--n-images)")
     return indices, x, y
 
 
@@ -143,17 +145,6 @@ def random_target_classes(y: torch.Tensor, num_classes: int, seed: int = 0) -> t
     gen = torch.Generator().manual_seed(int(seed) + 1)
     shift = torch.randint(1, num_classes, (len(y),), generator=gen)
     return (y + shift) % num_classes
-
-
-def _file_fingerprint(path) -> str:
-    path = Path(path)
-    if not path.is_file():
-        return "missing"
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
 
 
 # =========================================================================== setup
@@ -177,6 +168,9 @@ class _Setup:
     y: torch.Tensor
     ct: torch.Tensor
     base_params: dict
+    interpreters: dict = field(default_factory=dict)
+    manifest_extra: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=lambda: {"computed": 0, "loaded": 0})
 
     def batches(self, n: int | None = None):
         n = self.n_images if n is None else n
@@ -187,25 +181,90 @@ class _Setup:
                       {**self.base_params, **params}, self.seed)
 
 
-def _setup(experiment, profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress):
+def _positive_int(value, name: str, flag: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r} ({flag})")
+    return value
+
+
+def check_request(profile, victim, interpreters, n_images, seed=0, batch_size=None) -> list[str]:
+    """Check an experiment's arguments before any work (no file is read or written); returns
+    the interpreter names. Raises :class:`~adv2lib.errors.ConfigError` with the remedy."""
+    from .models import PROFILES, VICTIMS
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} (--profile)")
+    if victim not in VICTIMS:
+        raise ConfigError(f"unknown victim {victim!r}: choose one of {', '.join(VICTIMS)} (--victim)")
+    _positive_int(n_images, "n_images", "--n-images")
+    if batch_size is not None:
+        _positive_int(batch_size, "batch_size", "--batch-size")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r} (--seed)")
+    return _names(interpreters)
+
+
+def preflight(profile, victims, interpreters, n_images, seed=0, batch_size=None, device="auto") -> None:
+    """Check a whole command before its first attack: arguments, device, dataset, and every
+    victim's weights and interpreters (e.g. the RTS weights of the second victim). Raises the
+    library's one-line errors; loads what it checks and keeps nothing."""
     from .data import load_test_set
-    from .models import load_victim, victim_weights_path
+    from .interpreters import build_interpreter
+    from .models import load_victim
     from .utils import resolve_device
 
+    names = []
+    for victim in victims:
+        names = check_request(profile, victim, interpreters, n_images, seed, batch_size)
     device = resolve_device(device)
+    load_test_set(profile)
+    for victim in victims:
+        model = load_victim(victim, profile, device=device)
+        for name in names:
+            if name == "rts":               # the only interpreter with a file of its own
+                build_interpreter(name, model)
+
+
+def _setup(experiment, profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
+           interpreters=()):
+    """Check the request, then load data, victim and every interpreter (so that a missing
+    file stops the run before any attack), select the images and build the key parameters."""
+    from .data import load_test_set
+    from .models import load_victim
+    from .utils import resolve_device
+
+    names = check_request(profile, victim, interpreters, n_images, seed, batch_size)
+    device = resolve_device(device)
+    dataset = load_test_set(profile)            # data first: the ImageNet weights may need a download
     model = load_victim(victim, profile, device=device)
-    dataset = load_test_set(profile)
     if smoke:
         n_images = min(n_images, SMOKE_IMAGES)
-    batch_size = int(batch_size or DEFAULT_BATCH.get(profile, 16))
+    batch_size = DEFAULT_BATCH.get(profile, 16) if batch_size is None else batch_size
+    setup = _Setup(experiment, profile, victim, model, dataset, device, int(seed), bool(smoke), n_images,
+                   batch_size, ResultsStore(results_dir), progress, *([None] * 4), {})
+    setup.interpreters = {name: _interpreter(name, setup) for name in names}
     indices, x, y = select_correct(model, dataset, n_images, seed)
     ct = random_target_classes(y, model.num_classes, seed)
-    fingerprint = _file_fingerprint(victim_weights_path(victim)) if profile == "embedded" else "torchvision"
-    base = {"version": EXPERIMENT_VERSION, "n_images": n_images, "smoke": bool(smoke),
-            "batch_size": batch_size, "victim_weights": fingerprint}
-    store = ResultsStore(results_dir)
-    return _Setup(experiment, profile, victim, model, dataset, device, int(seed), bool(smoke), n_images,
-                  batch_size, store, progress, indices, x, y, ct, base)
+    setup.indices, setup.x, setup.y, setup.ct = indices, x, y, ct
+    # Everything that sets the numbers (see adv2lib.fingerprint); the attack presets and the
+    # interpreters' settings and weights are added per run.
+    setup.base_params = {"version": EXPERIMENT_VERSION, "n_images": n_images, "smoke": bool(smoke),
+                         "batch_size": batch_size, "data": fingerprint.tensors(indices, x, y, ct),
+                         "victim_weights": fingerprint.state_dict(model), "code": fingerprint.code()}
+    setup.manifest_extra = {"victim_weights_source": getattr(model, "weights_source", None),
+                            "dataset": _dataset_description(dataset, profile), "device": str(device)}
+    return setup
+
+
+def _dataset_description(dataset, profile) -> dict:
+    """Where the images came from (recorded in each run's manifest, not keyed: the key hashes the images)."""
+    if profile == "embedded":
+        from .data import locate_fashion_mnist
+
+        found = locate_fashion_mnist("test")
+        return {"name": "Fashion-MNIST test", "files": [str(p) for p in found] if found else None}
+    root = getattr(getattr(dataset, "folder", None), "root", None)
+    return {"name": "ImageNet folder", "root": None if root is None else str(root), "images": len(dataset)}
 
 
 def _interpreter(name, setup: _Setup):
@@ -222,9 +281,10 @@ def _interp_params(interp) -> dict:
     if hasattr(interp, "config"):
         params["config"] = to_jsonable(interp.config)
     if interp.name == "rts":
-        from .interpreters.rts import rts_weights_path
-
-        params["weights"] = _file_fingerprint(rts_weights_path(interp.victim.name, interp.victim.profile))
+        params["weights"] = fingerprint.state_dict(interp.net)
+        if interp.encoder is not interp.victim:
+            params["encoder"] = fingerprint.state_dict(interp.encoder)
+        params["model_confidence"] = float(interp.model_confidence)
     for attr in ("pool", "score", "tau", "seed"):
         if hasattr(interp, attr):
             params[attr] = to_jsonable(getattr(interp, attr))
@@ -301,7 +361,8 @@ def _finish(setup, experiment, frames, figures, config, start, matrix=None) -> E
     keep = [c for c in examples.columns if not (c.startswith("iou_") and not c.endswith("_mean"))]
     summary = metrics.summarize(examples[keep], by=by) if len(examples) else pd.DataFrame()
     return ExperimentResult(experiment, setup.profile, setup.victim_name, examples, iou, summary, figures,
-                            matrix, to_jsonable(config), time.perf_counter() - start, str(setup.store.root))
+                            matrix, to_jsonable(config), time.perf_counter() - start, str(setup.store.root),
+                            dict(setup.counts))
 
 
 def _figures(tensors: dict, names, n=N_FIGURE_EXAMPLES) -> dict:
@@ -310,17 +371,19 @@ def _figures(tensors: dict, names, n=N_FIGURE_EXAMPLES) -> dict:
 
 def _run_batches(setup, key, batches, compute, desc):
     """For each ``(b, lo, hi)``: load the stored batch, or ``compute(lo, hi)`` -> (rows, tensors)
-    and store it. Returns the concatenated rows and tensors."""
-    if not (setup.store.run_dir(key) / "manifest.json").exists():
-        setup.store.write_manifest(key)
-    todo = [b for b, _, _ in batches if not setup.store.has_batch(key, b)]
-    bar = tqdm(batches, desc=desc, disable=not setup.progress or not todo, leave=False)
-    for b, lo, hi in bar:
-        if setup.store.has_batch(key, b):
-            continue
-        rows, tensors = compute(lo, hi)
-        setup.store.save_batch(key, b, rows, tensors)
-    return setup.store.load_run(key, [b for b, _, _ in batches])
+    and store it (under the store's per-batch lock). Returns the concatenated rows and tensors."""
+    bounds = {b: (lo, hi) for b, lo, hi in batches}
+    computed = []
+
+    def compute_batch(b):
+        computed.append(b)
+        return compute(*bounds[b])
+
+    out = setup.store.ensure_batches(key, list(bounds), compute_batch, desc=desc, progress=setup.progress,
+                                     manifest_extra=setup.manifest_extra)
+    setup.counts["computed"] += len(computed)
+    setup.counts["loaded"] += len(bounds) - len(computed)
+    return out
 
 
 # =========================================================================== PGD (shared)
@@ -411,11 +474,11 @@ def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_i
     benign map and mean IoU per (interpreter, attack). See :class:`ExperimentResult`.
     """
     start = time.perf_counter()
-    setup = _setup("main", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress)
+    setup = _setup("main", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
+                   interpreters)
     pgd_rows, pgd_t = _run_pgd(setup)
     frames, figures, config = [], {}, {"pgd": _pgd_config(setup)}
-    for name in _names(interpreters):
-        interp = _interpreter(name, setup)
+    for name, interp in setup.interpreters.items():
         rows, tensors, cfg = _main_interpreter(setup, interp, pgd_t["x_adv"])
         frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
         figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map",
@@ -427,8 +490,9 @@ def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_i
 def _names(interpreters):
     names = [interpreters] if isinstance(interpreters, str) else list(interpreters)
     bad = [n for n in names if n not in INTERPRETERS]
-    if bad:
-        raise ValueError(f"unknown interpreter(s) {bad}; expected names from {INTERPRETERS}")
+    if bad or not names:
+        raise ConfigError(f"unknown interpreter(s) {', '.join(map(repr, bad)) or '(none given)'}: "
+                          f"choose from {', '.join(INTERPRETERS)} (--interpreters)")
     return names
 
 
@@ -446,13 +510,13 @@ def run_patch(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_
     and the IoU w.r.t. both, for ADV2 and -- as a reference -- for the shared PGD examples.
     """
     if targets not in ("shapes", "patches"):
-        raise ValueError("targets must be 'shapes' or 'patches'")
+        raise ConfigError(f"targets must be 'shapes' or 'patches', got {targets!r}")
     start = time.perf_counter()
-    setup = _setup("patch", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress)
+    setup = _setup("patch", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
+                   interpreters)
     pgd_rows, pgd_t = _run_pgd(setup)
     frames, figures, config = [], {}, {"pgd": _pgd_config(setup), "targets": targets}
-    for name in _names(interpreters):
-        interp = _interpreter(name, setup)
+    for name, interp in setup.interpreters.items():
         cfg = _adv2_config(setup, name)
         size = interp.native_size
         generator = random_shape_maps if targets == "shapes" else random_patch_maps
@@ -510,17 +574,17 @@ def run_random_class(profile="embedded", victim="resnet", interpreters=INTERPRET
     """
     start = time.perf_counter()
     setup = _setup("random_class", profile, victim, n_images, seed, smoke, device, results_dir, batch_size,
-                   progress)
+                   progress, interpreters)
     pgd_rows, pgd_t = _run_pgd(setup)
     pool_n = POOL_SIZE["smoke" if smoke else "full"]
     pool_idx, pool_x, pool_y = select_correct(setup.victim, setup.dataset, pool_n, seed + 1000,
                                               exclude=setup.indices.tolist())
     frames, figures, config = [], {}, {"pgd": _pgd_config(setup), "pool_size": pool_n}
-    for name in _names(interpreters):
-        interp = _interpreter(name, setup)
+    for name, interp in setup.interpreters.items():
         cfg = _adv2_config(setup, name)
         key = setup.key("random_class", name, "adv2", {"attack": to_jsonable(cfg),
-                                                       "interpreter": _interp_params(interp), "pool": pool_n})
+                                                       "interpreter": _interp_params(interp), "pool": pool_n,
+                                                       "pool_data": fingerprint.tensors(pool_idx, pool_x, pool_y)})
 
         def compute(lo, hi, interp=interp, cfg=cfg):
             sel = torch.arange(lo, hi)
@@ -569,18 +633,19 @@ def run_transfer(profile="embedded", victim="resnet", interpreters=INTERPRETERS,
     included (the diagonal equals the main experiment's ADV2 L1).
     """
     start = time.perf_counter()
-    names = _names(interpreters)
-    setup = _setup("transfer", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress)
+    setup = _setup("transfer", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
+                   interpreters)
     _, pgd_t = _run_pgd(setup)
     sources, benign = {}, {}
-    interps = {name: _interpreter(name, setup) for name in names}
+    names, interps = list(setup.interpreters), setup.interpreters
     missing = []
     for name, interp in interps.items():
         key = _main_key(setup, interp, _adv2_config(setup, name))
-        if any(not setup.store.has_batch(key, b) for b, _, _ in setup.batches()):
+        if any(setup.store.try_load(key, b) is None for b, _, _ in setup.batches()):
             missing.append(name)
     if missing:
-        run_main(profile, victim, missing, n_images, seed, smoke, device, results_dir, batch_size, progress)
+        run_main(profile=profile, victim=victim, interpreters=missing, n_images=n_images, seed=seed, smoke=smoke,
+                 device=device, results_dir=results_dir, batch_size=batch_size, progress=progress)
     for name, interp in interps.items():
         key = _main_key(setup, interp, _adv2_config(setup, name))
         rows, tensors = setup.store.load_run(key, [b for b, _, _ in setup.batches()])
@@ -655,12 +720,12 @@ def run_budget(profile="embedded", victim="resnet", interpreters=("grad", "mask"
     start = time.perf_counter()
     factors = tuple(float(f) if float(f) != int(f) else int(f) for f in factors)
     if not factors or any(f <= 0 for f in factors):
-        raise ValueError(f"factors must be positive numbers, got {factors}")
-    setup = _setup("budget", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress)
+        raise ConfigError(f"budget factors must be positive numbers, got {factors}")
+    setup = _setup("budget", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
+                   interpreters)
     pgd_rows, pgd_t = _run_pgd(setup)
     frames, config = [], {"pgd": _pgd_config(setup), "factors": list(factors)}
-    for name in _names(interpreters):
-        interp = _interpreter(name, setup)
+    for name, interp in setup.interpreters.items():
         benign_all = {}
 
         def benign(lo, hi, interp=interp, benign_all=benign_all):

@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import paper_numbers as paper
 from . import paths
+from .fileio import atomic_write
 
 __all__ = [
     "EXPERIMENT_NAMES", "RULES", "scale_label", "tables_dir", "save_experiment", "load_experiment",
@@ -71,13 +72,6 @@ def tables_dir(profile: str = "embedded", smoke: bool = False, results_dir: str 
     return base / "tables" / scale_label(profile, smoke)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: str | Path | None = None,
                     n_images: int | None = None) -> Path:
     """Write the per-example rows of ``results`` (one :class:`~adv2lib.experiments.ExperimentResult`
@@ -92,7 +86,7 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
     examples = pd.concat([r.examples for r in results], ignore_index=True)
     out = tables_dir(profile, smoke, results_dir)
     csv = out / f"{experiment}_examples.csv"
-    _atomic_write(csv, examples.to_csv(index=False))
+    atomic_write(csv, examples.to_csv(index=False))
     column = "interpreter" if "interpreter" in examples else "target"
     meta = {
         "experiment": experiment, "profile": profile, "smoke": bool(smoke), "scale": scale_label(profile, smoke),
@@ -105,7 +99,7 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
         "versions": versions(),
         "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    _atomic_write(out / f"{experiment}.json", json.dumps(meta, indent=2, sort_keys=True))
+    atomic_write(out / f"{experiment}.json", json.dumps(meta, indent=2, sort_keys=True))
     return csv
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import paths
+from .errors import ConfigError
+from .fileio import atomic_write, sha256_bytes, sha256_file
 
 #: Notebook sources under ``notebooks/``, in book order. The four experiments get the
 #: experiment parameters; the others get only the scale (they read what the experiments wrote).
@@ -153,16 +155,6 @@ def build_html_dir() -> Path:
 
 
 # --------------------------------------------------------------------------- hashing
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def notebook_source_hash(path: Path) -> str:
@@ -170,7 +162,7 @@ def notebook_source_hash(path: Path) -> str:
     nb = json.loads(Path(path).read_text())
     cells = [(c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", [])))
              for c in nb.get("cells", [])]
-    return _sha256_bytes(json.dumps(cells, sort_keys=True).encode())
+    return sha256_bytes(json.dumps(cells, sort_keys=True).encode())
 
 
 def _hash_files(files: Iterable[Path], base: Path) -> str:
@@ -180,7 +172,7 @@ def _hash_files(files: Iterable[Path], base: Path) -> str:
             rel = f.relative_to(base).as_posix()
         except ValueError:
             rel = f.as_posix()
-        h.update(rel.encode() + b"\0" + file_sha256(f).encode() + b"\n")
+        h.update(rel.encode() + b"\0" + sha256_file(f).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -209,18 +201,31 @@ def _expand(patterns: Sequence[str]) -> list[Path]:
     return [f for f in found if f.is_file()]
 
 
-def run_key(run: NotebookRun, scale: Scale, lib_hash: str | None = None, w_hash: str | None = None) -> str:
+def inputs_fingerprint(profile: str) -> dict:
+    """The dataset and the ImageNet weights a profile reads (:mod:`adv2lib.fingerprint`): a run
+    executed with another ``FASHION_MNIST_DIR``, ``IMAGENET_VAL_DIR`` or weights is out of date."""
+    from . import fingerprint
+
+    out = {"data": fingerprint.dataset_files(profile)}
+    if profile == "imagenet":
+        out["imagenet_weights"] = fingerprint.imagenet_weights()
+    return out
+
+
+def run_key(run: NotebookRun, scale: Scale, lib_hash: str | None = None, w_hash: str | None = None,
+            inputs: dict | None = None) -> str:
     """The key under which a run is up to date: notebook source, parameters, scale, library,
-    weights and the contents of the files it reads."""
+    weights, dataset and the contents of the files it reads."""
     parts = {
         "scale": scale.label,
         "notebook": notebook_source_hash(run.source),
         "parameters": run.parameters,
         "library": lib_hash if lib_hash is not None else library_hash(),
         "weights": w_hash if w_hash is not None else weights_hash(scale.profile),
+        "inputs": inputs if inputs is not None else inputs_fingerprint(scale.profile),
         "reads": _hash_files(_expand(run.reads), paths.root()),
     }
-    return _sha256_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
+    return sha256_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
 
 
 # --------------------------------------------------------------------------- stamps
@@ -235,7 +240,7 @@ def is_up_to_date(run: NotebookRun, scale: Scale, key: str) -> bool:
     stamp = read_stamp(scale, run.name)
     out = cached_output_path(scale, run.name)
     return bool(stamp and stamp.get("key") == key and out.is_file()
-                and stamp.get("output_sha256") == file_sha256(out))
+                and stamp.get("output_sha256") == sha256_file(out))
 
 
 def stale_runs(scale: Scale) -> list[str]:
@@ -253,12 +258,6 @@ def stale_runs(scale: Scale) -> list[str]:
     return stale
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_seconds: float | None = None,
                 computed_batches: int | None = None) -> dict:
@@ -268,9 +267,9 @@ def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_se
         "computed_batches": computed_batches,
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "parameters": run.parameters,
-        "output_sha256": file_sha256(cached_output_path(scale, run.name)),
+        "output_sha256": sha256_file(cached_output_path(scale, run.name)),
     }
-    _atomic_write_text(stamp_path(scale, run.name), json.dumps(stamp, indent=2))
+    atomic_write(stamp_path(scale, run.name), json.dumps(stamp, indent=2))
     return stamp
 
 
@@ -391,12 +390,12 @@ def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False
     root = str(paths.root())
     if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    lib, weights = library_hash(), weights_hash(scale.profile)
+    lib, weights, inputs = library_hash(), weights_hash(scale.profile), inputs_fingerprint(scale.profile)
     selected = [r for r in runs if not only or r.name in only]
     for i, run in enumerate(selected, 1):
         prefix = f"[{i}/{len(selected)}] {run.name}"
         try:
-            key = run_key(run, scale, lib, weights)
+            key = run_key(run, scale, lib, weights, inputs)
             output = cached_output_path(scale, run.name)
             if not force and is_up_to_date(run, scale, key):
                 stamp = read_stamp(scale, run.name) or {}
@@ -457,7 +456,7 @@ def write_timings(scale: Scale, runs: Sequence[NotebookRun], device: str) -> Pat
     # Only rewrite when something changed, so that an up-to-date Reproduce chapter stays up to date.
     if previous is None or {k: v for k, v in previous.items() if k != "hardware"} != \
             {k: v for k, v in info.items() if k != "hardware"}:
-        _atomic_write_text(path, json.dumps(info, indent=2))
+        atomic_write(path, json.dumps(info, indent=2))
     return path
 
 
@@ -471,7 +470,7 @@ def book_sources() -> list[Path]:
 
 
 def book_key(scale: Scale) -> str:
-    return _sha256_bytes(f"{scale.label}\n{_hash_files(book_sources(), paths.root())}".encode())
+    return sha256_bytes(f"{scale.label}\n{_hash_files(book_sources(), paths.root())}".encode())
 
 
 def jupyter_book_executable() -> list[str]:
@@ -508,7 +507,7 @@ def build_book(scale: Scale, force: bool = False) -> float | None:
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); see the messages above")
-    _atomic_write_text(marker, json.dumps({"key": key, "scale": scale.label, "seconds": round(seconds, 1),
+    atomic_write(marker, json.dumps({"key": key, "scale": scale.label, "seconds": round(seconds, 1),
                                            "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
                                           indent=2))
     _say(f"book: built in {seconds:.1f} s -> {html / 'index.html'}")
@@ -517,12 +516,15 @@ def build_book(scale: Scale, force: bool = False) -> float | None:
 
 def main(args: argparse.Namespace) -> int:
     scale = Scale(args.profile, args.smoke)
+    if args.n_images is not None and (isinstance(args.n_images, bool) or args.n_images < 1):
+        raise ConfigError(f"n_images must be a positive integer, got {args.n_images} (--n-images)")
     runs = declared_runs(scale, device=args.device, n_images=args.n_images, seed=args.seed,
                          results_dir=args.results_dir, victims=args.victims, interpreters=args.interpreters)
     if args.only:
         unknown = sorted(set(args.only) - {r.name for r in runs})
         if unknown:
-            raise SystemExit(f"unknown notebook(s) {unknown}; choose from {[r.name for r in runs]}")
+            raise ConfigError(f"unknown notebook(s) {', '.join(unknown)}: choose from "
+                              f"{', '.join(r.name for r in runs)} (--only)")
     start = time.perf_counter()
     _say(f"adv2lib book: {len(runs)} notebooks at scale {scale.label} (device={args.device})")
     # The Reproduce chapter reads the timings, so they are written before it runs.

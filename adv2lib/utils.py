@@ -11,9 +11,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or ``None``) picks CUDA when present, else the CPU."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    from .errors import ConfigError, DeviceUnavailableError
+
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N (--device)") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
+        raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available on this "
+                                     "machine: use --device auto or cpu")
     return device
 
 

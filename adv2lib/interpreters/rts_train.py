@@ -65,16 +65,17 @@ checkpoint to ``ADV2_CACHE_DIR/train`` and resume from there.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import paths
+from ..fileio import atomic_write, sha256_file
 from ..utils import resolve_device, versions
 from .rts import RTS, build_encoder, build_saliency_network, rts_weights_path
 
@@ -271,17 +272,11 @@ def evaluate_rts(rts: RTS, dataset, n_images: int = 2000, batch_size: int = 500,
 # --------------------------------------------------------------------------- training
 
 def _sha256(path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except (OSError, AttributeError):
-        return None
+    return sha256_file(path) if path is not None and Path(path).is_file() else None
 
 
 def _checkpoint(path, **state) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConfig(), profile: str = "embedded",
@@ -410,7 +405,6 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
         "versions": versions(),
     }
     if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": net.config, "state_dict": net_state}, path)
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        atomic_write(path, lambda fh: torch.save({"config": net.config, "state_dict": net_state}, fh))
+        atomic_write(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return card

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import paths
+from ..fileio import atomic_write
 from ..utils import resolve_device, versions
 
 
@@ -110,12 +111,10 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
         acc = evaluate_accuracy(model, test, device=device)
         history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": acc})
         print(f"{name} epoch {epoch + 1}: loss {running:.4f}, test accuracy {acc:.4f}")
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "epoch": epoch + 1, "elapsed": elapsed, "history": history}, tmp)
-        tmp.replace(ckpt_path)
+        checkpoint = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                      "epoch": epoch + 1, "elapsed": elapsed, "history": history}
+        atomic_write(ckpt_path, lambda fh: torch.save(checkpoint, fh))
     model.eval()
     state = {k: v.contiguous().cpu() for k, v in model.state_dict().items()}
     card = {
@@ -137,7 +136,6 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
     }
     if write:
         path = victim_weights_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, path)
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        atomic_write(path, lambda fh: torch.save(state, fh))
+        atomic_write(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return card
