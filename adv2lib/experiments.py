@@ -250,7 +250,9 @@ def _setup(experiment, profile, victim, n_images, seed, smoke, device, results_d
     # interpreters' settings and weights are added per run.
     setup.base_params = {"version": EXPERIMENT_VERSION, "n_images": n_images, "smoke": bool(smoke),
                          "batch_size": batch_size, "data": fingerprint.tensors(indices, x, y, ct),
-                         "victim_weights": fingerprint.state_dict(model), "code": fingerprint.code()}
+                         "victim_weights": fingerprint.state_dict(model), "code": fingerprint.code(),
+                         # every experiment's rows hold the shared PGD examples' maps
+                         "pgd_attack": to_jsonable(preset_for(profile, "pgd", smoke=bool(smoke)))}
     setup.manifest_extra = {"victim_weights_source": getattr(model, "weights_source", None),
                             "dataset": _dataset_description(dataset, profile), "device": str(device)}
     return setup

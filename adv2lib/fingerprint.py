@@ -70,9 +70,10 @@ def state_dict(module: torch.nn.Module) -> str:
     return h.hexdigest()[:DIGITS]
 
 
-def code_files() -> list[Path]:
-    """The library source files whose code computes stored numbers."""
-    pkg = Path(__file__).resolve().parent
+def code_files(package: Path | None = None) -> list[Path]:
+    """The library source files whose code computes stored numbers (``package``: the
+    ``adv2lib`` directory, this one by default)."""
+    pkg = Path(package) if package is not None else Path(__file__).resolve().parent
     files = [p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts]
     return sorted(p for p in files if not (p.parent == pkg and p.name in PRESENTATION))
 
@@ -93,11 +94,11 @@ def _code_text(source: str) -> str:
     return ast.dump(tree, include_attributes=False)
 
 
-def code() -> str:
+def code(package: Path | None = None) -> str:
     """Hash of :func:`code_files` (relative names and syntax trees without docstrings), cached
     per modification times."""
-    pkg = Path(__file__).resolve().parent
-    files = code_files()
+    pkg = Path(package) if package is not None else Path(__file__).resolve().parent
+    files = code_files(pkg)
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     if stamp not in _CODE_CACHE:
         h = hashlib.sha256()
@@ -121,7 +122,7 @@ def _folder_listing(root: Path) -> str:
 def dataset_files(profile: str) -> dict:
     """What the runner's stamps record of the dataset ``profile`` reads (see the module docstring).
 
-    Embedded: the located Fashion-MNIST files and their content hashes (an explicit but wrong
+    Embedded: the located Fashion-MNIST test files and their content hashes (an explicit but wrong
     ``FASHION_MNIST_DIR`` raises, as loading would). ImageNet: ``IMAGENET_VAL_DIR`` and its
     listing (hashing 6 GB of images per build would cost minutes; the experiments' own keys
     hash the images they attack, so a changed image is never reused even if the listing misses it).
@@ -129,11 +130,8 @@ def dataset_files(profile: str) -> dict:
     if profile == "embedded":
         from .data import locate_fashion_mnist
 
-        out = {}
-        for split in ("test", "train"):
-            found = locate_fashion_mnist(split)
-            out[split] = None if found is None else {p.name: sha256_file(p)[:DIGITS] for p in found}
-        return out
+        found = locate_fashion_mnist("test")      # the book attacks test images; training shows in the weights
+        return {"test": None if found is None else {str(p): sha256_file(p)[:DIGITS] for p in found}}
     root = paths.imagenet_val_dir()
     if root is None or not root.is_dir():
         return {"imagenet_val_dir": None if root is None else str(root), "listing": None}
