@@ -19,7 +19,7 @@ steps must be an integer >= 1, got 2.5
 from __future__ import annotations
 
 __all__ = [
-    "Adv2Error", "ConfigError", "DataError", "DatasetNotFoundError", "CorruptDataError", "WeightsError",
+    "Adv2Error", "ConfigError", "ConfigTypeError", "DataError", "DatasetNotFoundError", "CorruptDataError", "WeightsError",
     "WeightsNotFoundError", "WeightsMismatchError", "DeviceUnavailableError", "one_line",
 ]
 
@@ -38,6 +38,11 @@ class Adv2Error(Exception):
 
 class ConfigError(Adv2Error, ValueError):
     """An option or configuration value of the wrong type or out of range."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An option name a config does not have, or a config of the wrong class (also a
+    ``TypeError``, what Python raises for an unexpected keyword argument)."""
 
 
 class DeviceUnavailableError(ConfigError, RuntimeError):

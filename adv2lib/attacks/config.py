@@ -11,6 +11,18 @@ Every default names its source in the field's ``metadata["source"]``:
 :func:`preset_for` returns the preset of a profile for ``"pgd"`` or an interpreter name;
 ``describe(config)`` lists the values with their sources (the book prints it).
 
+Every field also states the values it accepts, next to its source (``_f(default, source,
+check)``, with ``check`` one of the small specs below: :class:`Int`, :class:`Real`,
+:class:`Bool`, :class:`Choice`, :class:`Optional`, :class:`Pair`, :class:`Pairs`). One
+generic loop, :func:`validate_fields`, runs them when a config is built, so a bad value is
+refused at once with a one-line :class:`~adv2lib.errors.ConfigError` rather than failing
+in the middle of an attack:
+
+>>> ADV2Config(check_every=0)
+Traceback (most recent call last):
+...
+adv2lib.errors.ConfigError: ADV2Config.check_every must be an integer >= 1, got 0
+
 >>> preset_for("imagenet", "cam").lambda_start, preset_for("imagenet", "cam").steps
 (5.0, 1200)
 >>> preset_for("embedded", "pgd").eps == preset_for("embedded", "grad").eps
@@ -19,19 +31,179 @@ True
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field, fields, replace
+
+from ..errors import ConfigError, ConfigTypeError
 
 __all__ = [
     "PGDConfig", "ADV2Config", "MaskADV2Config", "preset_for", "describe", "smoke_config",
     "PROFILES", "EMBEDDED_EPS", "resolve_config", "preset_notes", "EMBEDDED_NOTES", "scale_budget",
+    "ConfigTypeError", "Int", "Real", "Bool", "Choice", "Optional", "Pair", "Pairs", "validate_fields",
 ]
 
 PROFILES = ("embedded", "imagenet")
 
 
-def _f(default, source: str):
-    """A dataclass field whose default carries its source."""
-    return field(default=default, metadata={"source": source})
+# --------------------------------------------------------------------------- field specs
+class _Refused(Exception):
+    """Raised inside a spec when a value is not allowed (turned into a ConfigError by the loop)."""
+
+
+class _Interval:
+    """A range written as in the docs: ``">= 1"``, ``"> 0"``, ``"(0, 1]"``, ``"[0, 1)"``."""
+
+    def __init__(self, text: str):
+        t = text.strip()
+        self.lo = self.hi = None
+        self.lo_open = self.hi_open = False
+        if t.startswith(">"):
+            self.lo_open = not t.startswith(">=")
+            self.lo = float(t.lstrip(">=").strip())
+            self.text = t
+        elif t[:1] in "([" and t[-1:] in ")]":
+            lo, hi = (part.strip() for part in t[1:-1].split(","))
+            self.lo, self.hi = float(lo), float(hi)
+            self.lo_open, self.hi_open = t[0] == "(", t[-1] == ")"
+            self.text = f"in {t}"
+        else:
+            raise ValueError(f"cannot read the range {text!r}")
+
+    def __contains__(self, v) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+            return False
+        return True
+
+
+class Int:
+    """A real integer (``bool`` and floats such as ``2.5`` or ``3.0`` are refused), optionally
+    in a range and odd; normalised to a Python ``int``."""
+
+    def __init__(self, interval: str | None = None, odd: bool = False):
+        self.interval = _Interval(interval) if interval else None
+        self.odd = odd
+        self.text = ("an odd integer" if odd else "an integer") + (f" {self.interval.text}" if interval else "")
+
+    def __call__(self, v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise _Refused
+        v = int(v)
+        if (self.interval is not None and v not in self.interval) or (self.odd and v % 2 == 0):
+            raise _Refused
+        return v
+
+
+class Real:
+    """A finite number (int or float, not ``bool`` or ``str``) in a range; normalised to ``float``."""
+
+    def __init__(self, interval: str | None = None):
+        self.interval = _Interval(interval) if interval else None
+        self.text = "a number" + (f" {self.interval.text}" if interval else "")
+
+    def __call__(self, v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise _Refused
+        v = float(v)
+        if not math.isfinite(v) or (self.interval is not None and v not in self.interval):
+            raise _Refused
+        return v
+
+
+class Bool:
+    """``True`` or ``False`` (not 0/1, not a string)."""
+
+    text = "True or False"
+
+    def __call__(self, v):
+        if not isinstance(v, bool):
+            raise _Refused
+        return v
+
+
+class Choice:
+    """One of a few strings."""
+
+    def __init__(self, *options: str):
+        self.options = options
+        self.text = "one of " + ", ".join(repr(o) for o in options)
+
+    def __call__(self, v):
+        if not isinstance(v, str) or v not in self.options:
+            raise _Refused
+        return v
+
+
+class Optional:
+    """``None`` or what ``inner`` accepts."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.text = f"None or {inner.text}"
+
+    def __call__(self, v):
+        return None if v is None else self.inner(v)
+
+
+class Pair:
+    """A tuple (or list) of two values, each checked by its own spec; normalised to a tuple."""
+
+    def __init__(self, first, second):
+        self.items = (first, second)
+        self.text = f"a pair ({first.text}, {second.text})"
+
+    def __call__(self, v):
+        if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list)) or len(v) != 2:
+            raise _Refused
+        return tuple(spec(item) for spec, item in zip(self.items, v))
+
+
+class Pairs:
+    """A (possibly empty) tuple or list of pairs, each checked by ``pair``; normalised to a tuple."""
+
+    def __init__(self, pair: Pair):
+        self.pair = pair
+        self.text = f"a sequence (possibly empty) of pairs ({pair.items[0].text}, {pair.items[1].text})"
+
+    def __call__(self, v):
+        if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list)):
+            raise _Refused
+        return tuple(self.pair(item) for item in v)
+
+
+def validate_fields(cfg) -> None:
+    """Check every field of the dataclass ``cfg`` against the spec in its ``metadata["check"]``.
+
+    A refused value raises one :class:`~adv2lib.errors.ConfigError` line naming the class,
+    the field, what is allowed and the value given; an accepted one is stored normalised
+    (``int``/``float``/``tuple``), also on frozen dataclasses.
+    """
+    for f in fields(cfg):
+        spec = f.metadata.get("check")
+        if spec is None:
+            continue
+        value = getattr(cfg, f.name)
+        try:
+            normalised = spec(value)
+        except _Refused:
+            raise ConfigError(f"{type(cfg).__name__}.{f.name} must be {spec.text}, got {value!r}") from None
+        if normalised is not value:
+            object.__setattr__(cfg, f.name, normalised)
+
+
+def _f(default, source: str, check=None):
+    """A dataclass field whose default carries its source and, in ``check``, the values it accepts."""
+    return field(default=default, metadata={"source": source, "check": check})
+
+
+# The specs shared by every attack config.
+_UNIT = Real("(0, 1]")                   # an L-inf budget or step for images in [0, 1]
+_PROB = Real("(0, 1]")                   # a confidence threshold p(ct) >= value
+_LOSS = Choice("ce", "cw")
+_STEPS = Int(">= 1")
+_COUNT = Int(">= 0")
 
 
 _ALL = "[C] every attack file (expr_attacks_fixed/*, rev1/*, rev2/*)"
@@ -55,21 +227,20 @@ class PGDConfig:
     frozen or after ``steps``.
     """
 
-    eps: float = _f(0.031, _ALL)
-    alpha: float = _f(1 / 255, _ALL)
+    eps: float = _f(0.031, _ALL, _UNIT)
+    alpha: float = _f(1 / 255, _ALL, _UNIT)
     steps: int = _f(1200, "[C] PGD maps are compared at snapshot 1200 for CAM/RTS "
-                          "(expr_attacks_fixed/generate_*_adv_pgd_regular.py); 1500 for GRAD")
-    loss: str = _f("ce", "[C] expr_attacks_fixed/attack_regular_pgd.py (targeted CE)")
-    random_start: bool = _f(False, "[C] attack_regular_pgd.py starts at the clean image")
-    early_stop: bool = _f(False, "[C] the official PGD runs a fixed number of steps")
-    stop_confidence: float = _f(0.99, "library choice: stop only deep inside the target class")
-    patience: int = _f(3, "library choice")
-    check_every: int = _f(10, "library choice (GRAD checks every 10 steps, rev2/gs/gs_acid_attack_v3.py)")
+                          "(expr_attacks_fixed/generate_*_adv_pgd_regular.py); 1500 for GRAD", _STEPS)
+    loss: str = _f("ce", "[C] expr_attacks_fixed/attack_regular_pgd.py (targeted CE)", _LOSS)
+    random_start: bool = _f(False, "[C] attack_regular_pgd.py starts at the clean image", Bool())
+    early_stop: bool = _f(False, "[C] the official PGD runs a fixed number of steps", Bool())
+    stop_confidence: float = _f(0.99, "library choice: stop only deep inside the target class", _PROB)
+    patience: int = _f(3, "library choice", _STEPS)
+    check_every: int = _f(10, "library choice (GRAD checks every 10 steps, rev2/gs/gs_acid_attack_v3.py)",
+                          _STEPS)
 
     def __post_init__(self):
-        _check_common(self)
-        if self.loss not in ("ce", "cw"):
-            raise ValueError(f"loss must be 'ce' or 'cw', got {self.loss!r}")
+        validate_fields(self)
 
     @property
     def total_steps(self) -> int:
@@ -96,37 +267,28 @@ class ADV2Config:
     False in the result).
     """
 
-    eps: float = _f(0.031, _ALL)
-    alpha: float = _f(1 / 255, _ALL)
-    warm_steps: int = _f(400, "[C] expr_attacks_fixed/cam_attack_acid.py (CAM: 400, RTS/GRAD: 300)")
-    warm_loss: str = _f("ce", "[C] CE warm start for GRAD, CAM, RTS")
-    warm_early_stop: bool = _f(False, "[C] fixed warm-start length")
-    warm_stop_confidence: float = _f(0.99, "library choice")
-    steps: int = _f(1200, "[C] cam_attack_acid.py: 1200 stage-2 iterations")
-    lambda_start: float = _f(5.0, "[C] cam_attack_acid.py: c = 5 (example command: 10)")
-    lambda_end: float = _f(10.0, "[C] lambda linear from c to 2c")
-    lambda_stages: tuple = _f((), "[C] GRAD only: rev2/gs/gs_acid_attack_v3.py")
-    label_smoothing: float = _f(0.0, "[C] plain CE for CAM and RTS")
-    encoder_ce_weight: float = _f(0.0, "[C] RTS only: 0.1 (expr_attacks_fixed/rts_attack_acid.py)")
-    int_reduction: str = _f("mean", "[C] CAM/RTS: mean over the map; GRAD: sum")
-    select: str = _f("last", "[C] CAM/RTS: fixed snapshot (iteration 1200)")
-    select_confidence: float | None = _f(None, "[C] GRAD only: p(ct) > 0.8")
-    check_every: int = _f(10, "[C] GRAD checks every 10 iterations")
+    eps: float = _f(0.031, _ALL, _UNIT)
+    alpha: float = _f(1 / 255, _ALL, _UNIT)
+    warm_steps: int = _f(400, "[C] expr_attacks_fixed/cam_attack_acid.py (CAM: 400, RTS/GRAD: 300)", _COUNT)
+    warm_loss: str = _f("ce", "[C] CE warm start for GRAD, CAM, RTS", _LOSS)
+    warm_early_stop: bool = _f(False, "[C] fixed warm-start length", Bool())
+    warm_stop_confidence: float = _f(0.99, "library choice", _PROB)
+    steps: int = _f(1200, "[C] cam_attack_acid.py: 1200 stage-2 iterations", _STEPS)
+    lambda_start: float = _f(5.0, "[C] cam_attack_acid.py: c = 5 (example command: 10)", Real(">= 0"))
+    lambda_end: float = _f(10.0, "[C] lambda linear from c to 2c", Real(">= 0"))
+    lambda_stages: tuple = _f((), "[C] GRAD only: rev2/gs/gs_acid_attack_v3.py",
+                              Pairs(Pair(Real(">= 0"), Int(">= 1"))))
+    label_smoothing: float = _f(0.0, "[C] plain CE for CAM and RTS", Real("[0, 1)"))
+    encoder_ce_weight: float = _f(0.0, "[C] RTS only: 0.1 (expr_attacks_fixed/rts_attack_acid.py)", Real(">= 0"))
+    int_reduction: str = _f("mean", "[C] CAM/RTS: mean over the map; GRAD: sum", Choice("mean", "sum"))
+    select: str = _f("last", "[C] CAM/RTS: fixed snapshot (iteration 1200)", Choice("last", "best"))
+    select_confidence: float | None = _f(None, "[C] GRAD only: p(ct) > 0.8", Optional(Real("(0, 1)")))
+    check_every: int = _f(10, "[C] GRAD checks every 10 iterations", _STEPS)
 
     def __post_init__(self):
-        _check_common(self)
-        if self.warm_loss not in ("ce", "cw"):
-            raise ValueError(f"warm_loss must be 'ce' or 'cw', got {self.warm_loss!r}")
-        if self.int_reduction not in ("mean", "sum"):
-            raise ValueError(f"int_reduction must be 'mean' or 'sum', got {self.int_reduction!r}")
-        if self.select not in ("last", "best"):
-            raise ValueError(f"select must be 'last' or 'best', got {self.select!r}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError("label_smoothing must lie in [0, 1)")
-        if self.lambda_stages:
-            stages = tuple((float(lam), int(n)) for lam, n in self.lambda_stages)
-            object.__setattr__(self, "lambda_stages", stages)
-            object.__setattr__(self, "steps", sum(n for _, n in stages))
+        validate_fields(self)
+        if self.lambda_stages:   # piecewise-constant lambda: stage 2 lasts as long as its stages
+            object.__setattr__(self, "steps", sum(n for _, n in self.lambda_stages))
 
     @property
     def total_steps(self) -> int:
@@ -164,45 +326,31 @@ class MaskADV2Config:
     closest (L2) to the target; when no snapshot qualifies, the one with the highest ``p(ct)``.
     """
 
-    eps: float = _f(0.031, _ALL)
-    alpha: float = _f(1 / 255, "[C] rev1/mask_v2/attack_mask_multistep_benign.py (warm start)")
-    warm_steps: int = _f(400, "[C] attack_mask_multistep_benign.py")
-    warm_loss: str = _f("cw", "[C] attack_mask_multistep_benign.py: CW margin")
-    warm_early_stop: bool = _f(False, "[C] fixed warm-start length")
-    warm_stop_confidence: float = _f(0.99, "library choice")
-    steps: int = _f(1000, "[C] attack_mask_multistep_benign.py")
-    inner_steps: int = _f(4, "[C] attack_mask_multistep_benign.py")
-    unrolled_steps: int = _f(4, "[C] attack_mask_multistep_benign.py")
-    pred_step: float = _f(0.05, "[C] L2-normalised prediction step (224x224x3 images)")
-    interp_step_max: float = _f(0.08, "[C] bisection interval [0, 0.08]")
-    interp_step_late: float = _f(0.04, "[C] [0, 0.04] after iteration 900")
-    late_after: int = _f(900, "[C]")
-    bisection_steps: int = _f(10, "[C]")
-    margin: float = _f(10.0, "[C] the CW margin must stay below -10")
-    recompute_every: int = _f(50, "[C] snapshot + full MASK every 50 iterations")
-    moment_decay: tuple = _f((0.5, 0.25), "[C] Adam moments x0.5, x0.25 on each reset")
-    reset_step: int = _f(100, "[C] Adam step counter forced to 100 on each reset")
+    eps: float = _f(0.031, _ALL, _UNIT)
+    alpha: float = _f(1 / 255, "[C] rev1/mask_v2/attack_mask_multistep_benign.py (warm start)", _UNIT)
+    warm_steps: int = _f(400, "[C] attack_mask_multistep_benign.py", _COUNT)
+    warm_loss: str = _f("cw", "[C] attack_mask_multistep_benign.py: CW margin", _LOSS)
+    warm_early_stop: bool = _f(False, "[C] fixed warm-start length", Bool())
+    warm_stop_confidence: float = _f(0.99, "library choice", _PROB)
+    steps: int = _f(1000, "[C] attack_mask_multistep_benign.py", _STEPS)
+    inner_steps: int = _f(4, "[C] attack_mask_multistep_benign.py", _COUNT)
+    unrolled_steps: int = _f(4, "[C] attack_mask_multistep_benign.py", _STEPS)
+    pred_step: float = _f(0.05, "[C] L2-normalised prediction step (224x224x3 images)", Real(">= 0"))
+    interp_step_max: float = _f(0.08, "[C] bisection interval [0, 0.08]", Real("> 0"))
+    interp_step_late: float = _f(0.04, "[C] [0, 0.04] after iteration 900", Real(">= 0"))
+    late_after: int = _f(900, "[C]", _COUNT)
+    bisection_steps: int = _f(10, "[C]", _STEPS)
+    margin: float = _f(10.0, "[C] the CW margin must stay below -10", Real(">= 0"))
+    recompute_every: int = _f(50, "[C] snapshot + full MASK every 50 iterations", _STEPS)
+    moment_decay: tuple = _f((0.5, 0.25), "[C] Adam moments x0.5, x0.25 on each reset", Pair(_UNIT, _UNIT))
+    reset_step: int = _f(100, "[C] Adam step counter forced to 100 on each reset", _COUNT)
 
     def __post_init__(self):
-        _check_common(self)
-        if self.warm_loss not in ("ce", "cw"):
-            raise ValueError(f"warm_loss must be 'ce' or 'cw', got {self.warm_loss!r}")
-        if self.recompute_every < 1:
-            raise ValueError("recompute_every must be >= 1")
+        validate_fields(self)
 
     @property
     def total_steps(self) -> int:
         return self.warm_steps + self.steps
-
-
-def _check_common(cfg) -> None:
-    if not 0.0 < cfg.eps <= 1.0:
-        raise ValueError(f"eps must lie in (0, 1] for images in [0, 1], got {cfg.eps}")
-    if not 0.0 < cfg.alpha <= 1.0:
-        raise ValueError(f"alpha must lie in (0, 1], got {cfg.alpha}")
-    for name in ("steps", "warm_steps"):
-        if getattr(cfg, name, 0) < 0:
-            raise ValueError(f"{name} must be >= 0")
 
 
 # --------------------------------------------------------------------------- presets
@@ -326,7 +474,7 @@ def smoke_config(cfg):
         return replace(cfg, warm_steps=few(cfg.warm_steps), steps=steps,
                        late_after=max(1, steps - 1), recompute_every=max(2, steps // 2),
                        inner_steps=2, unrolled_steps=2, bisection_steps=4)
-    raise TypeError(f"not an attack config: {type(cfg).__name__}")
+    raise ConfigTypeError(f"not an attack config: {type(cfg).__name__}")
 
 
 def scale_budget(cfg, factor: float):
@@ -343,8 +491,8 @@ def scale_budget(cfg, factor: float):
     >>> (scaled.steps, scaled.recompute_every, scaled.late_after) == (2 * cfg.steps, 2 * cfg.recompute_every, 2 * cfg.late_after)
     True
     """
-    if factor <= 0:
-        raise ValueError(f"factor must be positive, got {factor}")
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < math.inf:
+        raise ConfigError(f"scale_budget factor must be a positive number, got {factor!r}")
 
     def times(n):
         return max(1, int(round(n * factor))) if n else 0
@@ -356,7 +504,8 @@ def scale_budget(cfg, factor: float):
     if isinstance(cfg, MaskADV2Config):
         return replace(cfg, steps=times(cfg.steps), recompute_every=times(cfg.recompute_every),
                        late_after=times(cfg.late_after))
-    raise TypeError(f"scale_budget takes an ADV2 config, not {type(cfg).__name__}")
+    raise ConfigTypeError(f"scale_budget takes an ADV2 config (ADV2Config or MaskADV2Config), "
+                          f"not {type(cfg).__name__}")
 
 
 def preset_for(profile: str = "embedded", attack: str = "pgd", smoke: bool = False, **overrides):
@@ -365,20 +514,25 @@ def preset_for(profile: str = "embedded", attack: str = "pgd", smoke: bool = Fal
     Unknown interpreter names (e.g. a toy interpreter in tests) get the CAM-style preset
     (linear lambda, mean squared map difference).
     """
-    if profile not in _PRESETS:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    if not isinstance(profile, str) or profile not in _PRESETS:
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     presets = _PRESETS[profile]()
     cfg = presets.get(attack, presets["cam"])
     if smoke:
         cfg = smoke_config(cfg)
-    if overrides:
-        names = {f.name for f in fields(cfg)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise TypeError(f"unknown {type(cfg).__name__} option(s) {sorted(unknown)}; "
-                            f"valid: {sorted(names)}")
-        cfg = replace(cfg, **overrides)
-    return cfg
+    return _override(cfg, overrides)
+
+
+def _override(cfg, overrides: dict):
+    """``cfg`` with ``overrides`` applied (validated again); unknown names are refused in one line."""
+    if not overrides:
+        return cfg
+    names = [f.name for f in fields(cfg)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConfigTypeError(f"unknown {type(cfg).__name__} option(s): {', '.join(unknown)}; "
+                              f"valid options: {', '.join(names)}")
+    return replace(cfg, **overrides)
 
 
 def resolve_config(profile: str, attack: str, config=None, expected=None, **overrides):
@@ -386,14 +540,8 @@ def resolve_config(profile: str, attack: str, config=None, expected=None, **over
     cfg = preset_for(profile, attack) if config is None else config
     if expected is not None and not isinstance(cfg, expected):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-        raise TypeError(f"expected a {names}, got {type(cfg).__name__}")
-    if overrides:
-        names = {f.name for f in fields(cfg)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise TypeError(f"unknown {type(cfg).__name__} option(s) {sorted(unknown)}; valid: {sorted(names)}")
-        cfg = replace(cfg, **overrides)
-    return cfg
+        raise ConfigTypeError(f"the {attack!r} attack takes a config of class {names}, got {type(cfg).__name__}")
+    return _override(cfg, overrides)
 
 
 def describe(cfg, profile: str | None = None, attack: str | None = None):

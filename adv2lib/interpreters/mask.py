@@ -59,16 +59,27 @@ the first ``iterations - unroll`` steps are treated as a constant warm start.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attacks.config import Choice, Int, Pair, Real, validate_fields
+from ..errors import ConfigError
 from ._common import as_targets
 from .base import Interpreter
 
 TV_PAIRINGS = ("textbook", "official")
+
+
+def _c(default, check):
+    """A :class:`MaskConfig` field with the values it accepts (checked by ``validate_fields``)."""
+    return field(default=default, metadata={"check": check})
+
+
+#: A Gaussian blur: (odd kernel size >= 1, sigma > 0).
+_BLUR = Pair(Int(">= 1", odd=True), Real("> 0"))
 
 
 # --------------------------------------------------------------------------- settings
@@ -77,30 +88,25 @@ class MaskConfig:
     """MASK hyperparameters. Defaults: the official v2 ImageNet settings
     (``rev1/mask_v2``, ``expr_attacks/mask_model.py:mask_iter_v2``; paper-spec C.4)."""
 
-    mask_size: int = 28
-    iterations: int = 300
-    lr: float = 0.1
-    l1_coeff: float = 1e-4
-    tv_coeff: float = 1e-2
-    tv_beta: float = 3.0
-    tv_pairing: str = "textbook"
-    image_blur: tuple[int, float] = (21, 3.5)
-    mask_blur: tuple[int, float] = (11, 2.0)
-    jitter: int = 4
-    init: float = 0.5
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    unroll: int = 4
+    mask_size: int = _c(28, Int(">= 1"))
+    iterations: int = _c(300, Int(">= 0"))
+    lr: float = _c(0.1, Real("> 0"))
+    l1_coeff: float = _c(1e-4, Real(">= 0"))
+    tv_coeff: float = _c(1e-2, Real(">= 0"))
+    tv_beta: float = _c(3.0, Real("> 0"))
+    tv_pairing: str = _c("textbook", Choice(*TV_PAIRINGS))
+    image_blur: tuple[int, float] = _c((21, 3.5), _BLUR)
+    mask_blur: tuple[int, float] = _c((11, 2.0), _BLUR)
+    jitter: int = _c(4, Int(">= 0"))
+    init: float = _c(0.5, Real("[0, 1]"))
+    betas: tuple[float, float] = _c((0.9, 0.999), Pair(Real("[0, 1)"), Real("[0, 1)")))
+    eps: float = _c(1e-8, Real("> 0"))
+    unroll: int = _c(4, Int(">= 0"))
 
     def __post_init__(self):
-        if self.tv_pairing not in TV_PAIRINGS:
-            raise ValueError(f"tv_pairing must be one of {TV_PAIRINGS}, got {self.tv_pairing!r}")
-        for name in ("image_blur", "mask_blur"):
-            k, sigma = getattr(self, name)
-            if k < 1 or k % 2 == 0 or sigma <= 0:
-                raise ValueError(f"{name} must be (odd kernel size, sigma > 0), got {(k, sigma)}")
-        if self.iterations < 0 or self.jitter < 0 or self.unroll < 0:
-            raise ValueError("iterations, jitter and unroll must be non-negative")
+        # Each field's allowed values are declared next to it (``_c``); one generic loop checks them
+        # and raises a one-line ConfigError naming the field, e.g. an even blur kernel size.
+        validate_fields(self)
 
     @classmethod
     def imagenet(cls, **overrides) -> "MaskConfig":
@@ -117,7 +123,7 @@ class MaskConfig:
     @classmethod
     def for_profile(cls, profile: str, **overrides) -> "MaskConfig":
         if profile not in ("imagenet", "embedded"):
-            raise ValueError(f"unknown profile {profile!r}; expected 'embedded' or 'imagenet'")
+            raise ConfigError(f"unknown profile {profile!r}; expected 'embedded' or 'imagenet'")
         return getattr(cls, profile)(**overrides)
 
 

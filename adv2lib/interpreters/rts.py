@@ -42,12 +42,16 @@ normalised (spec (e)). Unlike MASK, large values mark the salient region directl
 """
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .. import paths
+from ..errors import WeightsMismatchError, WeightsNotFoundError
+from ..models.weights import display_path, read_card, read_weights_file, repair_hint, state_dict_mismatch
 from .base import Interpreter
 
 #: Per-profile defaults: decoder widths (one per stage, coarse to fine) and model_confidence.
@@ -57,7 +61,7 @@ PROFILE_DEFAULTS = {
 }
 
 
-class RTSWeightsNotFoundError(FileNotFoundError):
+class RTSWeightsNotFoundError(WeightsNotFoundError):
     """Raised when a victim has no trained RTS masking network on disk."""
 
 
@@ -193,10 +197,86 @@ def build_saliency_network(victim, encoder=None, **overrides) -> SaliencyNetwork
     return SaliencyNetwork(**kwargs).to(victim.device)
 
 
-def load_saliency_network(path: Path, device="cpu") -> SaliencyNetwork:
-    """A :class:`SaliencyNetwork` from a checkpoint ``{"config": ..., "state_dict": ...}``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    net = SaliencyNetwork(**ckpt["config"])
+def _train_command(victim_name: str, profile: str) -> str:
+    if profile == "embedded":
+        return f"python -m adv2lib train-rts {victim_name}"
+    return f"adv2lib.interpreters.rts_train.train_rts({victim_name!r}, profile='imagenet', ...)"
+
+
+def _check_rts_fits(path: Path, config: dict, card: dict | None, victim, encoder) -> None:
+    """Refuse an RTS checkpoint made for another victim, before its first call fails.
+
+    Compares the checkpoint's ``num_classes`` and ``pyramid_channels`` with the victim and the
+    channels its ``encoder`` produces (measured as :func:`build_saliency_network` does), and
+    the model card's ``victim``/``profile`` (when a card ``<file>.json`` exists) with the
+    victim's; warns when the card's ``victim_weights_sha256`` differs from the loaded
+    victim's weights (the RTS was trained on other weights of the same architecture)."""
+    card = card or {}
+    problems = []
+    trained_for = card.get("victim")
+    if isinstance(trained_for, str) and trained_for != victim.name:
+        problems.append(f"its model card names victim {trained_for!r}")
+    if isinstance(card.get("profile"), str) and card["profile"] != victim.profile:
+        problems.append(f"its model card says profile {card['profile']!r}")
+    if config.get("num_classes") != victim.num_classes:
+        problems.append(f"it selects among {config.get('num_classes')} classes, the victim has {victim.num_classes}")
+    widths = config.get("widths") or PROFILE_DEFAULTS[victim.profile]["widths"]
+    with torch.no_grad():
+        probe = torch.zeros((1, *victim.input_shape), device=victim.device)
+        channels = [int(f.shape[1]) for f in encoder.pyramid(probe)][-len(widths) - 1:]
+    expected = [int(c) for c in config.get("pyramid_channels", [])]
+    if expected != channels:
+        problems.append(f"it expects encoder channels {expected} where the victim's encoder gives {channels}")
+    command = _train_command(victim.name, victim.profile)
+    if problems:
+        who = f"victim {trained_for!r}" if isinstance(trained_for, str) else "another victim"
+        own = rts_weights_path(victim.name, victim.profile)
+        raise WeightsMismatchError(
+            f"{display_path(path)} is an RTS masking network trained for {who}, not for the {victim.profile} "
+            f"{victim.name!r} victim ({', '.join(problems)}): pass {display_path(own)} or train one with {command}"
+        )
+    trained_sha = card.get("victim_weights_sha256")
+    loaded_sha = (getattr(victim, "weights_source", None) or {}).get("sha256")
+    if isinstance(trained_sha, str) and isinstance(loaded_sha, str) and trained_sha != loaded_sha:
+        warnings.warn(f"{display_path(path)} was trained on other weights of the {victim.name!r} victim "
+                      f"(sha256 {trained_sha[:12]}..., loaded {loaded_sha[:12]}...): retrain it with {command}",
+                      stacklevel=3)
+
+
+def load_saliency_network(path: Path, device="cpu", victim=None, encoder=None) -> SaliencyNetwork:
+    """A :class:`SaliencyNetwork` from a checkpoint ``{"config": ..., "state_dict": ...}``.
+
+    With ``victim`` (and its RTS ``encoder``, the victim itself by default) the checkpoint is
+    first checked to be made for it (:func:`_check_rts_fits`). An unreadable file, a file that
+    is not an RTS checkpoint, or one made for another victim raises one
+    :class:`~adv2lib.errors.WeightsMismatchError` line naming the file and the remedy.
+    """
+    path = Path(path)
+    name = victim.name if victim is not None else path.stem.removeprefix("rts_")
+    profile = victim.profile if victim is not None else path.parent.name
+    command = _train_command(name, profile if profile in PROFILE_DEFAULTS else "embedded")
+    remedy = repair_hint(path, rts_weights_path(name, profile) if victim is not None else None, command)
+    ckpt = read_weights_file(path, remedy)
+    if not (isinstance(ckpt, Mapping) and isinstance(ckpt.get("config"), Mapping)
+            and isinstance(ckpt.get("state_dict"), Mapping)):
+        keys = list(ckpt)[:4] if isinstance(ckpt, Mapping) else []
+        what = (f"a dict with keys {', '.join(map(str, keys))}{', ...' if len(ckpt) > 4 else ''}"
+                if isinstance(ckpt, Mapping) else f"a {type(ckpt).__name__}")
+        raise WeightsMismatchError(f"{display_path(path)} is not an RTS checkpoint (it holds {what}, not "
+                                   f"{{'config', 'state_dict'}}): pass an RTS file or train one with {command}")
+    config = dict(ckpt["config"])
+    if victim is not None:
+        _check_rts_fits(path, config, read_card(path), victim, victim if encoder is None else encoder)
+    try:
+        net = SaliencyNetwork(**config)
+    except (TypeError, ValueError) as err:
+        raise WeightsMismatchError(f"{display_path(path)} holds an RTS configuration this version cannot build "
+                                   f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}): "
+                                   f"train one with {command}") from err
+    why = state_dict_mismatch(net, ckpt["state_dict"])
+    if why is not None:
+        raise WeightsMismatchError(f"{display_path(path)} does not fit the RTS network of its own configuration "
+                                   f"({why}): {remedy}")
     net.load_state_dict(ckpt["state_dict"])
     return net.to(device)
 
@@ -231,15 +311,14 @@ class RTS(Interpreter):
             if weights is None:
                 net = build_saliency_network(victim, encoder)
             else:
-                path = rts_weights_path(victim.name, victim.profile) if weights == "auto" else Path(weights)
+                auto = isinstance(weights, str) and weights == "auto"
+                path = rts_weights_path(victim.name, victim.profile) if auto else Path(weights)
                 if not path.is_file():
-                    hint = (f"python -m adv2lib train-rts {victim.name}" if victim.profile == "embedded"
-                            else f"adv2lib.interpreters.rts_train.train_rts({victim.name!r}, profile='imagenet', ...)")
                     raise RTSWeightsNotFoundError(
-                        f"no trained RTS masking network for the {victim.profile} {victim.name!r} victim at {path}.\n"
-                        f"Train it with: {hint}"
+                        f"no trained RTS masking network for the {victim.profile} {victim.name!r} victim at {path}: "
+                        f"train it with: {_train_command(victim.name, victim.profile)}"
                     )
-                net = load_saliency_network(path)
+                net = load_saliency_network(path, victim=victim, encoder=encoder)
         self.net = net.to(victim.device).eval().requires_grad_(False)
         if model_confidence is not None:
             self.net.model_confidence = float(model_confidence)

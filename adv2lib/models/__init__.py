@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from .. import paths
+from ..errors import WeightsMismatchError, WeightsNotFoundError
+from ..fileio import sha256_file
 from ..utils import resolve_device
 from .embedded import EMBEDDED_ARCHITECTURES, SmallDenseNet, SmallResNet
-from .imagenet import WeightsNotFoundError, build_imagenet_victim
+from .imagenet import build_imagenet_victim
 from .victim import Normalize, Victim
+from .weights import display_path, load_fitting_state_dict, read_weights_file, repair_hint, state_dict_mismatch
 
 VICTIMS = ("resnet", "densenet")
 PROFILES = ("embedded", "imagenet")
@@ -18,6 +19,7 @@ PROFILES = ("embedded", "imagenet")
 __all__ = [
     "VICTIMS", "PROFILES", "Victim", "Normalize", "SmallResNet", "SmallDenseNet",
     "load_victim", "build_victim", "victim_weights_path", "victim_card", "WeightsNotFoundError",
+    "WeightsMismatchError",
 ]
 
 
@@ -52,12 +54,48 @@ def victim_card(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def _embedded_guess(name: str):
+    """A ``guess`` for :func:`load_fitting_state_dict`: the other embedded architecture, when the
+    keys fit it exactly."""
+    def guess(state) -> str | None:
+        for other, arch in EMBEDDED_ARCHITECTURES.items():
+            if other != name and state_dict_mismatch(arch(), state) is None:
+                return f"{arch.__name__}, the {other!r} victim"
+        return None
+
+    return guess
+
+
+def _load_embedded_weights(model: Victim, name: str, path: Path) -> None:
+    """Read ``path`` into the embedded victim ``model``; one-line errors with the remedy."""
+    retrain = f"python -m adv2lib train-victim {name}"
+    default = victim_weights_path(name)
+    if not path.is_file():
+        if path == default:
+            raise WeightsNotFoundError(f"no trained weights for the embedded {name!r} victim at {path}: "
+                                       f"train them with: {retrain}")
+        raise WeightsNotFoundError(f"no weights file at {path} for the embedded {name!r} victim: check the path, "
+                                   f"or omit weights= to use the committed {display_path(default)}, "
+                                   f"or train them with: {retrain}")
+    state = read_weights_file(path, repair_hint(path, default, retrain))
+    load_fitting_state_dict(model, state, path, type(model).__name__, f"victim {name!r}",
+                            f"pass the {name} weights or retrain with {retrain}", guess=_embedded_guess(name))
+
+
 def load_victim(name: str, profile: str = "embedded", device="auto", weights="auto") -> Victim:
     """The trained victim ``name`` ("resnet" or "densenet") of ``profile``, in eval mode.
 
     Embedded: the committed Fashion-MNIST weights (``weights`` may name another file).
-    ImageNet: torchvision ResNet-50 / DenseNet-169 with ImageNet weights (``weights=None``
-    gives a randomly initialised network, for tests).
+    ImageNet: torchvision ResNet-50 / DenseNet-169 with ImageNet weights (a local file is
+    used without any download when given or present; see
+    :func:`~adv2lib.models.imagenet.build_imagenet_victim`). ``weights=None`` gives a
+    randomly initialised network, for tests.
+
+    A weights file that cannot be read (truncated, empty) or that belongs to another
+    architecture raises one :class:`~adv2lib.errors.WeightsMismatchError` line naming the file
+    and the remedy. The returned model's ``weights_source`` records where its weights came
+    from (``{"kind": "file", "path": ..., "sha256": ...}``, ``{"kind": "torchvision", ...}``
+    or ``{"kind": "random"}``), for the experiments' manifests.
 
     >>> model = load_victim("resnet")                    # doctest: +SKIP
     >>> model(torch.rand(2, 1, 28, 28)).shape            # doctest: +SKIP
@@ -69,12 +107,12 @@ def load_victim(name: str, profile: str = "embedded", device="auto", weights="au
         model = build_imagenet_victim(name, weights=weights)
     else:
         model = build_victim(name, "embedded")
-        path = victim_weights_path(name) if weights == "auto" else Path(weights)
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"no trained weights for the embedded {name!r} victim at {path}.\n"
-                f"Train them with: python -m adv2lib train-victim {name}"
-            )
-        model.load_state_dict(torch.load(path, map_location="cpu"))
+        if weights is None:
+            model.weights_source = {"kind": "random"}
+        else:
+            auto = isinstance(weights, str) and weights == "auto"
+            path = victim_weights_path(name) if auto else Path(weights)
+            _load_embedded_weights(model, name, path)
+            model.weights_source = {"kind": "file", "path": str(path.resolve()), "sha256": sha256_file(path)}
     model.requires_grad_(False)
     return model.eval().to(device)

@@ -5,26 +5,78 @@ feature pyramid and classifier exposed).
 The paper uses torchvision's original weights (``resnet50-19c8e357``,
 ``densenet169-b2777c0a``; paper-spec section (f)), which are the ``IMAGENET1K_V1`` entries
 of the weights enums. Weights are resolved in this order: an explicit file, a file named
-``<arch>.pth`` under ``ADV2_WEIGHTS_DIR/imagenet``, then torchvision's cache/download.
+``<arch>.pth`` under ``ADV2_WEIGHTS_DIR/imagenet``, then torchvision's cache/download (only
+when neither file is there). Current torchvision serves ResNet-50 ``IMAGENET1K_V1`` as
+``resnet50-0676ba61.pth`` (DenseNet-169 still as ``densenet169-b2777c0a.pth``); the URL
+actually used is recorded in the victim's ``weights_source``.
+
+Every loaded victim carries ``weights_source``, a JSON-able record of where its weights
+came from: ``{"kind": "file", "path": ..., "sha256": ...}``, ``{"kind": "torchvision",
+"enum": "ResNet50_Weights.IMAGENET1K_V1", "url": ...}`` (the URL's suffix is torchvision's
+published hash prefix, checked on download) or ``{"kind": "random"}``.
+
+A file that cannot be read or that belongs to another architecture is refused with one line
+(:mod:`adv2lib.models.weights`).
 """
 from __future__ import annotations
 
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .. import paths
+from ..errors import WeightsNotFoundError
+from ..fileio import sha256_file
 from .victim import Normalize, Victim
+from .weights import first_sentence, load_fitting_state_dict, read_weights_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ARCH_OF = {"resnet": "resnet50", "densenet": "densenet169"}
+#: The architectures' names as written in messages.
+ARCH_LABEL = {"resnet50": "ResNet-50", "densenet169": "DenseNet-169"}
+#: The torchvision weights enum entry of each architecture (the paper's weights).
+TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights.IMAGENET1K_V1",
+                       "densenet169": "DenseNet169_Weights.IMAGENET1K_V1"}
 
 
-class WeightsNotFoundError(FileNotFoundError):
-    """Raised when ImageNet weights are neither on disk nor downloadable."""
+def _other_imagenet_family(arch: str):
+    """A ``guess`` for :func:`load_fitting_state_dict`: "a DenseNet" / "a ResNet" when the keys
+    are those of the *other* family than ``arch``'s."""
+    own = "a DenseNet" if arch.startswith("densenet") else "a ResNet"
+
+    def guess(state) -> str | None:
+        if not isinstance(state, Mapping):
+            return None
+        keys = [str(k) for k in state]
+        family = ("a DenseNet" if any("denseblock" in k for k in keys)
+                  else "a ResNet" if any(k.startswith("layer4.") for k in keys) else None)
+        return family if family != own else None
+
+    return guess
+
+
+_OLD_DENSE_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _rename_old_densenet_keys(state):
+    """Old DenseNet checkpoints (torchvision's ``densenet169-b2777c0a.pth`` among them) name
+    layers ``norm.1``, ``conv.2``...; torchvision's own loader renames them to ``norm1``,
+    ``conv2``, and so do we (the names are all that differ)."""
+    if not isinstance(state, Mapping) or not any(_OLD_DENSE_KEY.match(str(k)) for k in state):
+        return state
+    renamed = OrderedDict()
+    for key, value in state.items():
+        match = _OLD_DENSE_KEY.match(str(key))
+        renamed[match.group(1) + match.group(2) if match else key] = value
+    if hasattr(state, "_metadata"):   # the serialisation versions BatchNorm relies on
+        renamed._metadata = state._metadata
+    return renamed
 
 
 def _imagenet_categories() -> tuple[str, ...]:
@@ -78,41 +130,78 @@ class DenseNet169Victim(Victim):
         return out
 
 
-def _torchvision_state_dict(arch: str) -> dict:
+def _torchvision_weights(arch: str):
+    """The torchvision ``IMAGENET1K_V1`` weights enum entry of ``arch``."""
     from torchvision import models
 
-    enum = {"resnet50": models.ResNet50_Weights, "densenet169": models.DenseNet169_Weights}[arch]
+    return {"resnet50": models.ResNet50_Weights, "densenet169": models.DenseNet169_Weights}[arch].IMAGENET1K_V1
+
+
+def _torchvision_state_dict(arch: str) -> dict:
+    entry = _torchvision_weights(arch)
     try:
-        return enum.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+        return entry.get_state_dict(progress=True, check_hash=True)
     except Exception as err:  # URLError, socket errors, HTTP errors...
         local = paths.weights_dir() / "imagenet" / f"{arch}.pth"
         raise WeightsNotFoundError(
-            f"Could not obtain ImageNet weights for {arch} ({type(err).__name__}: {err}).\n"
-            f"Either run once with internet access (torchvision caches them under TORCH_HOME), or\n"
-            f"copy a state dict to {local} (or pass weights='/path/to/{arch}.pth')."
+            f"Could not obtain ImageNet weights for {arch} ({type(err).__name__}: {first_sentence(err, 200)}): "
+            f"either run once with internet access (torchvision caches them under TORCH_HOME), or "
+            f"copy a state dict to {local} (or pass weights='/path/to/{arch}.pth')"
         ) from err
+
+
+def _imagenet_remedy(arch: str, path: Path, auto: bool) -> tuple[str, str]:
+    """(remedy for an unreadable file, remedy for a file of another architecture)."""
+    entry, label = TORCHVISION_WEIGHTS[arch], ARCH_LABEL[arch]
+    url = _torchvision_weights(arch).url
+    unreadable = f"re-download the {label} weights ({entry}, {url}) or re-copy the state dict to {path}"
+    if auto:
+        unreadable += ", or delete the file to let torchvision download them"
+    wrong = f"pass a {label} state dict ({entry}, {url})"
+    if auto:
+        wrong += f", or delete {path} to let torchvision download them"
+    return unreadable, wrong
 
 
 def build_imagenet_victim(name: str, weights: str | Path | None = "auto") -> Victim:
     """ResNet-50 (``name="resnet"``) or DenseNet-169 (``"densenet"``) for ImageNet.
 
-    ``weights``: ``"auto"`` (local file, else torchvision's weights), a path to a state
-    dict, or ``None`` for random initialisation (tests only).
+    ``weights``: ``"auto"`` (the local file ``<weights_dir>/imagenet/<arch>.pth`` when
+    present, else torchvision's weights, downloaded once into its cache), a path to a state
+    dict (never downloads), or ``None`` for random initialisation (tests only). The file is
+    read and checked before the network is built; the result's ``weights_source`` records
+    where the weights came from (see the module docstring).
     """
     from torchvision import models
 
     if name not in ARCH_OF:
         raise ValueError(f"unknown ImageNet victim {name!r}; expected one of {sorted(ARCH_OF)}")
     arch = ARCH_OF[name]
-    net = getattr(models, arch)(weights=None)
+    state, path, source = None, None, {"kind": "random"}
     if weights is not None:
-        if weights == "auto":
-            local = paths.weights_dir() / "imagenet" / f"{arch}.pth"
-            state = torch.load(local, map_location="cpu") if local.is_file() else _torchvision_state_dict(arch)
+        auto = isinstance(weights, str) and weights == "auto"
+        path = paths.weights_dir() / "imagenet" / f"{arch}.pth" if auto else Path(weights)
+        if auto and not path.is_file():
+            state = _torchvision_state_dict(arch)
+            entry = _torchvision_weights(arch)
+            source = {"kind": "torchvision", "enum": TORCHVISION_WEIGHTS[arch], "url": entry.url}
+            path = None
         else:
-            path = Path(weights)
+            unreadable, wrong = _imagenet_remedy(arch, path, auto)
             if not path.is_file():
-                raise WeightsNotFoundError(f"weights file {path} does not exist")
-            state = torch.load(path, map_location="cpu")
-        net.load_state_dict(state)
-    return (ResNet50Victim if name == "resnet" else DenseNet169Victim)(net)
+                raise WeightsNotFoundError(f"ImageNet weights file {path} does not exist: {wrong}, "
+                                           f"or weights='auto' for torchvision's")
+            state = read_weights_file(path, unreadable)
+            source = {"kind": "file", "path": str(path.resolve()), "sha256": sha256_file(path)}
+        if arch.startswith("densenet"):
+            state = _rename_old_densenet_keys(state)
+    net = getattr(models, arch)(weights=None)
+    if state is not None:
+        if path is None:    # torchvision's own file: its keys fit by construction
+            net.load_state_dict(state)
+        else:
+            load_fitting_state_dict(net, state, path, ARCH_LABEL[arch], f"the ImageNet victim {name!r}", wrong,
+                                    guess=_other_imagenet_family(arch))
+    victim = (ResNet50Victim if name == "resnet" else DenseNet169Victim)(net)
+    victim.weights_source = source
+    return victim
