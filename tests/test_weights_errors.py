@@ -85,30 +85,26 @@ def test_damaged_committed_file_points_to_git(monkeypatch):
         "or retrain with python -m adv2lib train-victim resnet")
 
 
-def test_weights_of_the_other_architecture():
-    with pytest.raises(WeightsMismatchError) as err:
-        load_victim("resnet", weights=EMBEDDED / "densenet.pt", device="cpu")
-    assert one_line(err) == (
-        "weights/embedded/densenet.pt does not fit the SmallResNet architecture of victim 'resnet' "
-        "(its model card says SmallDenseNet): pass the resnet weights or retrain with "
-        "python -m adv2lib train-victim resnet")
-    with pytest.raises(WeightsMismatchError) as err:
-        load_victim("densenet", weights=EMBEDDED / "resnet.pt", device="cpu")
-    assert one_line(err) == (
-        "weights/embedded/resnet.pt does not fit the SmallDenseNet architecture of victim 'densenet' "
-        "(its model card says SmallResNet): pass the densenet weights or retrain with "
-        "python -m adv2lib train-victim densenet")
+MISMATCHES = [
+    ("resnet", "densenet.pt", "weights/embedded/densenet.pt", "its model card says SmallDenseNet"),
+    ("densenet", "resnet.pt", "weights/embedded/resnet.pt", "its model card says SmallResNet"),
+    ("resnet", "densenet.pt (copy without card)", "{copy}", "its keys are those of SmallDenseNet, the 'densenet' victim"),
+    ("resnet", "rts_resnet.pt", "weights/embedded/rts_resnet.pt",
+     "it holds a dict with keys config, state_dict, not a state dict"),
+]
 
 
-def test_weights_of_the_other_architecture_without_a_card(tmp_path):
-    copy = tmp_path / "weights.pt"
-    shutil.copy(EMBEDDED / "densenet.pt", copy)
+@pytest.mark.parametrize("victim, file, shown, reason", MISMATCHES)
+def test_weights_that_do_not_fit_the_architecture(tmp_path, victim, file, shown, reason):
+    path = EMBEDDED / file.split(" ")[0]
+    if "copy" in file:
+        path = shutil.copy(path, tmp_path / "weights.pt")
     with pytest.raises(WeightsMismatchError) as err:
-        load_victim("resnet", weights=copy, device="cpu")
+        load_victim(victim, weights=path, device="cpu")
+    arch = {"resnet": "SmallResNet", "densenet": "SmallDenseNet"}[victim]
     assert one_line(err) == (
-        f"{copy} does not fit the SmallResNet architecture of victim 'resnet' "
-        "(its keys are those of SmallDenseNet, the 'densenet' victim): pass the resnet weights or retrain with "
-        "python -m adv2lib train-victim resnet")
+        f"{shown.format(copy=path)} does not fit the {arch} architecture of victim {victim!r} ({reason}): "
+        f"pass the {victim} weights or retrain with python -m adv2lib train-victim {victim}")
 
 
 def test_weights_of_an_unknown_architecture(tmp_path):
@@ -122,15 +118,6 @@ def test_weights_of_an_unknown_architecture(tmp_path):
         "46 of another shape (first 'stem.0.weight': [2, 1, 3, 3] instead of [32, 1, 3, 3])): "
         "pass the resnet weights or retrain with python -m adv2lib train-victim resnet")
     assert len(text) < 400    # torch's own message listed every key (~4,500 characters for densenet.pt)
-
-
-def test_an_rts_checkpoint_is_not_victim_weights():
-    with pytest.raises(WeightsMismatchError) as err:
-        load_victim("resnet", weights=EMBEDDED / "rts_resnet.pt", device="cpu")
-    assert one_line(err) == (
-        "weights/embedded/rts_resnet.pt does not fit the SmallResNet architecture of victim 'resnet' "
-        "(it holds a dict with keys config, state_dict, not a state dict): pass the resnet weights or retrain "
-        "with python -m adv2lib train-victim resnet")
 
 
 def test_missing_victim_weights(tmp_path, monkeypatch):
@@ -166,17 +153,20 @@ def victims():
     return {name: load_victim(name, device="cpu") for name in ("resnet", "densenet")}
 
 
-def test_rts_checkpoint_of_the_other_victim(victims):
+def rts_refusal(victim, weights) -> str:
+    """The one-line message of the WeightsMismatchError that loading ``weights`` for ``victim`` raises."""
     with pytest.raises(WeightsMismatchError) as err:
-        RTS(victims["resnet"], weights=EMBEDDED / "rts_densenet.pt")
-    assert one_line(err) == (
+        RTS(victim, weights=weights)
+    return one_line(err)
+
+
+def test_rts_checkpoint_of_the_other_victim(victims):
+    assert rts_refusal(victims["resnet"], EMBEDDED / "rts_densenet.pt") == (
         "weights/embedded/rts_densenet.pt is an RTS masking network trained for victim 'densenet', not for the "
         "embedded 'resnet' victim (its model card names victim 'densenet', it expects encoder channels "
         "[102, 123] where the victim's encoder gives [64, 128]): pass weights/embedded/rts_resnet.pt or train "
         "one with python -m adv2lib train-rts resnet")
-    with pytest.raises(WeightsMismatchError) as err:
-        RTS(victims["densenet"], weights=str(EMBEDDED / "rts_resnet.pt"))
-    assert one_line(err) == (
+    assert rts_refusal(victims["densenet"], str(EMBEDDED / "rts_resnet.pt")) == (
         "weights/embedded/rts_resnet.pt is an RTS masking network trained for victim 'resnet', not for the "
         "embedded 'densenet' victim (its model card names victim 'resnet', it expects encoder channels "
         "[64, 128] where the victim's encoder gives [102, 123]): pass weights/embedded/rts_densenet.pt or train "
@@ -186,9 +176,7 @@ def test_rts_checkpoint_of_the_other_victim(victims):
 def test_rts_checkpoint_of_the_other_victim_without_a_card(victims, tmp_path):
     copy = tmp_path / "saliency.pt"
     shutil.copy(EMBEDDED / "rts_densenet.pt", copy)
-    with pytest.raises(WeightsMismatchError) as err:
-        RTS(victims["resnet"], weights=copy)
-    assert one_line(err) == (
+    assert rts_refusal(victims["resnet"], copy) == (
         f"{copy} is an RTS masking network trained for another victim, not for the embedded 'resnet' victim "
         "(it expects encoder channels [102, 123] where the victim's encoder gives [64, 128]): "
         "pass weights/embedded/rts_resnet.pt or train one with python -m adv2lib train-rts resnet")
@@ -196,9 +184,7 @@ def test_rts_checkpoint_of_the_other_victim_without_a_card(victims, tmp_path):
 
 def test_rts_checkpoint_for_another_number_of_classes():
     five = SmallResNet(num_classes=5).eval()
-    with pytest.raises(WeightsMismatchError) as err:
-        RTS(five, weights=EMBEDDED / "rts_resnet.pt")
-    assert one_line(err) == (
+    assert rts_refusal(five, EMBEDDED / "rts_resnet.pt") == (
         "weights/embedded/rts_resnet.pt is an RTS masking network trained for victim 'resnet', not for the "
         "embedded 'resnet' victim (it selects among 10 classes, the victim has 5): "
         "pass weights/embedded/rts_resnet.pt or train one with python -m adv2lib train-rts resnet")
@@ -207,18 +193,14 @@ def test_rts_checkpoint_for_another_number_of_classes():
 def test_truncated_rts_checkpoint(victims, tmp_path):
     bad = tmp_path / "rts_resnet.pt"
     bad.write_bytes((EMBEDDED / "rts_resnet.pt").read_bytes()[:1000])
-    with pytest.raises(WeightsMismatchError) as err:
-        RTS(victims["resnet"], weights=bad)
-    assert one_line(err) == (
+    assert rts_refusal(victims["resnet"], bad) == (
         f"{bad} cannot be read as PyTorch weights (1000 bytes, {TORCH_ZIP}); the file is truncated or damaged: "
         "replace it with an intact copy or use the committed weights/embedded/rts_resnet.pt (weights='auto'), "
         "or retrain with python -m adv2lib train-rts resnet")
 
 
 def test_victim_weights_are_not_an_rts_checkpoint(victims):
-    with pytest.raises(WeightsMismatchError) as err:
-        RTS(victims["resnet"], weights=EMBEDDED / "resnet.pt")
-    assert one_line(err) == (
+    assert rts_refusal(victims["resnet"], EMBEDDED / "resnet.pt") == (
         "weights/embedded/resnet.pt is not an RTS checkpoint (it holds a dict with keys normalize.mean, "
         "normalize.std, stem.0.weight, stem.1.weight, ..., not {'config', 'state_dict'}): pass an RTS file or "
         "train one with python -m adv2lib train-rts resnet")
