@@ -20,6 +20,7 @@ usable even where that module (or its trained weights) is missing.
 """
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import Interpreter, minmax_normalize, upsample_map
 from .cam import CAM
 from .grad import GRAD
@@ -64,6 +65,6 @@ def build_interpreter(name: str, victim, **kwargs) -> Interpreter:
     """
     key = str(name).lower()
     if key not in INTERPRETERS:
-        raise ValueError(f"unknown interpreter {name!r}; expected one of {INTERPRETERS}")
+        raise ConfigError(f"unknown interpreter {name!r}; expected one of {', '.join(INTERPRETERS)}")
     cls = {"grad": GRAD, "cam": CAM, "mask": MASK}.get(key) or _load_rts()
     return cls(victim, **kwargs)

@@ -75,6 +75,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import paths
+from ..errors import ConfigError
 from ..fileio import atomic_write, sha256_file
 from ..utils import resolve_device, versions
 from .rts import RTS, build_encoder, build_saliency_network, rts_weights_path
@@ -130,7 +131,7 @@ class RTSTrainConfig:
                              smoothness_coef=0.005, preserver_coef=0.3, area_warmup=0.0,
                              blur_kernel=55, blur_sigma=11.0, checkpoint_every=500)
             return cls(**{**reference, **overrides})
-        raise ValueError(f"unknown profile {profile!r}; expected 'embedded' or 'imagenet'")
+        raise ConfigError(f"unknown profile {profile!r}; expected 'embedded' or 'imagenet'")
 
 
 # --------------------------------------------------------------------------- masking and losses

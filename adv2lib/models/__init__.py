@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from .. import paths
-from ..errors import WeightsMismatchError, WeightsNotFoundError
+from ..errors import ConfigError, WeightsMismatchError, WeightsNotFoundError
 from ..fileio import sha256_file
 from ..utils import resolve_device
 from .embedded import EMBEDDED_ARCHITECTURES, SmallDenseNet, SmallResNet
@@ -25,9 +25,9 @@ __all__ = [
 
 def _check(name: str, profile: str) -> None:
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     if name not in VICTIMS:
-        raise ValueError(f"unknown victim {name!r}; expected one of {VICTIMS}")
+        raise ConfigError(f"unknown victim {name!r}; expected one of {', '.join(VICTIMS)}")
 
 
 def build_victim(name: str, profile: str = "embedded", **kwargs) -> Victim:
@@ -50,7 +50,7 @@ def victim_card(name: str) -> dict:
     """The model card (JSON) written next to the committed embedded weights."""
     path = victim_weights_path(name).with_suffix(".json")
     if not path.is_file():
-        raise FileNotFoundError(f"no model card at {path}; train with: python -m adv2lib train-victim {name}")
+        raise WeightsNotFoundError(f"no model card at {path}; train with: python -m adv2lib train-victim {name}")
     return json.loads(path.read_text())
 
 

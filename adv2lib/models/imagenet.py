@@ -28,7 +28,7 @@ from pathlib import Path
 from torch import nn
 
 from .. import paths
-from ..errors import WeightsNotFoundError
+from ..errors import ConfigError, WeightsNotFoundError
 from ..fileio import sha256_file
 from .victim import Normalize, Victim
 from .weights import first_sentence, load_fitting_state_dict, read_weights_file
@@ -175,7 +175,7 @@ def build_imagenet_victim(name: str, weights: str | Path | None = "auto") -> Vic
     from torchvision import models
 
     if name not in ARCH_OF:
-        raise ValueError(f"unknown ImageNet victim {name!r}; expected one of {sorted(ARCH_OF)}")
+        raise ConfigError(f"unknown ImageNet victim {name!r}; expected one of {', '.join(sorted(ARCH_OF))}")
     arch = ARCH_OF[name]
     state, path, source = None, None, {"kind": "random"}
     if weights is not None:
