@@ -168,8 +168,8 @@ class _Setup:
     y: torch.Tensor
     ct: torch.Tensor
     base_params: dict
-    interpreters: dict = field(default_factory=dict)
-    manifest_extra: dict = field(default_factory=dict)
+    interpreters: dict
+    manifest_extra: dict
     counts: dict = field(default_factory=lambda: {"computed": 0, "loaded": 0})
 
     def batches(self, n: int | None = None):
@@ -240,22 +240,20 @@ def _setup(experiment, profile, victim, n_images, seed, smoke, device, results_d
     if smoke:
         n_images = min(n_images, SMOKE_IMAGES)
     batch_size = DEFAULT_BATCH.get(profile, 16) if batch_size is None else batch_size
-    setup = _Setup(experiment, profile, victim, model, dataset, device, int(seed), bool(smoke), n_images,
-                   batch_size, ResultsStore(results_dir), progress, *([None] * 4), {})
-    setup.interpreters = {name: _interpreter(name, setup) for name in names}
+    interps = {name: _interpreter(name, model, smoke) for name in names}
     indices, x, y = select_correct(model, dataset, n_images, seed)
     ct = random_target_classes(y, model.num_classes, seed)
-    setup.indices, setup.x, setup.y, setup.ct = indices, x, y, ct
     # Everything that sets the numbers (see adv2lib.fingerprint); the attack presets and the
     # interpreters' settings and weights are added per run.
-    setup.base_params = {"version": EXPERIMENT_VERSION, "n_images": n_images, "smoke": bool(smoke),
-                         "batch_size": batch_size, "data": fingerprint.tensors(indices, x, y, ct),
-                         "victim_weights": fingerprint.state_dict(model), "code": fingerprint.code(),
-                         # every experiment's rows hold the shared PGD examples' maps
-                         "pgd_attack": to_jsonable(preset_for(profile, "pgd", smoke=bool(smoke)))}
-    setup.manifest_extra = {"victim_weights_source": getattr(model, "weights_source", None),
-                            "dataset": _dataset_description(dataset, profile), "device": str(device)}
-    return setup
+    base = {"version": EXPERIMENT_VERSION, "n_images": n_images, "smoke": bool(smoke), "batch_size": batch_size,
+            "data": fingerprint.tensors(indices, x, y, ct), "victim_weights": fingerprint.state_dict(model),
+            "code": fingerprint.code(),
+            # every experiment's rows hold the shared PGD examples' maps
+            "pgd_attack": to_jsonable(preset_for(profile, "pgd", smoke=bool(smoke)))}
+    extra = {"victim_weights_source": getattr(model, "weights_source", None),
+             "dataset": _dataset_description(dataset, profile), "device": str(device)}
+    return _Setup(experiment, profile, victim, model, dataset, device, int(seed), bool(smoke), n_images, batch_size,
+                  ResultsStore(results_dir), progress, indices, x, y, ct, base, interps, extra)
 
 
 def _dataset_description(dataset, profile) -> dict:
@@ -269,13 +267,11 @@ def _dataset_description(dataset, profile) -> dict:
     return {"name": "ImageNet folder", "root": None if root is None else str(root), "images": len(dataset)}
 
 
-def _interpreter(name, setup: _Setup):
+def _interpreter(name, victim, smoke: bool):
     from .interpreters import build_interpreter
 
-    kwargs = {}
-    if name == "mask" and setup.smoke:
-        kwargs["iterations"] = SMOKE_MASK_ITERATIONS
-    return build_interpreter(name, setup.victim, **kwargs)
+    kwargs = {"iterations": SMOKE_MASK_ITERATIONS} if name == "mask" and smoke else {}
+    return build_interpreter(name, victim, **kwargs)
 
 
 def _interp_params(interp) -> dict:

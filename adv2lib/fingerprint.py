@@ -142,11 +142,10 @@ def imagenet_weights() -> dict:
     """Per ImageNet architecture, the weights :func:`adv2lib.models.load_victim` would use without
     loading them: a local file by content hash, else torchvision's ``IMAGENET1K_V1`` enum by its
     URL, which carries torchvision's published hash of the file."""
-    from torchvision import models
+    from .models.imagenet import ARCH_OF, torchvision_weights
 
     out = {}
-    for arch, enum in (("resnet50", models.ResNet50_Weights), ("densenet169", models.DenseNet169_Weights)):
-        local = paths.weights_dir() / "imagenet" / f"{arch}.pth"
-        out[arch] = (f"file:{sha256_file(local)[:DIGITS]}" if local.is_file()
-                     else f"torchvision:{enum.IMAGENET1K_V1}:{enum.IMAGENET1K_V1.url}")
+    for arch in ARCH_OF.values():
+        local, entry = paths.imagenet_weights_file(arch), torchvision_weights(arch)
+        out[arch] = f"file:{sha256_file(local)[:DIGITS]}" if local.is_file() else f"torchvision:{entry}:{entry.url}"
     return out

@@ -48,6 +48,11 @@ def results_dir() -> Path:
     return _env_path("ADV2_RESULTS_DIR", root() / "results")
 
 
+def imagenet_weights_file(arch: str) -> Path:
+    """The local ImageNet state dict ``<weights_dir>/imagenet/<arch>.pth`` (used before any download)."""
+    return weights_dir() / "imagenet" / f"{arch}.pth"
+
+
 def cache_dir() -> Path:
     return _env_path("ADV2_CACHE_DIR", root() / "cache")
 

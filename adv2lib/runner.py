@@ -247,13 +247,14 @@ def stale_runs(scale: Scale) -> list[str]:
     """Names of the declared runs at ``scale`` whose executed copy is missing or out of date
     (checked with the parameters each was last executed with)."""
     stale = []
+    lib, weights, inputs = library_hash(), weights_hash(scale.profile), inputs_fingerprint(scale.profile)
     for run in declared_runs(scale):
         stamp = read_stamp(scale, run.name)
         if stamp is None:
             stale.append(run.name)
             continue
         run = replace(run, parameters=stamp["parameters"])
-        if not is_up_to_date(run, scale, run_key(run, scale)):
+        if not is_up_to_date(run, scale, run_key(run, scale, lib, weights, inputs)):
             stale.append(run.name)
     return stale
 

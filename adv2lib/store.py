@@ -132,14 +132,6 @@ def _columns_from_path(run: Path) -> dict:
             "attack": attack, "seed": int(seed.removeprefix("seed") or 0), "params_hash": phash}
 
 
-def _frame_from_rows(rows):
-    import pandas as pd
-
-    if isinstance(rows, dict):        # columns (current format)
-        return pd.DataFrame(rows)
-    return pd.DataFrame(rows)         # records (stores written before columns were used)
-
-
 class ResultsStore:
     """Per-batch results on disk (see the module docstring)."""
 
@@ -226,8 +218,11 @@ class ResultsStore:
 
     @staticmethod
     def _read(path: Path):
+        import pandas as pd
+
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        return _frame_from_rows(json.loads(payload["rows"])), payload["tensors"]
+        # rows: JSON columns; stores written before that hold records, which DataFrame reads too
+        return pd.DataFrame(json.loads(payload["rows"])), payload["tensors"]
 
     def _try_read(self, path: Path):
         """``(rows, tensors)`` of a batch file, or None when it is absent or unreadable (then set aside)."""

@@ -310,7 +310,7 @@ def test_imagenet_random_and_torchvision_sources(monkeypatch, tmp_path):
     assert from_file.weights_source == {"kind": "file", "path": str(local.resolve()), "sha256": _sha256(local)}
     torch.testing.assert_close(from_file.net.features.denseblock4.denselayer32.conv2.weight,
                                random.net.features.denseblock4.denselayer32.conv2.weight)
-    url = imagenet_module._torchvision_weights("resnet50").url
+    url = imagenet_module.torchvision_weights("resnet50").url
     assert url == "https://download.pytorch.org/models/resnet50-0676ba61.pth"
 
 

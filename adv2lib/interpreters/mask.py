@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.config import Choice, Int, Pair, Real, validate_fields
+from ..validation import Choice, Int, Pair, Real, validate_fields
 from ..errors import ConfigError
 from ._common import as_targets
 from .base import Interpreter

@@ -184,16 +184,21 @@ def build_encoder(victim, weights="auto"):
     return encoder.to(victim.device)
 
 
+def encoder_channels(victim, encoder, n_stages: int) -> list[int]:
+    """Channels of the last ``n_stages + 1`` pyramid levels ``encoder`` gives for ``victim``'s
+    inputs (measured on one blank image): what a decoder of ``n_stages`` stages reads."""
+    with torch.no_grad():
+        probe = torch.zeros((1, *victim.input_shape), device=victim.device)
+        return [int(f.shape[1]) for f in encoder.pyramid(probe)][-n_stages - 1:]
+
+
 def build_saliency_network(victim, encoder=None, **overrides) -> SaliencyNetwork:
     """A freshly initialised :class:`SaliencyNetwork` sized for ``victim``'s encoder."""
     encoder = victim if encoder is None else encoder
-    with torch.no_grad():
-        shape = (1, *victim.input_shape)
-        channels = [f.shape[1] for f in encoder.pyramid(torch.zeros(shape, device=victim.device))]
     defaults = PROFILE_DEFAULTS[victim.profile]
     n_stages = len(overrides.get("widths", defaults["widths"]))
-    kwargs = {"num_classes": victim.num_classes, "pyramid_channels": channels[-n_stages - 1:], **defaults,
-              **overrides}
+    kwargs = {"num_classes": victim.num_classes, "pyramid_channels": encoder_channels(victim, encoder, n_stages),
+              **defaults, **overrides}
     return SaliencyNetwork(**kwargs).to(victim.device)
 
 
@@ -221,9 +226,7 @@ def _check_rts_fits(path: Path, config: dict, card: dict | None, victim, encoder
     if config.get("num_classes") != victim.num_classes:
         problems.append(f"it selects among {config.get('num_classes')} classes, the victim has {victim.num_classes}")
     widths = config.get("widths") or PROFILE_DEFAULTS[victim.profile]["widths"]
-    with torch.no_grad():
-        probe = torch.zeros((1, *victim.input_shape), device=victim.device)
-        channels = [int(f.shape[1]) for f in encoder.pyramid(probe)][-len(widths) - 1:]
+    channels = encoder_channels(victim, encoder, len(widths))
     expected = [int(c) for c in config.get("pyramid_channels", [])]
     if expected != channels:
         problems.append(f"it expects encoder channels {expected} where the victim's encoder gives {channels}")

@@ -39,9 +39,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 ARCH_OF = {"resnet": "resnet50", "densenet": "densenet169"}
 #: The architectures' names as written in messages.
 ARCH_LABEL = {"resnet50": "ResNet-50", "densenet169": "DenseNet-169"}
-#: The torchvision weights enum entry of each architecture (the paper's weights).
-TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights.IMAGENET1K_V1",
-                       "densenet169": "DenseNet169_Weights.IMAGENET1K_V1"}
 
 
 def _other_imagenet_family(arch: str):
@@ -130,7 +127,7 @@ class DenseNet169Victim(Victim):
         return out
 
 
-def _torchvision_weights(arch: str):
+def torchvision_weights(arch: str):
     """The torchvision ``IMAGENET1K_V1`` weights enum entry of ``arch``."""
     from torchvision import models
 
@@ -138,11 +135,11 @@ def _torchvision_weights(arch: str):
 
 
 def _torchvision_state_dict(arch: str) -> dict:
-    entry = _torchvision_weights(arch)
+    entry = torchvision_weights(arch)
     try:
         return entry.get_state_dict(progress=True, check_hash=True)
     except Exception as err:  # URLError, socket errors, HTTP errors...
-        local = paths.weights_dir() / "imagenet" / f"{arch}.pth"
+        local = paths.imagenet_weights_file(arch)
         raise WeightsNotFoundError(
             f"Could not obtain ImageNet weights for {arch} ({type(err).__name__}: {first_sentence(err, 200)}): "
             f"either run once with internet access (torchvision caches them under TORCH_HOME), or "
@@ -152,8 +149,8 @@ def _torchvision_state_dict(arch: str) -> dict:
 
 def _imagenet_remedy(arch: str, path: Path, auto: bool) -> tuple[str, str]:
     """(remedy for an unreadable file, remedy for a file of another architecture)."""
-    entry, label = TORCHVISION_WEIGHTS[arch], ARCH_LABEL[arch]
-    url = _torchvision_weights(arch).url
+    entry, label = torchvision_weights(arch), ARCH_LABEL[arch]
+    url = entry.url
     unreadable = f"re-download the {label} weights ({entry}, {url}) or re-copy the state dict to {path}"
     if auto:
         unreadable += ", or delete the file to let torchvision download them"
@@ -180,11 +177,11 @@ def build_imagenet_victim(name: str, weights: str | Path | None = "auto") -> Vic
     state, path, source = None, None, {"kind": "random"}
     if weights is not None:
         auto = isinstance(weights, str) and weights == "auto"
-        path = paths.weights_dir() / "imagenet" / f"{arch}.pth" if auto else Path(weights)
+        path = paths.imagenet_weights_file(arch) if auto else Path(weights)
         if auto and not path.is_file():
             state = _torchvision_state_dict(arch)
-            entry = _torchvision_weights(arch)
-            source = {"kind": "torchvision", "enum": TORCHVISION_WEIGHTS[arch], "url": entry.url}
+            entry = torchvision_weights(arch)
+            source = {"kind": "torchvision", "enum": str(entry), "url": entry.url}
             path = None
         else:
             unreadable, wrong = _imagenet_remedy(arch, path, auto)
