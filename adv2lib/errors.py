@@ -20,7 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "Adv2Error", "ConfigError", "ConfigTypeError", "DataError", "DatasetNotFoundError", "CorruptDataError", "WeightsError",
-    "WeightsNotFoundError", "WeightsMismatchError", "DeviceUnavailableError", "one_line",
+    "WeightsNotFoundError", "WeightsMismatchError", "DeviceUnavailableError", "ResultsNotFoundError", "one_line",
 ]
 
 
@@ -71,3 +71,7 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
 
 class WeightsMismatchError(WeightsError, ValueError):
     """A weights file that is unreadable, or was trained for another architecture or victim."""
+
+
+class ResultsNotFoundError(Adv2Error, FileNotFoundError):
+    """Saved result tables a chapter reads are missing (the chapter that writes them has not run)."""

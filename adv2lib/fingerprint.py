@@ -36,9 +36,10 @@ from .fileio import sha256_file
 
 __all__ = ["tensors", "state_dict", "code", "code_files", "dataset_files", "imagenet_weights", "PRESENTATION"]
 
-#: Modules that present numbers but never compute a stored one; a change to them does not
-#: invalidate results (it re-executes the book's notebooks, whose stamps hash the whole library).
-PRESENTATION = frozenset({"cli.py", "__main__.py", "runner.py", "report.py", "plotting.py", "paper_numbers.py",
+#: Modules (file names in the package's top folder) and subpackages (``"<name>/"``) that present
+#: numbers but never compute a stored one; a change to them does not invalidate results (it
+#: re-executes the book's notebooks, whose stamps hash the whole library).
+PRESENTATION = frozenset({"cli.py", "__main__.py", "runner.py", "report/", "plotting.py", "paper_numbers.py",
                           "faithfulness.py", "fingerprint.py", "errors.py", "names.py"})
 
 DIGITS = 16
@@ -75,7 +76,12 @@ def code_files(package: Path | None = None) -> list[Path]:
     ``adv2lib`` directory, this one by default)."""
     pkg = Path(package) if package is not None else Path(__file__).resolve().parent
     files = [p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts]
-    return sorted(p for p in files if not (p.parent == pkg and p.name in PRESENTATION))
+    return sorted(p for p in files if not _is_presentation(p.relative_to(pkg).parts))
+
+
+def _is_presentation(parts: tuple[str, ...]) -> bool:
+    """Whether the package file at relative path ``parts`` is listed in :data:`PRESENTATION`."""
+    return (len(parts) == 1 and parts[0] in PRESENTATION) or (len(parts) > 1 and f"{parts[0]}/" in PRESENTATION)
 
 
 _CODE_CACHE: dict[tuple, str] = {}

@@ -170,8 +170,9 @@ def test_code_fingerprint_follows_code_not_docstrings_or_presentation(tmp_path):
     source = pgd.read_text()
     pgd.write_text(source.replace('"""', '"""Edited docstring. ', 1) + "\n# a comment\n")
     assert fingerprint.code(pkg) == base
-    (pkg / "report.py").write_text((pkg / "report.py").read_text() + "\nX = 1\n")
-    assert fingerprint.code(pkg) == base
+    for presentation in (pkg / "report" / "tables.py", pkg / "plotting.py"):   # a subpackage and a module
+        presentation.write_text(presentation.read_text() + "\nX = 1\n")
+        assert fingerprint.code(pkg) == base
     pgd.write_text(source + "\nEXTRA_CONSTANT = 2\n")
     assert fingerprint.code(pkg) != base
 

@@ -237,6 +237,51 @@ def test_verdicts_markdown_lists_each_claim_with_its_cells():
     assert "- ResNet/CAM: L1 ADV2 0.100 vs PGD 0.300 ✓" in text
 
 
+def test_one_rule_per_claim_in_the_paper_order():
+    assert [r.claim for r in report.CLAIM_RULES] == [c.id for c in paper_numbers.CLAIMS]
+    for rule, claim in zip(report.CLAIM_RULES, paper_numbers.CLAIMS):
+        tested = rule.cells is not None
+        assert tested == claim.tested == bool(rule.criterion) == (rule.experiment is not None), rule.claim
+    assert set(report.RULES) == {r.claim for r in report.CLAIM_RULES if r.cells is not None}
+
+
+def test_a_rule_added_to_the_list_is_judged_like_the_others(monkeypatch):
+    from adv2lib.report import claims as rules
+
+    always = rules.ClaimRule("gap", "main", "every cell passes",
+                             rules.per_victim_interpreter(lambda ev, v, i: (True, f"{ev.value(v, i, 'adv2', 'asr'):.2f}")))
+    monkeypatch.setattr(rules, "CLAIM_RULES", (always,))
+    v = report.verdicts({"main": _examples(asr_adv=False)})
+    assert v["verdict"].tolist() == ["holds"] and v["criterion"].tolist() == ["every cell passes"]
+    assert v["evidence (ours)"].iloc[0] == "ResNet/GRAD: 0.00 ✓; ResNet/CAM: 0.00 ✓"
+
+
+def test_run_chapter_runs_each_victim_saves_and_says_what_ran(tmp_path, monkeypatch, capsys):
+    from adv2lib import experiments
+
+    calls = []
+
+    def fake_run_main(victim, **kwargs):
+        calls.append((victim, kwargs))
+        return _result(victim)
+
+    monkeypatch.setattr(experiments, "run_main", fake_run_main)
+    run = report.run_chapter("main", victims=["resnet", "densenet"], interpreters=["grad", "cam"], n_images=4,
+                             smoke=True, results_dir=tmp_path, device="cpu")
+    assert [v for v, _ in calls] == ["resnet", "densenet"]
+    assert "engine" not in calls[0][1] and calls[0][1]["progress"] is False and calls[0][1]["n_images"] == 4
+    assert run.summary.equals(plotting.combine(run.results, "summary"))
+    assert run.examples.equals(plotting.combine(run.results, "examples"))
+    assert report.available("embedded", True, tmp_path) == ["main"] and run.tables.is_file()
+    assert run.scale == report.scale_text(run.results, smoke=True)
+    assert run.line == f"This run: {run.scale}; wall time resnet 1 s, densenet 1 s."
+    assert "Markdown" in capsys.readouterr().out          # displayed (outside a notebook: its repr)
+    report.run_chapter("main", victims="resnet", results_dir=tmp_path, engine="ray", show=False)
+    assert calls[-1][0] == "resnet" and calls[-1][1]["engine"] == "ray" and "n_images" not in calls[-1][1]
+    with pytest.raises(ValueError, match="unknown experiment 'mian'"):
+        report.run_chapter("mian")
+
+
 def test_attack_times_count_pgd_once_and_average_per_image():
     main = _examples(victims=("resnet", "densenet"))
     # PGD rows repeat the shared PGD run's time under every interpreter; ADV2 times differ per interpreter.

@@ -1,0 +1,94 @@
+"""What an experiment chapter does first: run the experiment for every victim, save its tables
+and say what ran.
+
+>>> run = run_chapter("main", victims=["resnet"], n_images=2, smoke=True)   # doctest: +SKIP
+>>> run.summary                      # one frame over the victims   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..errors import ConfigError
+from ..names import VICTIMS
+from .files import save_experiment
+from .text import scale_text
+
+__all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "run_chapter"]
+
+#: The experiments a chapter can run (``adv2lib.experiments.run_<name>``).
+CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget")
+
+
+@dataclass(frozen=True)
+class ChapterRun:
+    """The results of one chapter's experiment, one per victim, and what the chapter shows of them.
+
+    ``results`` are the :class:`~adv2lib.experiments.ExperimentResult` objects in victim order,
+    ``scale`` the caption sentence of :func:`~adv2lib.report.scale_text` and ``tables`` the CSV
+    the comparison chapter reads. ``summary``, ``examples`` and ``iou`` join the victims' frames.
+    """
+
+    experiment: str
+    results: list
+    scale: str
+    tables: Path
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        return self._combine("summary")
+
+    @cached_property
+    def examples(self) -> pd.DataFrame:
+        return self._combine("examples")
+
+    @cached_property
+    def iou(self) -> pd.DataFrame:
+        return self._combine("iou")
+
+    def _combine(self, attribute: str) -> pd.DataFrame:
+        from ..plotting import combine
+
+        return combine(self.results, attribute)
+
+    @property
+    def line(self) -> str:
+        """``"This run: <scale>; wall time resnet 12 s, densenet 15 s."``"""
+        return (f"This run: {self.scale}; wall time "
+                + ", ".join(f"{r.victim} {r.seconds:.0f} s" for r in self.results) + ".")
+
+
+def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[str] = VICTIMS,
+                interpreters: Sequence[str] | None = None, n_images: int | None = None, seed: int = 0,
+                device: str = "auto", smoke: bool = False, results_dir: str | Path | None = None,
+                engine: str | None = None, show: bool = True, **options) -> ChapterRun:
+    """Run ``adv2lib.experiments.run_<experiment>`` once per victim (no progress bars), save the
+    rows for the comparison chapter (:func:`~adv2lib.report.save_experiment`), display the
+    "This run: ..." line (with ``show``) and return a :class:`ChapterRun`.
+
+    ``interpreters`` and ``n_images`` left at None take the experiment's defaults; ``engine``
+    (``"serial"`` or ``"ray"``) is passed on only when given; ``options`` are the experiment's
+    own keywords (``targets`` for ``patch``, ``factors`` for ``budget``).
+    """
+    from .. import experiments
+
+    if experiment not in CHAPTER_EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}: choose one of {', '.join(CHAPTER_EXPERIMENTS)}")
+    if isinstance(victims, str):
+        victims = [victims]
+    run = getattr(experiments, f"run_{experiment}")
+    given = {"interpreters": interpreters, "n_images": n_images, "engine": engine}
+    kwargs = dict(profile=profile, seed=seed, smoke=smoke, device=device, results_dir=results_dir, progress=False,
+                  **{k: v for k, v in given.items() if v is not None}, **options)
+    results = [run(victim=v, **kwargs) for v in victims]
+    csv = save_experiment(results, profile, smoke, results_dir, n_images=n_images)
+    chapter = ChapterRun(experiment, results, scale_text(results, smoke=smoke), csv)
+    if show:
+        from IPython.display import Markdown, display
+
+        display(Markdown(chapter.line))
+    return chapter

@@ -1,0 +1,102 @@
+"""The result tables the experiment chapters save and every later chapter reads.
+
+One experiment at one scale is two files under ``<results>/tables/<profile>-<smoke|full>/``:
+``<experiment>_examples.csv``, the per-example rows of every victim, and ``<experiment>.json``,
+what produced them (images, victims, interpreters, attack presets, versions, time).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from .. import paths
+from ..errors import ResultsNotFoundError
+from ..fileio import atomic_write
+from ..names import INTERPRETERS
+
+__all__ = ["EXPERIMENT_NAMES", "scale_label", "tables_dir", "save_experiment", "load_experiment", "available",
+           "images_per_group"]
+
+#: The experiments whose tables the comparison chapter reads, in book order.
+EXPERIMENT_NAMES = ("main", "patch", "random_class", "transfer")
+
+
+def scale_label(profile: str, smoke: bool) -> str:
+    """``"<profile>-smoke"`` or ``"<profile>-full"``: the name of a scale's tables folder."""
+    return f"{profile}-{'smoke' if smoke else 'full'}"
+
+
+def tables_dir(profile: str = "embedded", smoke: bool = False, results_dir: str | Path | None = None) -> Path:
+    """``<results>/tables/<profile>-<smoke|full>/``: the tables the notebooks write."""
+    base = Path(results_dir) if results_dir else paths.results_dir()
+    return base / "tables" / scale_label(profile, smoke)
+
+
+def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: str | Path | None = None,
+                    n_images: int | None = None) -> Path:
+    """Write the per-example rows of ``results`` (one :class:`~adv2lib.experiments.ExperimentResult`
+    per victim, all of the same experiment) and a JSON describing them; returns the CSV path."""
+    from ..store import to_jsonable
+    from ..utils import versions
+
+    results = list(results)
+    experiment = results[0].experiment
+    if any(r.experiment != experiment for r in results):
+        raise ValueError("save_experiment takes the results of one experiment (one per victim)")
+    examples = pd.concat([r.examples for r in results], ignore_index=True)
+    out = tables_dir(profile, smoke, results_dir)
+    csv = out / f"{experiment}_examples.csv"
+    atomic_write(csv, examples.to_csv(index=False))
+    column = "interpreter" if "interpreter" in examples else "target"
+    meta = {
+        "experiment": experiment, "profile": profile, "smoke": bool(smoke), "scale": scale_label(profile, smoke),
+        "n_images_requested": n_images,
+        "n_images": {r.victim: images_per_group(r.examples) for r in results},
+        "victims": [r.victim for r in results],
+        "interpreters": sorted(examples[column].unique().tolist(), key=_interpreter_rank),
+        "seconds": {r.victim: round(float(r.seconds), 1) for r in results},
+        "config": {r.victim: to_jsonable(r.config) for r in results},
+        "versions": versions(),
+        "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write(out / f"{experiment}.json", json.dumps(meta, indent=2, sort_keys=True))
+    return csv
+
+
+def images_per_group(examples: pd.DataFrame) -> int:
+    """Attacked inputs per (interpreter, attack) -- or (source, target) -- group: the number of
+    images behind each reported mean (in the patch experiment an image may serve up to three
+    targets, so this counts targets, not distinct images)."""
+    keys = [c for c in ("interpreter", "attack", "source", "target") if c in examples.columns]
+    if examples.empty:
+        return 0
+    return int(examples.groupby(keys).size().max()) if keys else len(examples)
+
+
+def load_experiment(experiment: str, profile: str = "embedded", smoke: bool = False,
+                    results_dir: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """``(examples, meta)`` written by :func:`save_experiment`; a missing file raises
+    :class:`~adv2lib.errors.ResultsNotFoundError` (a ``FileNotFoundError``) naming the command to run."""
+    out = tables_dir(profile, smoke, results_dir)
+    csv, meta = out / f"{experiment}_examples.csv", out / f"{experiment}.json"
+    if not csv.is_file() or not meta.is_file():
+        raise ResultsNotFoundError(
+            f"no saved results for experiment {experiment!r} at {out}; run its notebook first, e.g. "
+            f"python -m adv2lib book{' --smoke' if smoke else ''} --profile {profile}")
+    return pd.read_csv(csv), json.loads(meta.read_text())
+
+
+def available(profile: str = "embedded", smoke: bool = False, results_dir=None) -> list[str]:
+    """The experiments of :data:`EXPERIMENT_NAMES` whose two files exist at this scale."""
+    out = tables_dir(profile, smoke, results_dir)
+    return [e for e in EXPERIMENT_NAMES if (out / f"{e}_examples.csv").is_file() and (out / f"{e}.json").is_file()]
+
+
+def _interpreter_rank(name: str) -> int:
+    """Sort key: the paper's interpreters in table order, then PGD, then anything else."""
+    order = (*INTERPRETERS, "pgd")
+    return order.index(name) if name in order else len(order)
