@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .names import INTERPRETERS
+
 __all__ = [
     "attack_success_rate", "misclassification_confidence", "l1_distance", "l2_distance",
     "iou_topk", "iou_curve", "IOU_KS", "transfer_matrix", "summarize",
@@ -148,9 +150,9 @@ def transfer_matrix(frame, value: str = "l1_benign", successful_only: bool = Tru
     if successful_only and "success" in df:
         df = df[df["success"].astype(bool)]
     table = df.pivot_table(index="source", columns="target", values=value, aggfunc="mean")
-    order = [s for s in ("grad", "cam", "mask", "rts") if s in table.index]
+    order = [s for s in INTERPRETERS if s in table.index]
     order += [s for s in table.index if s not in order and s != "pgd"] + (["pgd"] if "pgd" in table.index else [])
-    cols = [c for c in ("grad", "cam", "mask", "rts") if c in table.columns]
+    cols = [c for c in INTERPRETERS if c in table.columns]
     cols += [c for c in table.columns if c not in cols]
     table = table.loc[order, cols]
     table.index.name, table.columns.name = "source", "target"

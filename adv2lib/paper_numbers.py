@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .names import INTERPRETERS
+
 SOURCE = ("Zhang et al., Interpretable Deep Learning under Fire, USENIX Security 2020, "
           "evaluation section (ImageNet, ResNet-50); recovered text, see paper-results.md")
 
-INTERPRETER_ORDER = ("grad", "cam", "mask", "rts")
+#: The paper's interpreters in its tables' order (:data:`adv2lib.names.INTERPRETERS`).
+INTERPRETER_ORDER = INTERPRETERS
 
 #: Table 7 (random patch target): L1 distance of the ADV2 map to the benign map (delta_b)
 #: and to the target patch map (delta_t), per interpreter.

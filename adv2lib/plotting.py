@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from .names import INTERPRETERS, LABELS, VICTIMS
+
 __all__ = [
     "LABELS", "book_style", "class_names", "combine", "rate_table", "metric_table", "l1_bars", "iou_curves",
     "delta_bars", "reference_iou_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
@@ -30,10 +32,6 @@ __all__ = [
     "budget_curves",
 ]
 
-INTERPRETER_ORDER = ("grad", "cam", "mask", "rts")
-VICTIM_ORDER = ("resnet", "densenet")
-LABELS = {"grad": "GRAD", "cam": "CAM", "mask": "MASK", "rts": "RTS", "pgd": "PGD", "adv2": "ADV2",
-          "benign": "benign", "target": "target", "resnet": "ResNet", "densenet": "DenseNet"}
 COLORS = {"pgd": "#d62728", "adv2": "#1f77b4", "benign": "#7f7f7f", "target": "#2ca02c",
           "delta_b": "#9467bd", "delta_t": "#2ca02c"}
 MAP_CMAP = "jet"
@@ -103,7 +101,7 @@ def show(fig: Figure, text: str | None = None) -> None:
 
 
 def preset_table(profile: str = "embedded", smoke: bool = False,
-                 attacks: Sequence[str] = ("pgd", *INTERPRETER_ORDER)) -> pd.DataFrame:
+                 attacks: Sequence[str] = ("pgd", *INTERPRETERS)) -> pd.DataFrame:
     """The attack hyperparameters actually used: one column per attack (PGD, ADV2 against each
     interpreter), one row per field of the presets (:func:`adv2lib.attacks.preset_for`);
     fields an attack does not have are left blank. Sources of every value: the presets'
@@ -173,9 +171,9 @@ def rate_table(summary: pd.DataFrame, attacks: Sequence[str] = ("pgd", "adv2")) 
     df = summary[summary["attack"].isin(attacks)]
     table = df.pivot_table(index=["victim", "attack"], columns="interpreter", values=["asr", "mc"], aggfunc="first")
     table = table.swaplevel(0, 1, axis=1)
-    interps = _ordered(table.columns.get_level_values(0), INTERPRETER_ORDER)
+    interps = _ordered(table.columns.get_level_values(0), INTERPRETERS)
     table = table.reindex(columns=pd.MultiIndex.from_product([interps, ["asr", "mc"]]))
-    rows = [(v, a) for v in _ordered(df["victim"], VICTIM_ORDER) for a in attacks if (v, a) in table.index]
+    rows = [(v, a) for v in _ordered(df["victim"], VICTIMS) for a in attacks if (v, a) in table.index]
     table = table.loc[rows]
     return _styled(table, {"asr": "{:.0%}", "mc": "{:.2f}"})
 
@@ -196,7 +194,7 @@ def metric_table(summary: pd.DataFrame, metrics: dict, index=("victim",), attack
                 row[_label(r["interpreter"])] = r[col]
             rows.append(row)
     table = pd.DataFrame(rows).set_index([_index_name(i) for i in index] + ["metric"])
-    cols = [_label(c) for c in _ordered(df["interpreter"], INTERPRETER_ORDER)]
+    cols = [_label(c) for c in _ordered(df["interpreter"], INTERPRETERS)]
     table = table[cols]
     styler = table.style
     for col, (label, fmt) in metrics.items():
@@ -221,7 +219,7 @@ def _styled(table: pd.DataFrame, formats: dict):
 
 # =========================================================================== bar and line charts
 def _victims(frame: pd.DataFrame) -> list:
-    return _ordered(frame["victim"], VICTIM_ORDER)
+    return _ordered(frame["victim"], VICTIMS)
 
 
 def _bars(ax, groups, series: dict, errors: dict | None = None, colors: dict | None = None, fmt="{:.2f}"):
@@ -249,7 +247,7 @@ def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[s
     fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
     for ax, victim in zip(axes[0], victims):
         df = summary[summary["victim"] == victim]
-        interps = _ordered(df["interpreter"], INTERPRETER_ORDER)
+        interps = _ordered(df["interpreter"], INTERPRETERS)
         series, errors = {}, {}
         for attack in attacks:
             sub = df[df["attack"] == attack].set_index("interpreter").reindex(interps)
@@ -272,7 +270,7 @@ def budget_curves(examples: pd.DataFrame) -> Figure:
     from .metrics import summarize
 
     s = summarize(examples, by=("victim", "interpreter", "attack", "budget"))
-    interps, victims = _ordered(s["interpreter"], INTERPRETER_ORDER), _victims(s)
+    interps, victims = _ordered(s["interpreter"], INTERPRETERS), _victims(s)
     fig, axes = plt.subplots(2, len(interps), figsize=(2.8 * len(interps), 4.4), sharex=True, squeeze=False)
     colours = dict(zip(victims, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for j, interp in enumerate(interps):
@@ -308,7 +306,7 @@ def iou_curves(iou: pd.DataFrame, reference: str = "benign", attacks: Sequence[s
         df = df[df["success"].astype(bool)]
     if "attack" in df:
         df = df[df["attack"].isin(attacks)]
-    victims, interps = _victims(df), _ordered(df["interpreter"], INTERPRETER_ORDER)
+    victims, interps = _victims(df), _ordered(df["interpreter"], INTERPRETERS)
     fig, axes = plt.subplots(len(victims), len(interps), figsize=(2.2 * len(interps), 2.0 * len(victims)),
                              sharex=True, sharey=True, squeeze=False)
     for i, victim in enumerate(victims):
@@ -340,7 +338,7 @@ def delta_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
     fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
     for ax, victim in zip(axes[0], victims):
         sub = df[df["victim"] == victim]
-        interps = _ordered(sub["interpreter"], INTERPRETER_ORDER)
+        interps = _ordered(sub["interpreter"], INTERPRETERS)
         sub = sub.set_index("interpreter").reindex(interps)
         series = {"delta_b": sub["l1_benign"].to_numpy(float), "delta_t": sub["l1_target"].to_numpy(float)}
         errors = {"delta_b": np.nan_to_num(sub.get("l1_benign_std", pd.Series(0, index=sub.index)).to_numpy(float)),
@@ -362,7 +360,7 @@ def reference_iou_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
     fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
     for ax, victim in zip(axes[0], victims):
         sub = df[df["victim"] == victim]
-        interps = _ordered(sub["interpreter"], INTERPRETER_ORDER)
+        interps = _ordered(sub["interpreter"], INTERPRETERS)
         sub = sub.set_index("interpreter").reindex(interps)
         series = {"benign": sub["iou_benign_mean"].to_numpy(float), "target": sub["iou_target_mean"].to_numpy(float)}
         _bars(ax, interps, series)
@@ -480,7 +478,7 @@ def attack_grid(result, example: int = 0, classes: Sequence[str] | None = None,
     (the paper's qualitative figure). Maps are for the true class (benign) and the target
     class (PGD, ADV2); titles give the prediction, p(target) and L1 to the benign map."""
     classes = classes or class_names(result.profile)
-    interps = [i for i in (interpreters or INTERPRETER_ORDER) if i in result.figures]
+    interps = [i for i in (interpreters or INTERPRETERS) if i in result.figures]
     rows, labels = [], []
     for name in interps:
         f = result.figures[name]
@@ -516,7 +514,7 @@ def patch_grid(result, example: int = 0, classes: Sequence[str] | None = None) -
     """Figure-11-like grid: per interpreter, the benign map, the random patch target and the
     ADV2 input with its map (Δb and Δt in the title)."""
     classes = classes or class_names(result.profile)
-    interps = [i for i in INTERPRETER_ORDER if i in result.figures]
+    interps = [i for i in INTERPRETERS if i in result.figures]
     rows = []
     for name in interps:
         f = result.figures[name]
@@ -538,7 +536,7 @@ def random_class_grid(result, example: int = 0, classes: Sequence[str] | None = 
     the target map, and the ADV2 input with its map (classified as ``ct``, explained like the
     target input)."""
     classes = classes or class_names(result.profile)
-    interps = [i for i in INTERPRETER_ORDER if i in result.figures]
+    interps = [i for i in INTERPRETERS if i in result.figures]
     rows = []
     for name in interps:
         f = result.figures[name]
@@ -572,10 +570,10 @@ def transfer_grid(result, example: int = 0, benign_image: torch.Tensor | None = 
     built against each source (plus PGD); columns = the input, then its map under each
     interpreter (for the true class on the benign row, the target class elsewhere)."""
     figs = result.figures
-    targets = [t for t in INTERPRETER_ORDER if t in figs.get("benign", {})]
+    targets = [t for t in INTERPRETERS if t in figs.get("benign", {})]
     if benign_image is None:
         benign_image = _benign_images(result, example + 1)
-    sources = [s for s in (*INTERPRETER_ORDER, "pgd") if s in figs and s != "benign"]
+    sources = [s for s in (*INTERPRETERS, "pgd") if s in figs and s != "benign"]
     x0 = benign_image[example] if benign_image is not None else None
     rows = [[{"image": x0} if x0 is not None else None]
             + [{"image": x0, "map": figs["benign"][t][example]} for t in targets]]

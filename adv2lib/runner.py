@@ -40,6 +40,7 @@ from typing import Callable, Iterable, Sequence
 from . import paths
 from .errors import ConfigError
 from .fileio import atomic_write, sha256_bytes, sha256_file
+from .names import INTERPRETERS, PROFILES, VICTIMS
 
 #: Notebook sources under ``notebooks/``, in book order. The four experiments get the
 #: experiment parameters; the others get only the scale (they read what the experiments wrote).
@@ -56,8 +57,6 @@ N_IMAGES = {"smoke": 2, "full": 100}
 BUDGET = {"images": {"smoke": 2, "full": 20}, "interpreters": ("grad", "mask"), "factors": (1, 2, 4)}
 
 BUILD_DIR_NAME = "_build"
-VICTIMS = ("resnet", "densenet")
-INTERPRETERS = ("grad", "cam", "mask", "rts")
 
 
 # --------------------------------------------------------------------------- scale and runs
@@ -565,7 +564,7 @@ def main(args: argparse.Namespace) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="a few images and very few attack steps (minutes on a CPU)")
-    p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
+    p.add_argument("--profile", default="embedded", choices=PROFILES)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="re-execute every notebook and rebuild the book")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only")

@@ -7,14 +7,13 @@ from pathlib import Path
 from .. import paths
 from ..errors import ConfigError, WeightsMismatchError, WeightsNotFoundError
 from ..fileio import sha256_file
+from ..names import PROFILES, VICTIMS  # re-exported: adv2lib.models.VICTIMS, .PROFILES
 from ..utils import resolve_device
 from .embedded import EMBEDDED_ARCHITECTURES, SmallDenseNet, SmallResNet
 from .imagenet import build_imagenet_victim
 from .victim import Normalize, Victim
 from .weights import display_path, load_fitting_state_dict, read_weights_file, repair_hint, state_dict_mismatch
 
-VICTIMS = ("resnet", "densenet")
-PROFILES = ("embedded", "imagenet")
 
 __all__ = [
     "VICTIMS", "PROFILES", "Victim", "Normalize", "SmallResNet", "SmallDenseNet",
