@@ -1,6 +1,6 @@
 """Run the book's notebooks with papermill, then build the Jupyter Book.
 
-``python -m adv2lib book [--smoke] [--profile imagenet] [--device cuda] [--force] [--no-build]``
+``python -m adv2lib book [--smoke] [--profile imagenet] [--device cuda] [--engine ray] [--force] [--no-build]``
 
 The runner follows the papermill -> Jupyter Book pattern of QuantEcon's lectures and
 cal-itp's portfolio site:
@@ -10,7 +10,11 @@ cal-itp's portfolio site:
 * each run is keyed by the notebook's source, its parameters, the scale, the library's
   source, the victim weights and any result files it reads (:func:`run_key`); a run whose
   key matches its stamp (``<cache>/book/<scale>/<name>.json``) and whose executed copy is
-  intact is skipped;
+  intact is skipped. Where the experiments compute (``--engine serial`` or ``ray``, and
+  ``--ray-address``) reaches the notebooks but not the keys: the numbers do not depend on
+  it, so a rebuild with another engine skips what is up to date;
+* an executed notebook shows its parameters once, collapsed: the values that ran (the
+  notebook's defaults with the runner's values put in; :func:`show_parameters_once`);
 * executed copies are kept per scale (``<cache>/book/<scale>/executed/``), so smoke and
   full runs never overwrite each other, and copied to ``book/executed/`` (git-ignored),
   where ``_toc.yml`` points;
@@ -79,12 +83,16 @@ class NotebookRun:
     ``reads`` names files (relative to the repository root, globs allowed, or absolute)
     whose contents feed the run, e.g. the result tables the comparison chapter reads; they
     are hashed into the run's key when the run starts, so they may be written by earlier runs.
+    ``runtime`` holds parameters that decide how the notebook computes but not what (the
+    experiments' ``engine``): papermill passes them like the others, but they stay out of the
+    run's key and stamp.
     """
 
     name: str
     notebook: str
     parameters: dict
     reads: tuple[str, ...] = ()
+    runtime: dict = field(default_factory=dict)
 
     @property
     def source(self) -> Path:
@@ -93,10 +101,11 @@ class NotebookRun:
 
 def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | None = None, seed: int = 0,
                   results_dir: str | None = None, victims: Sequence[str] = VICTIMS,
-                  interpreters: Sequence[str] = INTERPRETERS) -> list[NotebookRun]:
+                  interpreters: Sequence[str] = INTERPRETERS, engine: str = "serial") -> list[NotebookRun]:
     """Every run of the book at ``scale``, in the order they must execute.
 
-    Each experiment notebook runs once and covers both victims (``victims`` parameter).
+    Each experiment notebook runs once and covers both victims (``victims`` parameter); the
+    experiment notebooks also get ``engine`` (a runtime parameter, outside their keys).
     """
     from .report import tables_dir
 
@@ -107,12 +116,13 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     tables = tables_dir(scale.profile, scale.smoke, results_dir)
     runs = [NotebookRun("intro", "intro", {**common, "n_images": n}),
             NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
-    runs += [NotebookRun(name, name, dict(experiment)) for name in EXPERIMENT_NOTEBOOKS]
+    runtime = {"engine": engine}
+    runs += [NotebookRun(name, name, dict(experiment), runtime=dict(runtime)) for name in EXPERIMENT_NOTEBOOKS]
     budget_interps = [i for i in interpreters if i in BUDGET["interpreters"]] or list(interpreters)
     budget_n = min(n, BUDGET["images"]["smoke" if scale.smoke else "full"])
     runs.append(NotebookRun(BUDGET_NOTEBOOK, BUDGET_NOTEBOOK,
                             {**common, "victims": list(victims)[:1], "interpreters": budget_interps,
-                             "factors": list(BUDGET["factors"]), "n_images": budget_n}))
+                             "factors": list(BUDGET["factors"]), "n_images": budget_n}, runtime=dict(runtime)))
     runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*.csv"), str(tables / "*.json"))),
@@ -275,36 +285,86 @@ def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_se
 
 # --------------------------------------------------------------------------- execution
 def papermill_execute(run: NotebookRun, output: Path) -> None:
-    """Execute ``run`` with papermill into ``output`` (the default executor)."""
+    """Execute ``run`` with papermill into ``output`` (the default executor), then leave one
+    parameters cell on show (:func:`show_parameters_once`)."""
+    import nbformat
     import papermill as pm
 
     pm.execute_notebook(
-        str(run.source), str(output), parameters=run.parameters, kernel_name="python3", cwd=str(paths.root()),
-        progress_bar={"unit": "cell", "desc": f"  {run.name}", "disable": False, "leave": True},
+        str(run.source), str(output), parameters={**run.parameters, **run.runtime}, kernel_name="python3",
+        cwd=str(paths.root()), progress_bar={"unit": "cell", "desc": f"  {run.name}", "disable": False, "leave": True},
         log_output=False,
     )
-    _inherit_parameter_tags(output)
+    nb = nbformat.read(str(output), as_version=4)
+    if show_parameters_once(nb):
+        nbformat.write(nb, str(output))
 
 
-def _inherit_parameter_tags(path: Path) -> None:
-    """Give papermill's injected-parameters cell the display tags (``remove-*``, ``hide-*``) of
-    the notebook's own parameters cell, so that the book shows both or neither."""
-    import nbformat
+#: How the book shows the parameters cell of an executed notebook whose own cell has no
+#: display tag: collapsed behind a "Show code cell source" toggle (MyST-NB).
+PARAMETERS_DISPLAY = ("hide-input",)
 
-    nb = nbformat.read(str(path), as_version=4)
-    tags_of = [c.metadata.get("tags", []) for c in nb.cells]
-    display = next((([t for t in tags if t.startswith(("remove-", "hide-"))]) for tags in tags_of
-                    if "parameters" in tags), [])
-    if not display:
-        return
-    changed = False
-    for cell in nb.cells:
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and not set(display) <= set(tags):
-            cell.metadata["tags"] = tags + [t for t in display if t not in tags]
-            changed = True
-    if changed:
-        nbformat.write(nb, str(path))
+
+def show_parameters_once(nb) -> bool:
+    """Make an executed notebook show its parameters once: the values that ran, collapsed.
+
+    papermill leaves two cells, the notebook's ``parameters`` cell (defaults) and its own
+    ``injected-parameters`` cell (the runner's values). The injected cell is rewritten to the
+    notebook's cell with the runner's values put in (comments kept, names the notebook lacks
+    appended), so that executing it alone gives the namespace both cells gave; it takes the
+    display tags of the notebook's cell (:data:`PARAMETERS_DISPLAY` when it has none), and the
+    notebook's cell is tagged ``remove-cell``. Without an injected cell the parameters cell
+    itself gets the display tags. Returns whether ``nb`` changed.
+    """
+    cells = nb.cells
+    params = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
+    if params is None:
+        return False
+    injected = next((c for c in cells if "injected-parameters" in c.metadata.get("tags", [])), None)
+    tags = list(params.metadata.get("tags", []))
+    display = [t for t in tags if t.startswith(("remove-", "hide-"))] or list(PARAMETERS_DISPLAY)
+    if injected is None:
+        params.metadata["tags"] = tags + [t for t in display if t not in tags]
+        return params.metadata["tags"] != tags
+    injected.source = merged_parameters(params.source, injected.source)
+    injected.metadata["tags"] = ["injected-parameters", *display]
+    params.metadata["tags"] = [t for t in tags if not t.startswith(("remove-", "hide-"))] + ["remove-cell"]
+    return True
+
+
+def merged_parameters(defaults: str, injected: str) -> str:
+    """The source of a parameters cell (``defaults``: literal assignments) with the values that
+    papermill ``injected`` (its generated assignments) in place of the defaults."""
+    import ast
+    import tokenize
+    from io import StringIO
+
+    given = {node.targets[0].id: ast.get_source_segment(injected, node.value)
+             for node in ast.parse(injected).body
+             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+    lines = defaults.splitlines()
+    comments = {t.start[0]: t for t in tokenize.generate_tokens(StringIO(defaults + "\n").readline)
+                if t.type == tokenize.COMMENT}
+    out, skip_to = [], 0
+    for node in ast.parse(defaults).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        out += lines[skip_to:node.lineno - 1]
+        skip_to = node.end_lineno
+        if name not in given:
+            out += lines[node.lineno - 1:node.end_lineno]
+            continue
+        text = f"{name} = {given.pop(name)}"
+        comment = comments.get(node.end_lineno)
+        if comment is not None:       # kept, in its column when the new value leaves room
+            column = comment.start[1]
+            text = (f"{text:<{column}}" if len(text) < column else f"{text}  ") + comment.string
+        out.append(text)
+    out += lines[skip_to:]
+    out += [f"{name} = {value}" for name, value in given.items()]
+    header = "# The parameters this chapter ran with: its defaults, with the book runner's values put in"
+    return "\n".join([header, *out])
 
 
 def count_result_batches(run: NotebookRun) -> int:
@@ -519,14 +579,17 @@ def main(args: argparse.Namespace) -> int:
     if args.n_images is not None and (isinstance(args.n_images, bool) or args.n_images < 1):
         raise ConfigError(f"n_images must be a positive integer, got {args.n_images} (--n-images)")
     runs = declared_runs(scale, device=args.device, n_images=args.n_images, seed=args.seed,
-                         results_dir=args.results_dir, victims=args.victims, interpreters=args.interpreters)
+                         results_dir=args.results_dir, victims=args.victims, interpreters=args.interpreters,
+                         engine=args.engine)
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address  # the kernels inherit it; ray.init() joins that cluster
     if args.only:
         unknown = sorted(set(args.only) - {r.name for r in runs})
         if unknown:
             raise ConfigError(f"unknown notebook(s) {', '.join(unknown)}: choose from "
                               f"{', '.join(r.name for r in runs)} (--only)")
     start = time.perf_counter()
-    _say(f"adv2lib book: {len(runs)} notebooks at scale {scale.label} (device={args.device})")
+    _say(f"adv2lib book: {len(runs)} notebooks at scale {scale.label} (device={args.device}, engine={args.engine})")
     # The Reproduce chapter reads the timings, so they are written before it runs.
     report = run_notebooks([r for r in runs if r.name != "reproduce"], scale, force=args.force, only=args.only)
     write_timings(scale, runs, args.device)
@@ -566,6 +629,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="a few images and very few attack steps (minutes on a CPU)")
     p.add_argument("--profile", default="embedded", choices=PROFILES)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--engine", default="serial", choices=("serial", "ray"),
+                   help="where the experiments compute: this process (serial) or a Ray cluster (ray); "
+                        "the numbers are the same, so notebooks executed with the other engine are not rerun")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join (sets RAY_ADDRESS for the notebooks; default: RAY_ADDRESS, "
+                        "else a local cluster)")
     p.add_argument("--force", action="store_true", help="re-execute every notebook and rebuild the book")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only")
     p.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (by name)")

@@ -226,11 +226,96 @@ def test_book_notebooks_start_with_a_literal_parameters_cell():
 
 @pytest.mark.notebook
 def test_papermill_executes_and_injects_parameters(sandbox):
-    run = runner.NotebookRun("a", "a", {"answer": 42})
+    run = runner.NotebookRun("a", "a", {"answer": 42}, runtime={"engine": "serial"})
     report = runner.run_notebooks([run], SMOKE)
     assert report.ok, report.failed
     nb = nbformat.read(runner.cached_output_path(SMOKE, "a"), as_version=4)
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "42" in outputs
+    shown = _shown_parameter_cells(nb)                 # the values that ran, once, collapsed
+    assert len(shown) == 1 and "hide-input" in shown[0].metadata["tags"]
+    assert "answer = 42" in shown[0].source and 'engine = "serial"' in shown[0].source
     stamp = runner.read_stamp(SMOKE, "a")
     assert stamp["seconds"] > 0 and stamp["cpu_seconds"] > 0  # the kernel's CPU time is measured
+
+
+# ------------------------------------------------------------------ engine and the parameters cell
+def test_engine_reaches_the_experiment_notebooks_but_not_their_keys(sandbox):
+    runs = {r.name: r for r in runner.declared_runs(SMOKE, engine="ray")}
+    for name in (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK):
+        assert runs[name].runtime == {"engine": "ray"} and "engine" not in runs[name].parameters
+    assert all(not r.runtime for n, r in runs.items() if n not in (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK))
+    serial = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "serial"})]
+    ray = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "ray"})]
+    assert runner.run_key(serial[0], SMOKE) == runner.run_key(ray[0], SMOKE)
+    ex = FakeExecutor()
+    assert runner.run_notebooks(serial, SMOKE, execute=ex).executed == ["a"]
+    assert runner.run_notebooks(ray, SMOKE, execute=ex).skipped == ["a"]      # same numbers: not rerun
+    assert "engine" not in json.dumps(runner.read_stamp(SMOKE, "a"))
+    assert runner.stale_runs(SMOKE) and "a" not in runner.stale_runs(SMOKE)
+
+
+def test_book_arguments_engine_and_ray_address(sandbox, monkeypatch):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    runner.add_arguments(parser)
+    assert parser.parse_args([]).engine == "serial" and parser.parse_args([]).ray_address is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--engine", "dask"])
+    seen = {}
+
+    def fake_run_notebooks(runs, scale, force=False, only=None, **kw):
+        seen.setdefault("runs", list(runs))
+        seen["address"] = os.environ.get("RAY_ADDRESS")
+        return runner.RunReport()
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(runner, "run_notebooks", fake_run_notebooks)
+    args = parser.parse_args(["--smoke", "--engine", "ray", "--ray-address", "10.0.0.1:6379", "--no-build"])
+    assert runner.main(args) == 0
+    assert seen["address"] == "10.0.0.1:6379"
+    assert {r.runtime.get("engine") for r in seen["runs"] if r.name == "01_adv2_vs_pgd"} == {"ray"}
+
+
+def _executed_by_papermill(defaults: str, injected: str, param_tags=("parameters",)):
+    """A notebook as papermill leaves it: the notebook's parameters cell, papermill's injected cell, a body."""
+    params = new_code_cell(defaults)
+    params.metadata["tags"] = list(param_tags)
+    inject = new_code_cell(injected)
+    inject.metadata["tags"] = ["injected-parameters"]
+    return new_notebook(cells=[params, inject, new_code_cell("print(profile, n_images)")])
+
+
+def _shown_parameter_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))
+            and "remove-cell" not in c.metadata.get("tags", [])]
+
+
+DEFAULTS = 'profile = "embedded"      # or "imagenet"\nn_images = 100            # attacked images per victim\nseed = 0'
+INJECTED = '# Parameters\nprofile = "embedded"\nn_images = 2\nengine = "ray"\n'
+
+
+def test_an_executed_notebook_shows_the_parameters_that_ran_once_collapsed():
+    nb = _executed_by_papermill(DEFAULTS, INJECTED)
+    assert runner.show_parameters_once(nb)
+    shown = _shown_parameter_cells(nb)
+    assert len(shown) == 1 and shown[0].metadata["tags"] == ["injected-parameters", "hide-input"]
+    assert "remove-cell" in nb.cells[0].metadata["tags"] and "parameters" in nb.cells[0].metadata["tags"]
+    source = shown[0].source
+    assert 'n_images = 2              # attacked images per victim' in source     # the value that ran, comment kept
+    assert "seed = 0" in source and 'engine = "ray"' in source                     # defaults and runtime values
+    # the one cell gives the namespace the two cells gave
+    both, alone = {}, {}
+    exec(DEFAULTS + "\n" + INJECTED, both)
+    exec(source, alone)
+    assert {k: v for k, v in both.items() if k != "__builtins__"} == {k: v for k, v in alone.items() if k != "__builtins__"}
+
+
+def test_parameter_display_tags_of_the_notebook_are_kept():
+    nb = _executed_by_papermill(DEFAULTS, INJECTED, param_tags=("parameters", "remove-cell"))
+    runner.show_parameters_once(nb)
+    assert not _shown_parameter_cells(nb)                          # the intro hides its parameters entirely
+    plain = new_notebook(cells=[_executed_by_papermill(DEFAULTS, INJECTED).cells[0]])
+    assert runner.show_parameters_once(plain) and plain.cells[0].metadata["tags"] == ["parameters", "hide-input"]
+    assert not runner.show_parameters_once(plain)                  # already collapsed: unchanged
