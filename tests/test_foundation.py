@@ -156,6 +156,53 @@ def test_model_cards_are_complete():
         assert "seed" in card["config"] and "torch" in card["versions"]
 
 
+def test_checkpoints_resume_only_their_own_configuration_and_cards_sit_next_to_the_weights(tmp_path, monkeypatch):
+    from adv2lib import checkpoints
+    from adv2lib.fileio import sha256_file
+    from adv2lib.models.weights import read_card
+
+    monkeypatch.setenv("ADV2_CACHE_DIR", str(tmp_path / "cache"))
+    path = checkpoints.checkpoint_path("resnet-seed0")
+    assert path == (tmp_path / "cache" / "train" / "resnet-seed0.pt").resolve()
+    checkpoints.save_checkpoint(path, config={"epochs": 2}, epoch=1)
+    assert checkpoints.load_checkpoint(path, {"epochs": 2})["epoch"] == 1
+    assert checkpoints.load_checkpoint(path, {"epochs": 3}) is None           # other settings start over
+    assert checkpoints.load_checkpoint(tmp_path / "none.pt", {"epochs": 2}) is None
+    weights = tmp_path / "weights" / "resnet.pt"
+    checkpoints.save_weights(weights, {"w": torch.ones(2)}, {"name": "resnet", "architecture": "SmallResNet"})
+    assert read_card(weights) == {"name": "resnet", "architecture": "SmallResNet"}
+    assert torch.equal(torch.load(weights, weights_only=True)["w"], torch.ones(2))
+    assert checkpoints.file_sha256(weights) == sha256_file(weights) and checkpoints.file_sha256(None) is None
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["resnet.json", "resnet.pt"]   # no temporary files
+
+
+def test_victim_training_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_does(monkeypatch, tmp_path):
+    """Two epochs on 64 random images; the run is 'interrupted' by putting back its epoch-1 checkpoint."""
+    import copy
+
+    from adv2lib import checkpoints
+    from adv2lib.models import train as train_mod
+
+    monkeypatch.setenv("ADV2_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ADV2_WEIGHTS_DIR", str(tmp_path / "weights"))
+    g = torch.Generator().manual_seed(0)
+    tiny = data.TensorImageDataset(torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8),
+                                   torch.randint(0, 10, (64,), generator=g), tuple(map(str, range(10))))
+    monkeypatch.setattr(data, "fashion_mnist", lambda split="test", **k: tiny)
+    saved, save = [], train_mod.save_checkpoint
+    monkeypatch.setattr(train_mod, "save_checkpoint",
+                        lambda path, **state: (saved.append(copy.deepcopy(state)), save(path, **state)))
+    cfg = train_mod.TrainConfig(epochs=2, batch_size=32, seed=1)
+    card = train_mod.train_victim("resnet", cfg, device="cpu", resume=False, progress=False)
+    uninterrupted = torch.load(victim_weights_path("resnet"), weights_only=True)
+    checkpoints.save_checkpoint(checkpoints.checkpoint_path("resnet-seed1"), **saved[0])
+    train_mod.train_victim("resnet", cfg, device="cpu", resume=True, progress=False)
+    resumed = torch.load(victim_weights_path("resnet"), weights_only=True)
+    assert [state["epoch"] for state in saved] == [1, 2, 2]        # the second run trained epoch 2 only
+    assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
+    assert json.loads(victim_weights_path("resnet").with_suffix(".json").read_text())["history"] == card["history"]
+
+
 @pytest.mark.slow
 def test_training_is_deterministic_on_cpu(monkeypatch, tmp_path):
     """Two short trainings with the same seed give identical weights (1 epoch on 1/20 of the data)."""

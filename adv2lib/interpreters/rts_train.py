@@ -65,18 +65,15 @@ checkpoint to ``ADV2_CACHE_DIR/train`` and resume from there.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import paths
+from ..checkpoints import checkpoint_path, file_sha256, load_checkpoint, save_checkpoint, save_weights
 from ..errors import ConfigError
-from ..fileio import atomic_write, sha256_file
 from ..utils import resolve_device, versions
 from .rts import RTS, build_encoder, build_saliency_network, rts_weights_path
 
@@ -272,14 +269,6 @@ def evaluate_rts(rts: RTS, dataset, n_images: int = 2000, batch_size: int = 500,
 
 # --------------------------------------------------------------------------- training
 
-def _sha256(path) -> str | None:
-    return sha256_file(path) if path is not None and Path(path).is_file() else None
-
-
-def _checkpoint(path, **state) -> None:
-    atomic_write(path, lambda fh: torch.save(state, fh))
-
-
 def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConfig(), profile: str = "embedded",
               victim=None, train_set=None, test_set=None, device="auto", resume: bool = True, write: bool = True,
               progress: bool = True, eval_images: int = 2000) -> dict:
@@ -314,17 +303,16 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
     sel_opt = torch.optim.Adam(net.selector.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     decoder_params = [p for n, p in net.named_parameters() if not n.startswith("selector.")]
     opt = torch.optim.Adam(decoder_params, lr=config.lr, weight_decay=config.weight_decay)
-    ckpt_path = paths.cache_dir() / "train" / f"rts-{profile}-{victim.name}-seed{config.seed}.pt"
+    ckpt_path = checkpoint_path(f"rts-{profile}-{victim.name}-seed{config.seed}")
     step, elapsed, history, running = 0, 0.0, [], {}
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["config"] == asdict(config):
-            net.load_state_dict(ckpt["net"])
-            sel_opt.load_state_dict(ckpt["sel_opt"])
-            opt.load_state_dict(ckpt["opt"])
-            generator.set_state(ckpt["generator"])
-            step, elapsed, history, running = ckpt["step"], ckpt["elapsed"], ckpt["history"], ckpt["running"]
-            print(f"resuming RTS training for {victim.name} at step {step}")
+    ckpt = load_checkpoint(ckpt_path, asdict(config)) if resume else None
+    if ckpt is not None:
+        net.load_state_dict(ckpt["net"])
+        sel_opt.load_state_dict(ckpt["sel_opt"])
+        opt.load_state_dict(ckpt["opt"])
+        generator.set_state(ckpt["generator"])
+        step, elapsed, history, running = ckpt["step"], ckpt["elapsed"], ckpt["history"], ckpt["running"]
+        print(f"resuming RTS training for {victim.name} at step {step}")
 
     total_steps = config.selector_steps + config.steps
     bar = tqdm(total=total_steps, initial=step, desc=f"rts {victim.name}", disable=not progress)
@@ -366,9 +354,9 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
             elapsed += time.perf_counter() - t0
             t0 = time.perf_counter()
             history.append({"step": step, "seconds": round(elapsed, 1), **{k: round(v, 5) for k, v in running.items()}})
-            _checkpoint(ckpt_path, config=asdict(config), net=net.state_dict(), sel_opt=sel_opt.state_dict(),
-                        opt=opt.state_dict(), generator=generator.get_state(), step=step, elapsed=elapsed,
-                        history=history, running=running)
+            save_checkpoint(ckpt_path, config=asdict(config), net=net.state_dict(), sel_opt=sel_opt.state_dict(),
+                            opt=opt.state_dict(), generator=generator.get_state(), step=step, elapsed=elapsed,
+                            history=history, running=running)
     bar.close()
 
     net = net.to(memory_format=torch.contiguous_format)
@@ -399,13 +387,12 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
         "final_losses": {k: round(v, 4) for k, v in running.items()},
         "evaluation": evaluation,
         "dataset": "Fashion-MNIST" if profile == "embedded" else "user-supplied",
-        "victim_weights_sha256": _sha256(victim_weights_path(victim.name)) if profile == "embedded" else None,
+        "victim_weights_sha256": file_sha256(victim_weights_path(victim.name)) if profile == "embedded" else None,
         "config": asdict(config),
         "seed": config.seed,
         "history": history,
         "versions": versions(),
     }
     if write:
-        atomic_write(path, lambda fh: torch.save({"config": net.config, "state_dict": net_state}, fh))
-        atomic_write(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+        save_weights(path, {"config": net.config, "state_dict": net_state}, card)
     return card

@@ -3,11 +3,11 @@
 Recipe: SGD with Nesterov momentum 0.9, weight decay 5e-4, one-cycle learning rate
 (peak 0.1; Smith & Topin 2019), batch 128, random 2-pixel shifts and horizontal flips,
 channels-last tensors on the CPU. Each epoch ends with a checkpoint in
-``ADV2_CACHE_DIR/train``; an interrupted run resumes from the last finished epoch.
+``ADV2_CACHE_DIR/train`` (:mod:`adv2lib.checkpoints`); an interrupted run resumes from the last
+finished epoch.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 
@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import paths
-from ..fileio import atomic_write
+from ..checkpoints import checkpoint_path, load_checkpoint, save_checkpoint, save_weights
 from ..utils import resolve_device, versions
 
 
@@ -77,17 +76,16 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr,
                                                     total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
-    ckpt_path = paths.cache_dir() / "train" / f"{name}-seed{config.seed}.pt"
+    ckpt_path = checkpoint_path(f"{name}-seed{config.seed}")
     start_epoch, elapsed, history = 0, 0.0, []
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["config"] == asdict(config):
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            generator.set_state(ckpt["generator"])
-            start_epoch, elapsed, history = ckpt["epoch"], ckpt["elapsed"], ckpt["history"]
-            print(f"resuming {name} from epoch {start_epoch}")
+    ckpt = load_checkpoint(ckpt_path, asdict(config)) if resume else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        generator.set_state(ckpt["generator"])
+        start_epoch, elapsed, history = ckpt["epoch"], ckpt["elapsed"], ckpt["history"]
+        print(f"resuming {name} from epoch {start_epoch}")
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -111,10 +109,9 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
         acc = evaluate_accuracy(model, test, device=device)
         history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": acc})
         print(f"{name} epoch {epoch + 1}: loss {running:.4f}, test accuracy {acc:.4f}")
-        checkpoint = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                      "epoch": epoch + 1, "elapsed": elapsed, "history": history}
-        atomic_write(ckpt_path, lambda fh: torch.save(checkpoint, fh))
+        save_checkpoint(ckpt_path, config=asdict(config), model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), generator=generator.get_state(), epoch=epoch + 1,
+                        elapsed=elapsed, history=history)
     model.eval()
     state = {k: v.contiguous().cpu() for k, v in model.state_dict().items()}
     card = {
@@ -135,7 +132,5 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
         "versions": versions(),
     }
     if write:
-        path = victim_weights_path(name)
-        atomic_write(path, lambda fh: torch.save(state, fh))
-        atomic_write(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+        save_weights(victim_weights_path(name), state, card)
     return card
