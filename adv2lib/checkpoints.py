@@ -5,7 +5,8 @@ weights with their model card.
   training configuration (as a dict) and everything a run needs to go on (model and optimiser
   states, generator state, step, history). :func:`save_checkpoint` replaces it atomically, so
   a run killed mid-write keeps the previous one; :func:`load_checkpoint` returns it only when
-  it was written for the same configuration.
+  it was written for the same configuration. A :class:`Checkpoint` names the objects whose
+  state a trainer keeps and saves or restores them together.
 * The trained weights go to ``weights/<profile>/<name>.pt`` and the model card, a JSON
   object describing them, next to them (``<name>.json``, read back by
   :func:`adv2lib.models.weights.read_card`): :func:`save_weights`.
@@ -26,7 +27,7 @@ import torch
 from . import paths
 from .fileio import atomic_write, sha256_file
 
-__all__ = ["checkpoint_path", "save_checkpoint", "load_checkpoint", "save_weights", "file_sha256"]
+__all__ = ["Checkpoint", "checkpoint_path", "save_checkpoint", "load_checkpoint", "save_weights", "file_sha256"]
 
 
 def checkpoint_path(name: str) -> Path:
@@ -48,6 +49,38 @@ def load_checkpoint(path: str | Path, config: dict) -> dict | None:
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     return state if state.get("config") == config else None
+
+
+class Checkpoint:
+    """The checkpoint at ``path`` (e.g. :func:`checkpoint_path`) of a run with configuration
+    ``config`` (a dict), holding the state of each object in ``stateful`` by name: modules,
+    optimisers and schedulers (``state_dict``) or ``torch.Generator`` objects (``get_state``).
+
+    >>> import tempfile, pathlib
+    >>> net = torch.nn.Linear(2, 1)
+    >>> ckpt = Checkpoint(pathlib.Path(tempfile.mkdtemp()) / "demo.pt", {"lr": 0.1}, net=net)
+    >>> ckpt.save(step=5)
+    >>> ckpt.restore()["step"]            # loads net's weights back, returns the whole dictionary
+    5
+    """
+
+    def __init__(self, path: str | Path, config: dict, **stateful):
+        self.path, self.config, self.stateful = Path(path), config, stateful
+
+    def save(self, **progress) -> None:
+        """Save the objects' states and ``progress`` (step, elapsed time, history ...)."""
+        states = {key: obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
+                  for key, obj in self.stateful.items()}
+        save_checkpoint(self.path, config=self.config, **states, **progress)
+
+    def restore(self) -> dict | None:
+        """Put the saved states back into the objects and return the checkpoint, or None (and
+        change nothing) when there is no checkpoint for this configuration."""
+        state = load_checkpoint(self.path, self.config)
+        if state is not None:
+            for key, obj in self.stateful.items():
+                obj.set_state(state[key]) if isinstance(obj, torch.Generator) else obj.load_state_dict(state[key])
+        return state
 
 
 def save_weights(path: str | Path, weights, card: dict) -> None:

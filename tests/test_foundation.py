@@ -189,13 +189,13 @@ def test_victim_training_resumed_from_a_checkpoint_ends_where_an_uninterrupted_r
     tiny = data.TensorImageDataset(torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8),
                                    torch.randint(0, 10, (64,), generator=g), tuple(map(str, range(10))))
     monkeypatch.setattr(data, "fashion_mnist", lambda split="test", **k: tiny)
-    saved, save = [], train_mod.save_checkpoint
-    monkeypatch.setattr(train_mod, "save_checkpoint",
+    saved, save = [], checkpoints.save_checkpoint
+    monkeypatch.setattr(checkpoints, "save_checkpoint",
                         lambda path, **state: (saved.append(copy.deepcopy(state)), save(path, **state)))
     cfg = train_mod.TrainConfig(epochs=2, batch_size=32, seed=1)
     card = train_mod.train_victim("resnet", cfg, device="cpu", resume=False, progress=False)
     uninterrupted = torch.load(victim_weights_path("resnet"), weights_only=True)
-    checkpoints.save_checkpoint(checkpoints.checkpoint_path("resnet-seed1"), **saved[0])
+    save(checkpoints.checkpoint_path("resnet-seed1"), **saved[0])
     train_mod.train_victim("resnet", cfg, device="cpu", resume=True, progress=False)
     resumed = torch.load(victim_weights_path("resnet"), weights_only=True)
     assert [state["epoch"] for state in saved] == [1, 2, 2]        # the second run trained epoch 2 only

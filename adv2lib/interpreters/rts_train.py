@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checkpoints import checkpoint_path, file_sha256, load_checkpoint, save_checkpoint, save_weights
+from ..checkpoints import Checkpoint, checkpoint_path, file_sha256, save_weights
 from ..errors import ConfigError
 from ..utils import resolve_device, versions
 from .rts import RTS, build_encoder, build_saliency_network, rts_weights_path
@@ -303,14 +303,11 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
     sel_opt = torch.optim.Adam(net.selector.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     decoder_params = [p for n, p in net.named_parameters() if not n.startswith("selector.")]
     opt = torch.optim.Adam(decoder_params, lr=config.lr, weight_decay=config.weight_decay)
-    ckpt_path = checkpoint_path(f"rts-{profile}-{victim.name}-seed{config.seed}")
+    checkpoint = Checkpoint(checkpoint_path(f"rts-{profile}-{victim.name}-seed{config.seed}"), asdict(config),
+                            net=net, sel_opt=sel_opt, opt=opt, generator=generator)
     step, elapsed, history, running = 0, 0.0, [], {}
-    ckpt = load_checkpoint(ckpt_path, asdict(config)) if resume else None
+    ckpt = checkpoint.restore() if resume else None
     if ckpt is not None:
-        net.load_state_dict(ckpt["net"])
-        sel_opt.load_state_dict(ckpt["sel_opt"])
-        opt.load_state_dict(ckpt["opt"])
-        generator.set_state(ckpt["generator"])
         step, elapsed, history, running = ckpt["step"], ckpt["elapsed"], ckpt["history"], ckpt["running"]
         print(f"resuming RTS training for {victim.name} at step {step}")
 
@@ -354,9 +351,7 @@ def train_rts(victim_name: str = "resnet", config: RTSTrainConfig = RTSTrainConf
             elapsed += time.perf_counter() - t0
             t0 = time.perf_counter()
             history.append({"step": step, "seconds": round(elapsed, 1), **{k: round(v, 5) for k, v in running.items()}})
-            save_checkpoint(ckpt_path, config=asdict(config), net=net.state_dict(), sel_opt=sel_opt.state_dict(),
-                            opt=opt.state_dict(), generator=generator.get_state(), step=step, elapsed=elapsed,
-                            history=history, running=running)
+            checkpoint.save(step=step, elapsed=elapsed, history=history, running=running)
     bar.close()
 
     net = net.to(memory_format=torch.contiguous_format)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checkpoints import checkpoint_path, load_checkpoint, save_checkpoint, save_weights
+from ..checkpoints import Checkpoint, checkpoint_path, save_weights
 from ..utils import resolve_device, versions
 
 
@@ -76,14 +76,11 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr,
                                                     total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
-    ckpt_path = checkpoint_path(f"{name}-seed{config.seed}")
+    checkpoint = Checkpoint(checkpoint_path(f"{name}-seed{config.seed}"), asdict(config),
+                            model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
     start_epoch, elapsed, history = 0, 0.0, []
-    ckpt = load_checkpoint(ckpt_path, asdict(config)) if resume else None
+    ckpt = checkpoint.restore() if resume else None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        generator.set_state(ckpt["generator"])
         start_epoch, elapsed, history = ckpt["epoch"], ckpt["elapsed"], ckpt["history"]
         print(f"resuming {name} from epoch {start_epoch}")
     for epoch in range(start_epoch, config.epochs):
@@ -109,9 +106,7 @@ def train_victim(name: str, config: TrainConfig = TrainConfig(), device="auto", 
         acc = evaluate_accuracy(model, test, device=device)
         history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": acc})
         print(f"{name} epoch {epoch + 1}: loss {running:.4f}, test accuracy {acc:.4f}")
-        save_checkpoint(ckpt_path, config=asdict(config), model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), generator=generator.get_state(), epoch=epoch + 1,
-                        elapsed=elapsed, history=history)
+        checkpoint.save(epoch=epoch + 1, elapsed=elapsed, history=history)
     model.eval()
     state = {k: v.contiguous().cpu() for k, v in model.state_dict().items()}
     card = {
