@@ -11,7 +11,8 @@ from torch import nn
 
 from adv2lib.attacks import ADV2, PGD, AttackResult, describe, preset_for, quantize_8bit
 from adv2lib.attacks.config import ADV2Config, MaskADV2Config, PGDConfig
-from adv2lib.attacks.loop import BestIterate, cw_margin, project, smoothed_cross_entropy
+from adv2lib.attacks.loop import BestIterate, attack_mode, cw_margin, project, smoothed_cross_entropy
+from adv2lib.interpreters import Interpreter
 from adv2lib.models import build_victim, victim_weights_path
 
 EPS = 0.1
@@ -36,12 +37,23 @@ class LinearVictim(nn.Module):
 
 
 class PooledImage:
-    """A toy interpreter: the image itself, 2x2-average-pooled (differentiable, class-blind)."""
+    """A toy map function: the image itself, 2x2-average-pooled (differentiable, class-blind)."""
 
     name = "toy"
     native_size = (14, 14)
 
     def __call__(self, x, target):
+        return F.avg_pool2d(x, 2)
+
+
+class PooledInterpreter(Interpreter):
+    """The same map as a reader's own interpreter: ``explain`` and ``native_size`` only, so ADV2
+    reaches it through the protocol's defaults."""
+
+    name = "pooled"
+    native_size = (14, 14)
+
+    def explain(self, x, target):
         return F.avg_pool2d(x, 2)
 
 
@@ -172,12 +184,15 @@ def test_best_iterate_keeps_lowest_ok_score_else_last():
 
 # --------------------------------------------------------------------------- ADV2
 
-def test_adv2_interpretation_term_beats_pgd_on_a_toy_setup(batch):
+@pytest.mark.parametrize("own", [False, True], ids=["map-function", "interpreter-subclass"])
+def test_adv2_interpretation_term_beats_pgd_on_a_toy_setup(batch, own):
     """Same victim, same budget: the map of ADV2's example stays much closer to the benign
-    map than PGD's, and the attack still succeeds."""
+    map than PGD's, and the attack still succeeds -- for a plain map function and for a
+    reader's own Interpreter subclass that implements only ``explain`` and ``native_size``."""
     x, ct = batch
-    model, interp = LinearVictim(), PooledImage()
-    benign = interp(x, None)
+    model = LinearVictim()
+    interp = PooledInterpreter(model) if own else PooledImage()
+    benign = interp(x, ct)                  # class-blind
     pgd = PGD(model, eps=EPS, alpha=0.01, steps=60).attack(x, ct)
     adv = ADV2(model, interp, eps=EPS, alpha=0.005, warm_steps=30, steps=60, lambda_start=200.0,
                lambda_end=400.0, select="best").attack(x, ct)
@@ -188,6 +203,21 @@ def test_adv2_interpretation_term_beats_pgd_on_a_toy_setup(batch):
     assert l1_adv < 0.5 * l1_pgd
     assert torch.equal(adv.target_map, benign)
     assert ((adv.iteration >= 1) & (adv.iteration <= 90)).all()
+    assert adv.interpreter == interp.name
+
+
+def test_adv2_refuses_an_interpreter_of_another_model(batch):
+    with pytest.raises(ValueError, match="same victim"):
+        ADV2(LinearVictim(), PooledInterpreter(LinearVictim(seed=1)))
+
+
+def test_attack_mode_restores_a_module_given_twice():
+    # RTS's encoder is the victim itself on the embedded profile: it is saved once, so the
+    # victim's mode and flags come back as they were.
+    model = build_victim("resnet").train()
+    with attack_mode(model, None, model):
+        assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert model.training and all(p.requires_grad for p in model.parameters())
 
 
 def test_adv2_default_target_is_the_benign_map_for_the_prediction(batch):

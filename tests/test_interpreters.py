@@ -1,5 +1,6 @@
-"""GRAD, CAM, MASK and the surrogate-ReLU context: oracles, closed forms, gradchecks and the
-call contract (issue 3). RTS has its own file (tests/test_rts.py)."""
+"""GRAD, CAM, MASK and the surrogate-ReLU context: oracles, closed forms, gradchecks, the
+call contract (issue 3) and the attack protocol (issue 10). RTS and SmoothGrad have their own
+files (tests/test_rts.py, tests/test_smoothgrad.py)."""
 from __future__ import annotations
 
 import gc
@@ -9,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adv2lib.interpreters import CAM, GRAD, INTERPRETERS, MASK, MaskConfig, build_interpreter
+from adv2lib.interpreters import (CAM, GRAD, INTERPRETERS, MASK, REGISTRY, MaskConfig, SmoothGrad,
+                                  build_interpreter)
 from adv2lib.interpreters.grad import reduce_saliency
 from adv2lib.interpreters.mask import MaskState, gaussian_blur, jitter_offsets, total_variation
 from adv2lib.interpreters.surrogate import (relu_surrogate_derivative, soft_relu, soft_relu_backward)
@@ -391,6 +393,12 @@ def test_gaussian_blur_matches_torchvision_and_opencv_sigma():
 
     x = torch.rand(2, 3, 20, 20)
     torch.testing.assert_close(gaussian_blur(x, 11, 2.0), tv_blur(x, [11, 11], [2.0, 2.0]), rtol=1e-5, atol=1e-6)
+    # Zero padding (RTS training's replacement blur): torchvision's blur of the image framed by
+    # zeros, the frame cropped off again.
+    framed = tv_blur(F.pad(x, (5, 5, 5, 5)), [11, 11], [2.0, 2.0])[..., 5:-5, 5:-5]
+    torch.testing.assert_close(gaussian_blur(x, 11, 2.0, padding="zeros"), framed, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="odd"):
+        gaussian_blur(x, 4, 1.0)
     assert MaskConfig.imagenet().image_blur == (21, 0.3 * ((21 - 1) * 0.5 - 1) + 0.8)   # OpenCV auto sigma
     assert MaskConfig.imagenet().mask_blur == (11, 0.3 * ((11 - 1) * 0.5 - 1) + 0.8)
 
@@ -402,12 +410,33 @@ def _interpreters(victim):
 
 def test_registry_and_build_interpreter(random_victim):
     assert INTERPRETERS == ("grad", "cam", "mask", "rts")
-    for name, cls in (("grad", GRAD), ("cam", CAM), ("mask", MASK)):
+    assert tuple(REGISTRY) == (*INTERPRETERS, "smoothgrad")       # the paper's four and SmoothGrad
+    for name, cls in (("grad", GRAD), ("cam", CAM), ("mask", MASK), ("smoothgrad", SmoothGrad)):
         interp = build_interpreter(name, random_victim)
         assert isinstance(interp, cls) and interp.name == name
     assert build_interpreter("MASK", random_victim, iterations=3).config.iterations == 3
     with pytest.raises(ValueError, match="unknown interpreter"):
         build_interpreter("lime", random_victim)
+
+
+def test_attack_protocol_of_the_paper_interpreters(random_victim, fmnist_batch):
+    from adv2lib.interpreters.rts import RTS
+
+    x, y = fmnist_batch
+    grad, cam, mask = _interpreters(random_victim)
+    rts = RTS(random_victim, weights=None)
+    logits = random_victim(x)
+    for interp, exact, passes in ((grad, False, 3.0), (cam, True, 1.0), (rts, True, 1.0)):
+        terms = interp.attack_terms(x, y)
+        assert terms.exact is exact and interp.passes_per_step == passes and not interp.bilevel
+        torch.testing.assert_close(terms.logits, logits)
+        torch.testing.assert_close(terms.map, grad.attack_map(x, y) if interp is grad else interp(x, y))
+    # RTS: its encoder is the victim here, so one pass gives map, logits and encoder logits.
+    terms = rts.attack_terms(x, y)
+    assert terms.encoder_logits is terms.logits and rts.networks() == (rts.net, random_victim)
+    assert grad.attack_terms(x, y).encoder_logits is None and grad.networks() == ()
+    # MASK is attacked by the bilevel routine; one exact map costs its Adam iterations.
+    assert mask.bilevel and mask.map_passes == mask.config.iterations
 
 
 def test_batch_equals_each_example_alone_grad_cam(random_victim, fmnist_batch):

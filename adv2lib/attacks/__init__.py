@@ -4,7 +4,10 @@
 
 * :class:`PGD` -- targeted L-inf PGD (the baseline, and ADV2's warm start);
 * :class:`ADV2` -- the attack of Zhang et al. (USENIX Security 2020) against one
-  interpreter (GRAD, CAM, MASK, RTS, or any map function), sharing PGD's loop;
+  interpreter (GRAD, CAM, MASK, RTS, SmoothGrad, a reader's own
+  :class:`~adv2lib.interpreters.Interpreter`, or any map function), sharing PGD's loop; it
+  asks the interpreter what it needs through the interpreters' attack protocol, and runs
+  the bilevel routine of :mod:`~adv2lib.attacks.adv2_mask` for MASK;
 * :class:`AttackResult` -- the adversarial batch and a per-example record;
 * :func:`preset_for` -- the hyperparameters of a profile ("embedded" / "imagenet"), as
   frozen dataclasses whose fields name their source (:func:`describe`).

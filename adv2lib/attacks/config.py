@@ -9,7 +9,10 @@ Every default names its source in the field's ``metadata["source"]``:
   each choice are written next to it.
 
 :func:`preset_for` returns the preset of a profile for ``"pgd"`` or an interpreter name;
-``describe(config)`` lists the values with their sources (the book prints it).
+``describe(config)`` lists the values with their sources (the book prints it). An interpreter
+outside the paper has no published ADV2 settings: it borrows the preset of the paper's
+interpreter its attack resembles (:data:`BORROWED`: SmoothGrad takes GRAD's), and any other
+name gets CAM's (linear lambda, mean squared map difference).
 
 Every field also states the values it accepts, next to its source (``_f(default, source,
 check)``, with ``check`` one of the small specs below: :class:`Int`, :class:`Real`,
@@ -40,7 +43,7 @@ from ..validation import Bool, Choice, Int, Optional, Pair, Pairs, Real, validat
 
 __all__ = [
     "PGDConfig", "ADV2Config", "MaskADV2Config", "preset_for", "describe", "smoke_config",
-    "PROFILES", "EMBEDDED_EPS", "resolve_config", "preset_notes", "EMBEDDED_NOTES", "scale_budget",
+    "PROFILES", "EMBEDDED_EPS", "resolve_config", "preset_notes", "EMBEDDED_NOTES", "scale_budget", "BORROWED",
     "ConfigTypeError", "Int", "Real", "Bool", "Choice", "Optional", "Pair", "Pairs", "validate_fields",
 ]
 
@@ -302,11 +305,19 @@ def preset_notes(profile: str, attack: str) -> dict:
     """Per-field notes of a preset where it departs from the dataclass defaults' sources."""
     if profile != "embedded":
         return {}
+    attack = BORROWED.get(attack, attack)
     key = attack if attack in EMBEDDED_NOTES else "cam"
     return {**EMBEDDED_NOTES["common"], **EMBEDDED_NOTES.get(key, {})}
 
 
 _PRESETS = {"imagenet": _imagenet_presets, "embedded": _embedded_presets}
+
+#: Interpreters outside the paper -> the paper interpreter whose preset (and embedded notes)
+#: their ADV2 attack borrows. SmoothGrad (Smilkov et al. 2017, arXiv:1706.03825) averages GRAD's
+#: gradient over noisy copies and is attacked the same way (surrogate-ReLU map, double
+#: backward), so it takes GRAD's staged lambda, summed l_int, label smoothing and p(ct) > 0.8
+#: selection; neither the paper nor the official code attacks it.
+BORROWED = {"smoothgrad": "grad"}
 
 
 def smoke_config(cfg):
@@ -365,13 +376,17 @@ def scale_budget(cfg, factor: float):
 def preset_for(profile: str = "embedded", attack: str = "pgd", smoke: bool = False, **overrides):
     """The preset of ``profile`` for ``attack`` ("pgd" or an interpreter name), with overrides.
 
-    Unknown interpreter names (e.g. a toy interpreter in tests) get the CAM-style preset
-    (linear lambda, mean squared map difference).
+    An interpreter in :data:`BORROWED` gets the preset it borrows (``"smoothgrad"``: GRAD's);
+    other unknown names (e.g. a toy interpreter in tests) get the CAM-style preset (linear
+    lambda, mean squared map difference).
+
+    >>> preset_for("embedded", "smoothgrad") == preset_for("embedded", "grad")
+    True
     """
     if not isinstance(profile, str) or profile not in _PRESETS:
         raise ConfigError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     presets = _PRESETS[profile]()
-    cfg = presets.get(attack, presets["cam"])
+    cfg = presets.get(BORROWED.get(attack, attack), presets["cam"])
     if smoke:
         cfg = smoke_config(cfg)
     return _override(cfg, overrides)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "project", "quantize_8bit", "cw_margin", "smoothed_cross_entropy", "sign_descent",
-    "BestIterate", "attack_mode", "PassCounter",
+    "BestIterate", "attack_mode", "PassCounter", "map_loss",
 ]
 
 
@@ -46,6 +46,12 @@ def cw_margin(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     z_t = logits.gather(1, target.view(-1, 1)).squeeze(1)
     others = logits.scatter(1, target.view(-1, 1), float("-inf"))
     return others.amax(1) - z_t
+
+
+def map_loss(a: torch.Tensor, b: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Per-example squared difference between maps, summed or averaged over pixels."""
+    d = (a - b).pow(2).flatten(1)
+    return d.sum(1) if reduction == "sum" else d.mean(1)
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
@@ -77,10 +83,11 @@ class PassCounter:
 
 @contextlib.contextmanager
 def attack_mode(*modules: torch.nn.Module):
-    """Evaluation mode and frozen parameters for the duration of an attack; both restored."""
+    """Evaluation mode and frozen parameters for the duration of an attack; both restored.
+    A module given twice (RTS's encoder is the victim itself) is saved once."""
     saved = []
     for module in modules:
-        if module is None or not isinstance(module, torch.nn.Module):
+        if not isinstance(module, torch.nn.Module) or any(module is m for m, _, _ in saved):
             continue
         saved.append((module, module.training, [(p, p.requires_grad) for p in module.parameters()]))
         module.eval()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ._common import as_targets
-from .base import Interpreter, minmax_normalize
+from .base import AttackTerms, Interpreter, minmax_normalize
 
 
 class CAM(Interpreter):
@@ -66,3 +66,7 @@ class CAM(Interpreter):
 
     def explain(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.map_and_logits(x, target)[0]
+
+    def attack_terms(self, x: torch.Tensor, target) -> AttackTerms:
+        """ADV2's step terms: the exact map and the logits, from one forward pass."""
+        return AttackTerms(*self.map_and_logits(x, target))

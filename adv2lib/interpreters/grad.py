@@ -26,7 +26,8 @@ Map, for images ``x`` in [0, 1] and class ``c`` (paper-spec C.1)::
 whenever ``x`` requires grad). Because the exact map of a ReLU network is piecewise
 constant in ``x``, its derivative is zero almost everywhere; the attack therefore uses
 :meth:`GRAD.attack_map`, the same map computed under
-:func:`~adv2lib.interpreters.surrogate.soft_relu_backward`.
+:func:`~adv2lib.interpreters.surrogate.soft_relu_backward`: :meth:`GRAD.attack_terms` gives
+ADV2 that map, marked as not exact, so the attack's selection recomputes the exact map.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Interpreter, minmax_normalize
+from .base import AttackTerms, Interpreter, minmax_normalize
 from .surrogate import DEFAULT_TAU, soft_relu_backward
 
 #: Average-pooling factor per profile (official ``imagenet_resize_postfn``: 4x4 on 224;
@@ -114,3 +115,13 @@ class GRAD(Interpreter):
         """
         with soft_relu_backward(self.victim, self.tau):
             return self(x, target)
+
+    def attack_terms(self, x: torch.Tensor, target) -> AttackTerms:
+        """ADV2's step terms: :meth:`attack_map` (not exact) and the victim's logits."""
+        return AttackTerms(self.attack_map(x, target), self.victim(x), exact=False)
+
+    @property
+    def passes_per_step(self) -> float:
+        # The map: forward + backward with graph; the loss's backward through it: ~2 more
+        # passes; plus the logits' forward and backward.
+        return 3.0

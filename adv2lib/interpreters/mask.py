@@ -67,7 +67,7 @@ from torch import nn
 
 from ..validation import Choice, Int, Pair, Real, validate_fields
 from ..errors import ConfigError
-from ._common import as_targets
+from ._common import as_targets, gaussian_blur
 from .base import Interpreter
 
 TV_PAIRINGS = ("textbook", "official")
@@ -142,26 +142,6 @@ class MaskState:
 
 
 # --------------------------------------------------------------------------- building blocks
-def gaussian_kernel1d(size: int, sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Normalised 1-D Gaussian, as OpenCV's ``getGaussianKernel(size, sigma)``."""
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    k = torch.exp(-(t * t) / (2 * sigma * sigma))
-    return (k / k.sum()).to(dtype=dtype, device=device)
-
-
-def gaussian_blur(x: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of every channel, reflect padding (the official code's
-    ``GaussianBlur``: ``F.pad(..., mode="reflect")`` then a depthwise convolution)."""
-    if size == 1:
-        return x
-    c = x.shape[1]
-    k = gaussian_kernel1d(size, sigma, x.dtype, x.device)
-    pad = size // 2
-    out = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
-    return F.conv2d(out, k.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
-
-
 def total_variation(m: torch.Tensor, beta: float = 3.0, pairing: str = "textbook") -> torch.Tensor:
     """``sum (dx^2 + dy^2 + 1e-8)^(beta/2)`` per example, ``(N,)``.
 
@@ -231,6 +211,8 @@ class MASK(Interpreter):
     """
 
     name = "mask"
+    #: ADV2 attacks MASK with its bilevel routine (:mod:`adv2lib.attacks.adv2_mask`).
+    bilevel = True
 
     def __init__(self, victim: nn.Module, iterations: int | None = None, config: MaskConfig | None = None,
                  seed: int = 0, **overrides):
@@ -248,6 +230,10 @@ class MASK(Interpreter):
     @property
     def native_size(self) -> tuple[int, int]:
         return self.config.mask_size, self.config.mask_size
+
+    @property
+    def map_passes(self) -> float:
+        return self.config.iterations
 
     # ---- the attack's hooks ------------------------------------------------------------
     def init_state(self, x: torch.Tensor, target, init_mask: torch.Tensor | None = None) -> MaskState:

@@ -52,7 +52,8 @@ from torch import nn
 from .. import paths
 from ..errors import WeightsMismatchError, WeightsNotFoundError
 from ..models.weights import display_path, read_card, read_weights_file, repair_hint, state_dict_mismatch
-from .base import Interpreter
+from ._common import as_targets
+from .base import AttackTerms, Interpreter
 
 #: Per-profile defaults: decoder widths (one per stage, coarse to fine) and model_confidence.
 PROFILE_DEFAULTS = {
@@ -345,7 +346,7 @@ class RTS(Interpreter):
         """``(mask, encoder_logits)`` in one encoder pass: the RTS map for ``target`` and the
         encoder's own classifier logits (``encoder.head`` on its last features), which the
         ADV2-RTS attack also pushes towards the target class (spec C.3)."""
-        target = self._check(x, target)
+        target = as_targets(x, target)
         pyramid = self.encoder.pyramid(x)
         mask = self.net(pyramid, target)
         return mask, self.encoder.head(pyramid[-1])
@@ -353,12 +354,18 @@ class RTS(Interpreter):
     def explain(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.net(self.encoder.pyramid(x), target)
 
-    def _check(self, x, target) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(x.shape)}")
-        target = torch.as_tensor(target, dtype=torch.long, device=x.device).reshape(-1)
-        if target.numel() == 1 and x.shape[0] > 1:
-            target = target.expand(x.shape[0])
-        if target.shape[0] != x.shape[0]:
-            raise ValueError(f"{target.shape[0]} targets for {x.shape[0]} images")
-        return target
+    # ---- attack protocol (paper-spec C.3, ``expr_attacks_fixed/rts_attack_acid.py``) -----
+    def attack_terms(self, x: torch.Tensor, target) -> AttackTerms:
+        """ADV2's step terms: the exact mask, the victim's logits and the encoder's logits
+        (the attack's prediction loss adds ``encoder_ce_weight`` x CE on the latter). When
+        the encoder is the victim (embedded profile), one pass gives all three."""
+        mask, encoder_logits = self.map_and_encoder_logits(x, target)
+        logits = encoder_logits if self.encoder is self.victim else self.victim(x)
+        return AttackTerms(mask, logits, encoder_logits)
+
+    @property
+    def passes_per_step(self) -> float:
+        return 1.0 if self.encoder is self.victim else 2.0
+
+    def networks(self) -> tuple:
+        return (self.net, self.encoder)

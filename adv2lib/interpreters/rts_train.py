@@ -75,6 +75,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import Checkpoint, checkpoint_path, file_sha256, save_weights
 from ..errors import ConfigError
 from ..utils import resolve_device, versions
+from ._common import gaussian_blur
 from .rts import RTS, build_encoder, build_saliency_network, rts_weights_path
 
 
@@ -133,19 +134,6 @@ class RTSTrainConfig:
 
 # --------------------------------------------------------------------------- masking and losses
 
-def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with zero padding (as Dabkowski & Gal), same size as ``x``."""
-    if kernel_size % 2 == 0:
-        raise ValueError(f"blur kernel size must be odd, got {kernel_size}")
-    half = kernel_size // 2
-    t = torch.arange(-half, half + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-t**2 / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(half, 0), groups=c)
-    return F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, half), groups=c)
-
-
 def draw_replacement(x: torch.Tensor, config: RTSTrainConfig, generator: torch.Generator):
     """``(x', r)``: the noisy image and its replacement (blur or grey noise), both in [0, 1]."""
     n, c = x.shape[:2]
@@ -153,7 +141,7 @@ def draw_replacement(x: torch.Tensor, config: RTSTrainConfig, generator: torch.G
     noise = config.noise_std * torch.randn(x.shape, generator=generator, device=x.device)
     shift = (torch.rand((n, c, 1, 1), generator=generator, device=x.device) - 0.5) * config.shift_range
     blurred = torch.rand((n, 1, 1, 1), generator=generator, device=x.device) < config.blur_prob
-    blur = gaussian_blur(noisy, config.blur_kernel, config.blur_sigma)
+    blur = gaussian_blur(noisy, config.blur_kernel, config.blur_sigma, padding="zeros")
     replacement = torch.where(blurred, blur, noise + shift).clamp(0, 1)
     return noisy, replacement
 
