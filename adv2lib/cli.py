@@ -67,23 +67,44 @@ def _book(args) -> int:
     return run_book(args)
 
 
+def _engine(args):
+    """The engine the ``experiment`` command's flags ask for (``--engine``, else ``ADV2_ENGINE``)."""
+    import os
+
+    from .engines import RayEngine, resolve_engine
+
+    name = args.engine or os.environ.get("ADV2_ENGINE") or "serial"
+    ray_flags = {"--ray-address": args.ray_address, "--gpus-per-task": args.gpus_per_task,
+                 "--cpus-per-task": args.cpus_per_task, "--max-retries": args.max_retries}
+    if name != "ray":
+        given = [flag for flag, value in ray_flags.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply to the Ray engine: add --engine ray")
+        return resolve_engine(name)
+    return RayEngine(address=args.ray_address, num_gpus=args.gpus_per_task,
+                     num_cpus=1 if args.cpus_per_task is None else args.cpus_per_task,
+                     max_retries=3 if args.max_retries is None else args.max_retries)
+
+
 def _experiment(args) -> int:
     import torch
 
     from . import experiments
+    from .names import expand_victims
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    engine = _engine(args)
     names = [n for n in experiments.EXPERIMENTS if n != "budget"] if args.name == "all" else [args.name]
-    victims = ["resnet", "densenet"] if args.victim == "all" else [args.victim]
+    victims = expand_victims(args.victim)
     experiments.preflight(args.profile, victims, tuple(args.interpreters), args.n_images, args.seed,
-                          args.batch_size, args.device)
+                          args.batch_size, args.device if engine.name == "serial" else "cpu")
     for victim in victims:
         for name in names:
             result = experiments.EXPERIMENTS[name](
                 profile=args.profile, victim=victim, interpreters=tuple(args.interpreters),
                 n_images=args.n_images, seed=args.seed, smoke=args.smoke, device=args.device,
-                results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet)
+                results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
             print(f"== {name} / {victim}: {result.seconds:.0f} s ({result.batches['computed']} result batches "
                   f"computed, {result.batches['loaded']} loaded from {result.results_dir})")
             print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -145,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=["serial", "ray"], default=None,
+                   help="where the batch tasks run: serial (this process; the default, or ADV2_ENGINE) or ray")
+    p.add_argument("--ray-address", default=None,
+                   help="the Ray cluster to join (default: RAY_ADDRESS, else a local cluster on this machine)")
+    p.add_argument("--gpus-per-task", type=float, default=None,
+                   help="GPUs per batch task (default: 1 when the cluster has GPUs, else 0; 0.5: two per GPU)")
+    p.add_argument("--cpus-per-task", type=float, default=None, help="CPUs (and torch threads) per task (default 1)")
+    p.add_argument("--max-retries", type=int, default=None, help="reruns of a task whose worker died (default 3)")
     p.set_defaults(func=_experiment)
 
     p = command("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")

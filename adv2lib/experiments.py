@@ -1,4 +1,4 @@
-"""The paper's experiments, one function each, resumable through the results store.
+"""The paper's experiments, one function each: plans of batch tasks, run serially or on Ray.
 
 =====================  =====================================================================
 function               what it measures (paper, evaluation section)
@@ -17,48 +17,66 @@ Every function takes the same keyword arguments::
 
     run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100,
              seed=0, smoke=False, device="auto", results_dir=None, batch_size=None,
-             progress=True)
+             progress=True, engine=None)
 
-and returns an :class:`ExperimentResult`. The attacked images are the first ``n_images``
-correctly classified test images in a seeded random order; each gets a seeded random
-target class ``ct = (y + U{1..K-1}) mod K`` (the official ``attack_selector.py`` rule).
-The same seed gives the same images and target classes in every experiment, so the PGD
-baseline is computed once (stored under the experiment name ``"pgd"``) and shared.
+which make one :class:`ExperimentSpec`, and returns an :class:`ExperimentResult`. The
+attacked images are the first ``n_images`` correctly classified test images in a seeded
+random order; each gets a seeded random target class ``ct = (y + U{1..K-1}) mod K`` (the
+official ``attack_selector.py`` rule). The same seed gives the same images and target
+classes in every experiment, so the PGD baseline is computed once (stored under the
+experiment name ``"pgd"``) and shared: its rows are written once and joined to every
+experiment's PGD rows.
+
+An experiment is a plan: stages of batch tasks (:mod:`adv2lib.tasks`), each a pure function
+of its explicit inputs. Stage 0 selects the images (and random_class's pool, the patch
+experiment's benign maps); stage 1 is the shared PGD run; stage 2 attacks every
+interpreter's batches at once. Each stored batch is one task and one file of the results
+store (:class:`~adv2lib.store.ResultsStore`, default ``results/``): a rerun with the same
+arguments loads the finished batches and computes only the missing ones. ``engine``
+(:mod:`adv2lib.engines`) says where the tasks run: ``"serial"`` (default, this process) or
+``"ray"`` (a Ray cluster: ``RAY_ADDRESS`` or a local one); the numbers and the store are
+the same either way.
 
 ``smoke=True``: at most 4 images, the presets' smoke versions (about 1/10 of every iteration
 count) and a 20-iteration MASK, so the four experiments on both victims run in minutes.
-
-Work is done per batch and each batch is written atomically to the store
-(:class:`~adv2lib.store.ResultsStore`, default ``results/``); a rerun with the same
-arguments loads the finished batches and computes only the missing ones.
 """
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
-from . import fingerprint, metrics
-from .attacks import ADV2, PGD, preset_for, scale_budget
+from . import fingerprint, metrics, names
+from .attacks import preset_for, scale_budget
+from .engines import Call, Shared, resolve_engine
 from .errors import ConfigError, DataError
 from .store import ResultsStore, RunKey, to_jsonable
-from .targets import benign_map, pair_farthest, random_class_targets, random_patch_maps, random_shape_maps
+from .targets import pair_farthest, random_patch_maps, random_shape_maps
+from .tasks import (SMOKE_MASK_ITERATIONS, Batch, WorkerSpec, attack_batch, benign_maps, build_context,
+                    interpreter_params, pgd_batch, pgd_maps_batch, select_chunk, transfer_batch)
 
 __all__ = [
-    "ExperimentResult", "run_main", "run_patch", "run_random_class", "run_transfer", "run_budget", "EXPERIMENTS",
-    "select_correct", "random_target_classes", "INTERPRETERS", "check_request", "preflight",
+    "ExperimentResult", "ExperimentSpec", "run", "run_main", "run_patch", "run_random_class", "run_transfer",
+    "run_budget", "EXPERIMENTS", "select_correct", "random_target_classes", "INTERPRETERS", "check_request",
+    "preflight", "prepare",
 ]
 
-INTERPRETERS = ("grad", "cam", "mask", "rts")
+INTERPRETERS = names.INTERPRETERS
 #: Bumped whenever the meaning of stored rows changes (part of every run key).
 EXPERIMENT_VERSION = 1
 #: Examples kept for figures (the first images of the selection).
 N_FIGURE_EXAMPLES = 4
 SMOKE_IMAGES = 4
-SMOKE_MASK_ITERATIONS = 20
 DEFAULT_BATCH = {"embedded": 50, "imagenet": 8}
+#: random_class's pool of target images (disjoint from the attacked ones).
+POOL_SIZE = {"full": 300, "smoke": 40}
+BUDGET_FACTORS = (1, 2, 4)
+#: Submission order of a stage's tasks, most expensive first, so that the last tasks to
+#: finish on a cluster are short ones (interpreters not listed go last).
+COST_ORDER = ("mask", "grad", "smoothgrad", "rts", "cam")
 
 
 @dataclass
@@ -113,31 +131,41 @@ class ExperimentResult:
 
 # =========================================================================== data selection
 
-def select_correct(victim, dataset, n: int, seed: int = 0, exclude=(), chunk: int = 500):
-    """The first ``n`` test images (in a seeded random order, skipping ``exclude``) that
-    ``victim`` classifies correctly: ``(indices, x, y)`` on the CPU."""
+def _select(correct, dataset, n: int, seed: int, exclude=(), chunk: int = 500):
+    """The first ``n`` images of a seeded random order of ``dataset`` (``exclude`` skipped) for
+    which ``correct(x, y)`` (bool per image) holds: ``(indices, x, y)`` on the CPU."""
     gen = torch.Generator().manual_seed(int(seed))
     order = torch.randperm(len(dataset), generator=gen)
     if len(exclude):
         banned = torch.zeros(len(dataset), dtype=torch.bool)
         banned[torch.as_tensor(list(exclude), dtype=torch.long)] = True
         order = order[~banned[order]]
-    device = next(victim.parameters()).device
-    picked, xs, ys = [], [], []
+    picked, xs, ys, found = [], [], [], 0
     for start in range(0, len(order), chunk):
         idx = order[start:start + chunk]
         x, y = dataset.tensors(idx.tolist())
-        with torch.no_grad():
-            pred = victim(x.to(device)).argmax(1).cpu()
-        ok = pred == y
+        ok = correct(x, y)
         picked.append(idx[ok]), xs.append(x[ok]), ys.append(y[ok])
-        if sum(len(p) for p in picked) >= n:
+        found += int(ok.sum())
+        if found >= n:
             break
     indices, x, y = torch.cat(picked)[:n], torch.cat(xs)[:n], torch.cat(ys)[:n]
     if len(indices) < n:
         raise DataError(f"only {len(indices)} test images are classified correctly by the victim "
                         f"(and not excluded), {n} requested: ask for fewer images (--n-images)")
     return indices, x, y
+
+
+def select_correct(victim, dataset, n: int, seed: int = 0, exclude=(), chunk: int = 500):
+    """The first ``n`` test images (in a seeded random order, skipping ``exclude``) that
+    ``victim`` classifies correctly: ``(indices, x, y)`` on the CPU."""
+    device = next(victim.parameters()).device
+
+    @torch.no_grad()
+    def correct(x, y):
+        return victim(x.to(device)).argmax(1).cpu() == y
+
+    return _select(correct, dataset, n, seed, exclude, chunk)
 
 
 def random_target_classes(y: torch.Tensor, num_classes: int, seed: int = 0) -> torch.Tensor:
@@ -147,39 +175,7 @@ def random_target_classes(y: torch.Tensor, num_classes: int, seed: int = 0) -> t
     return (y + shift) % num_classes
 
 
-# =========================================================================== setup
-
-@dataclass
-class _Setup:
-    experiment: str
-    profile: str
-    victim_name: str
-    victim: torch.nn.Module
-    dataset: object
-    device: torch.device
-    seed: int
-    smoke: bool
-    n_images: int
-    batch_size: int
-    store: ResultsStore
-    progress: bool
-    indices: torch.Tensor
-    x: torch.Tensor
-    y: torch.Tensor
-    ct: torch.Tensor
-    base_params: dict
-    interpreters: dict
-    manifest_extra: dict
-    counts: dict = field(default_factory=lambda: {"computed": 0, "loaded": 0})
-
-    def batches(self, n: int | None = None):
-        n = self.n_images if n is None else n
-        return [(b, lo, min(lo + self.batch_size, n)) for b, lo in enumerate(range(0, n, self.batch_size))]
-
-    def key(self, experiment, interpreter, attack, params) -> RunKey:
-        return RunKey(experiment, self.profile, self.victim_name, interpreter, attack,
-                      {**self.base_params, **params}, self.seed)
-
+# =========================================================================== the request
 
 def _positive_int(value, name: str, flag: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -187,15 +183,24 @@ def _positive_int(value, name: str, flag: str) -> int:
     return value
 
 
+def _names(interpreters):
+    from .interpreters import REGISTRY
+
+    chosen = [interpreters] if isinstance(interpreters, str) else list(interpreters)
+    bad = [n for n in chosen if n not in REGISTRY]
+    if bad or not chosen:
+        raise ConfigError(f"unknown interpreter(s) {', '.join(map(repr, bad)) or '(none given)'}: "
+                          f"choose from {', '.join(REGISTRY)} (--interpreters)")
+    return chosen
+
+
 def check_request(profile, victim, interpreters, n_images, seed=0, batch_size=None) -> list[str]:
     """Check an experiment's arguments before any work (no file is read or written); returns
     the interpreter names. Raises :class:`~adv2lib.errors.ConfigError` with the remedy."""
-    from .models import PROFILES, VICTIMS
-
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} (--profile)")
-    if victim not in VICTIMS:
-        raise ConfigError(f"unknown victim {victim!r}: choose one of {', '.join(VICTIMS)} (--victim)")
+    if profile not in names.PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(names.PROFILES)} (--profile)")
+    if victim not in names.VICTIMS:
+        raise ConfigError(f"unknown victim {victim!r}: choose one of {', '.join(names.VICTIMS)} (--victim)")
     _positive_int(n_images, "n_images", "--n-images")
     if batch_size is not None:
         _positive_int(batch_size, "batch_size", "--batch-size")
@@ -204,56 +209,246 @@ def check_request(profile, victim, interpreters, n_images, seed=0, batch_size=No
     return _names(interpreters)
 
 
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """Everything that defines one experiment call (validated by :meth:`make`): the numbers
+    depend on all of it except ``device`` (the same on every device type, up to floating
+    point), ``results_dir`` and ``progress``."""
+
+    experiment: str
+    profile: str = "embedded"
+    victim: str = "resnet"
+    interpreters: tuple = INTERPRETERS
+    n_images: int = 100
+    seed: int = 0
+    smoke: bool = False
+    device: str = "auto"
+    results_dir: str | None = None
+    batch_size: int = 50
+    progress: bool = True
+
+    @classmethod
+    def make(cls, experiment, profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
+             smoke=False, device="auto", results_dir=None, batch_size=None, progress=True) -> "ExperimentSpec":
+        """Check the request (one-line :class:`~adv2lib.errors.ConfigError`) and fill in the
+        smoke cap on ``n_images`` and the profile's default batch size."""
+        chosen = check_request(profile, victim, interpreters, n_images, seed, batch_size)
+        if smoke:
+            n_images = min(n_images, SMOKE_IMAGES)
+        batch_size = DEFAULT_BATCH.get(profile, 16) if batch_size is None else batch_size
+        return cls(experiment, profile, victim, tuple(chosen), n_images, int(seed), bool(smoke), str(device),
+                   None if results_dir is None else str(results_dir), batch_size, bool(progress))
+
+    def batches(self, n: int | None = None) -> list[tuple[int, int, int]]:
+        """``(batch, lo, hi)`` of every stored batch (the boundaries are part of the run keys)."""
+        n = self.n_images if n is None else n
+        return [(b, lo, min(lo + self.batch_size, n)) for b, lo in enumerate(range(0, n, self.batch_size))]
+
+
 def preflight(profile, victims, interpreters, n_images, seed=0, batch_size=None, device="auto") -> None:
     """Check a whole command before its first attack: arguments, device, dataset, and every
     victim's weights and interpreters (e.g. the RTS weights of the second victim). Raises the
     library's one-line errors; loads what it checks and keeps nothing."""
     from .data import load_test_set
-    from .interpreters import build_interpreter
-    from .models import load_victim
     from .utils import resolve_device
 
-    names = []
+    chosen = []
     for victim in victims:
-        names = check_request(profile, victim, interpreters, n_images, seed, batch_size)
+        chosen = check_request(profile, victim, interpreters, n_images, seed, batch_size)
     device = resolve_device(device)
     load_test_set(profile)
     for victim in victims:
-        model = load_victim(victim, profile, device=device)
-        for name in names:
+        ctx = build_context(WorkerSpec(profile, victim, False, str(device)))
+        for name in chosen:
             if name == "rts":               # the only interpreter with a file of its own
-                build_interpreter(name, model)
+                ctx.interpreter(name)
 
 
-def _setup(experiment, profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
-           interpreters=()):
-    """Check the request, then load data, victim and every interpreter (so that a missing
-    file stops the run before any attack), select the images and build the key parameters."""
-    from .data import load_test_set
-    from .models import load_victim
-    from .utils import resolve_device
+# =========================================================================== the driver
 
-    names = check_request(profile, victim, interpreters, n_images, seed, batch_size)
-    device = resolve_device(device)
-    dataset = load_test_set(profile)            # data first: the ImageNet weights may need a download
-    model = load_victim(victim, profile, device=device)
-    if smoke:
-        n_images = min(n_images, SMOKE_IMAGES)
-    batch_size = DEFAULT_BATCH.get(profile, 16) if batch_size is None else batch_size
-    interps = {name: _interpreter(name, model, smoke) for name in names}
-    indices, x, y = select_correct(model, dataset, n_images, seed)
-    ct = random_target_classes(y, model.num_classes, seed)
-    # Everything that sets the numbers (see adv2lib.fingerprint); the attack presets and the
-    # interpreters' settings and weights are added per run.
-    base = {"version": EXPERIMENT_VERSION, "n_images": n_images, "smoke": bool(smoke), "batch_size": batch_size,
-            "data": fingerprint.tensors(indices, x, y, ct), "victim_weights": fingerprint.state_dict(model),
-            "code": fingerprint.code(),
+class _Driver:
+    """One experiment call's state in the driver process: the store, the engine, the selected
+    images, the key parameters, and the stages it has run (``counts``)."""
+
+    def __init__(self, spec: ExperimentSpec, engine=None):
+        from .data import load_test_set
+        from .utils import resolve_device
+
+        self.spec = spec
+        self.engine = resolve_engine(engine)
+        self.serial = getattr(self.engine, "name", "") == "serial"
+        self.dataset = load_test_set(spec.profile)   # data first: the ImageNet weights may need a download
+        # Serial: the driver's own models compute. Ray: a CPU copy gives the fingerprints only.
+        device = str(resolve_device(spec.device)) if self.serial else "cpu"
+        self.local = build_context(WorkerSpec(spec.profile, spec.victim, spec.smoke, device))
+        self.worker = WorkerSpec(spec.profile, spec.victim, spec.smoke, device if self.serial else spec.device)
+        self.store = ResultsStore(spec.results_dir)
+        self.counts = {"computed": 0, "loaded": 0}
+        self.inner_progress = spec.progress and self.serial
+        self.interp_params = {name: interpreter_params(self.local.interpreter(name)) for name in spec.interpreters}
+        self.expected = {"victim_weights": self.local.fingerprint}
+        self.indices, self.x, self.y = self.select(spec.n_images, spec.seed)
+        self.ct = random_target_classes(self.y, self.local.victim.num_classes, spec.seed)
+        # Everything that sets the numbers (see adv2lib.fingerprint); the attack presets and the
+        # interpreters' settings and weights are added per run.
+        self.base_params = {
+            "version": EXPERIMENT_VERSION, "n_images": spec.n_images, "smoke": spec.smoke,
+            "batch_size": spec.batch_size, "data": fingerprint.tensors(self.indices, self.x, self.y, self.ct),
+            "victim_weights": self.local.fingerprint, "code": fingerprint.code(),
             # every experiment's rows hold the shared PGD examples' maps
-            "pgd_attack": to_jsonable(preset_for(profile, "pgd", smoke=bool(smoke)))}
-    extra = {"victim_weights_source": getattr(model, "weights_source", None),
-             "dataset": _dataset_description(dataset, profile), "device": str(device)}
-    return _Setup(experiment, profile, victim, model, dataset, device, int(seed), bool(smoke), n_images, batch_size,
-                  ResultsStore(results_dir), progress, indices, x, y, ct, base, interps, extra)
+            "pgd_attack": to_jsonable(self.pgd_config)}
+        self.manifest_extra = {"victim_weights_source": getattr(self.local.victim, "weights_source", None),
+                               "dataset": _dataset_description(self.dataset, spec.profile),
+                               "device": device if self.serial else f"ray:{spec.device}"}
+
+    # ------------------------------------------------------------------ keys and inputs
+    @property
+    def pgd_config(self):
+        return preset_for(self.spec.profile, "pgd", smoke=self.spec.smoke)
+
+    def adv2_config(self, name):
+        return preset_for(self.spec.profile, name, smoke=self.spec.smoke)
+
+    def key(self, experiment, interpreter, attack, params) -> RunKey:
+        return RunKey(experiment, self.spec.profile, self.spec.victim, interpreter, attack,
+                      {**self.base_params, **params}, self.spec.seed)
+
+    def batch(self, sel) -> Batch:
+        """The images at positions ``sel`` (a slice ``(lo, hi)`` or an index tensor)."""
+        sel = torch.arange(*sel) if isinstance(sel, tuple) else torch.as_tensor(sel)
+        return Batch(sel, self.indices[sel], self.x[sel], self.y[sel], self.ct[sel])
+
+    def expect(self, interpreter=None) -> dict:
+        if interpreter is None:
+            return self.expected
+        from .store import params_hash
+
+        return {**self.expected, interpreter: params_hash(self.interp_params[interpreter])}
+
+    # ------------------------------------------------------------------ running tasks
+    def call(self, fn, desc: str, **inputs):
+        """Run one unstored task (image selection, benign maps) on the engine; its value."""
+        return self.calls([Call(fn, inputs, desc, self.expected)], desc)[0]
+
+    def calls(self, calls: list, desc: str) -> list:
+        """Run unstored tasks on the engine; their values in order."""
+        from .engines import BatchesFailed
+
+        values = {}
+        failures = self.engine.run(calls, self.worker, self.local,
+                                   lambda call, value: values.__setitem__(id(call), value))
+        if failures:
+            raise BatchesFailed(failures)
+        return [values[id(c)] for c in calls]
+
+    def select(self, n, seed, exclude=()):
+        return _select(lambda x, y: self.call(select_chunk, f"image selection ({self.spec.victim})", x=x, y=y),
+                       self.dataset, n, seed, exclude)
+
+    def stage(self, jobs: list, desc: str) -> dict:
+        """Stored batch tasks ``(key, batch, call)``: the stored ones are loaded, the missing ones
+        computed by the engine and written as they arrive (each under its per-batch lock, so
+        that two runs on one store share the work). Returns ``{(relpath, batch): (rows, tensors)}``
+        as read back from the store; raises :class:`~adv2lib.engines.BatchesFailed` after
+        storing every batch that succeeded."""
+        from filelock import FileLock, Timeout
+        from tqdm.auto import tqdm
+
+        from .engines import BatchesFailed
+
+        store, out = self.store, {}
+        for key in {key.relpath(): key for key, _, _ in jobs}.values():
+            store.ensure_manifest(key, self.manifest_extra)
+        todo = []
+        for key, b, call in jobs:
+            data = store.try_load(key, b)
+            if data is None:
+                todo.append((key, b, call))
+            else:
+                out[(key.relpath(), b)] = data
+        self.counts["loaded"] += len(jobs) - len(todo)
+        if not todo:
+            return out
+        todo.sort(key=lambda job: _cost_rank(job[0].interpreter))
+        locks, mine, elsewhere = {}, [], []
+        for key, b, call in todo:
+            store.lock_path(key, b).parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(store.lock_path(key, b))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                elsewhere.append((key, b, call))
+                continue
+            data = store.try_load(key, b)        # another run may have finished it meanwhile
+            if data is None:
+                locks[id(call)] = lock
+                mine.append((key, b, call))
+            else:
+                lock.release()
+                out[(key.relpath(), b)] = data
+                self.counts["loaded"] += 1
+        where = {id(call): (key, b) for key, b, call in todo}
+        bar = tqdm(total=len(todo), desc=desc, disable=not self.spec.progress, leave=False)
+
+        def save(call, value):
+            key, b = where[id(call)]
+            store.save_batch(key, b, *value)
+            out[(key.relpath(), b)] = store.load_batch(key, b)
+            if id(call) in locks:
+                locks.pop(id(call)).release()
+            self.counts["computed"] += 1
+            bar.update()
+
+        try:
+            failures = self.engine.run([call for _, _, call in mine], self.worker, self.local, save)
+            for key, b, call in elsewhere:
+                bar.write(f"{call.label}: being computed by another run; waiting for it")
+                with FileLock(store.lock_path(key, b)):
+                    data = store.try_load(key, b)
+                    if data is None:                # its holder died: compute it here
+                        failures += self.engine.run([call], self.worker, self.local, save)
+                    else:
+                        out[(key.relpath(), b)] = data
+                        self.counts["loaded"] += 1
+                        bar.update()
+        finally:
+            for lock in locks.values():
+                lock.release()
+            bar.close()
+        if failures:
+            raise BatchesFailed(failures)
+        return out
+
+    def job(self, key: RunKey, b: int, fn, **inputs):
+        """A stored batch task: ``(key, b, call)`` (the worker checks the victim's and, for an
+        interpreter's task, the interpreter's fingerprints)."""
+        label = f"{key.relpath()} batch {b}"
+        return key, b, Call(fn, inputs, label, self.expect(inputs.get("interpreter")))
+
+    def collect(self, done: dict, key: RunKey):
+        """One run's rows (with a ``batch`` column) and tensors, from a stage's results."""
+        return ResultsStore.concat({b: done[(key.relpath(), b)] for b, _, _ in self.spec.batches()})
+
+    # ------------------------------------------------------------------ the shared PGD run
+    def pgd(self):
+        """The shared PGD baseline on the selected images: ``(rows, tensors)`` (``x_adv``)."""
+        key = self.key("pgd", "none", "pgd", {"attack": to_jsonable(self.pgd_config)})
+        jobs = [self.job(key, b, pgd_batch, batch=self.batch((lo, hi)), config=self.pgd_config,
+                         seed=self.spec.seed, progress=self.inner_progress) for b, lo, hi in self.spec.batches()]
+        return self.collect(self.stage(jobs, f"pgd/{self.spec.victim}"), key)
+
+    def finish(self, frames, figures, config, start, matrix=None) -> "ExperimentResult":
+        return _finish(self, frames, figures, config, start, matrix)
+
+
+def _cost_rank(interpreter: str) -> int:
+    return COST_ORDER.index(interpreter) if interpreter in COST_ORDER else len(COST_ORDER)
+
+
+def prepare(spec: ExperimentSpec, engine=None) -> _Driver:
+    """The driver of ``spec``: data, victim and interpreters loaded, images selected, key
+    parameters built (``.base_params``, ``.manifest_extra``); nothing attacked yet."""
+    return _Driver(spec, engine)
 
 
 def _dataset_description(dataset, profile) -> dict:
@@ -267,80 +462,14 @@ def _dataset_description(dataset, profile) -> dict:
     return {"name": "ImageNet folder", "root": None if root is None else str(root), "images": len(dataset)}
 
 
-def _interpreter(name, victim, smoke: bool):
-    from .interpreters import build_interpreter
+# =========================================================================== results
 
-    kwargs = {"iterations": SMOKE_MASK_ITERATIONS} if name == "mask" and smoke else {}
-    return build_interpreter(name, victim, **kwargs)
-
-
-def _interp_params(interp) -> dict:
-    params = {"name": interp.name}
-    if hasattr(interp, "config"):
-        params["config"] = to_jsonable(interp.config)
-    if interp.name == "rts":
-        params["weights"] = fingerprint.state_dict(interp.net)
-        if interp.encoder is not interp.victim:
-            params["encoder"] = fingerprint.state_dict(interp.encoder)
-        params["model_confidence"] = float(interp.model_confidence)
-    for attr in ("pool", "score", "tau", "seed"):
-        if hasattr(interp, attr):
-            params[attr] = to_jsonable(getattr(interp, attr))
-    return params
-
-
-def _dev(t, setup):
-    return t.to(setup.device)
-
-
-# =========================================================================== row building
-
-def _map_rows(adv_map, benign, target=None, prefix_target=True) -> dict:
-    """L1 and IoU columns of ``adv_map`` against the benign map (and a distinct target)."""
-    out = {"l1_benign": metrics.l1_distance(adv_map, benign).numpy()}
-    curve = metrics.iou_curve(adv_map, benign)
-    for j, k in enumerate(metrics.IOU_KS):
-        out[f"iou_benign_{int(round(k * 100)):02d}"] = curve[:, j].numpy()
-    out["iou_benign_mean"] = curve.mean(1).numpy()
-    ref = benign if target is None else target
-    out["l1_target"] = metrics.l1_distance(adv_map, ref).numpy()
-    if target is not None:
-        curve = metrics.iou_curve(adv_map, target)
-        for j, k in enumerate(metrics.IOU_KS):
-            out[f"iou_target_{int(round(k * 100)):02d}"] = curve[:, j].numpy()
-        out["iou_target_mean"] = curve.mean(1).numpy()
-    return out
-
-
-def _rows(setup, sel, attack, success, confidence, prediction, iteration, selected, x, x_adv, seconds,
-          map_cols, extra=None, cpu_seconds=0.0) -> pd.DataFrame:
-    sel = torch.as_tensor(sel)
-    frame = pd.DataFrame({
-        "attack": attack,
-        "index": setup.indices[sel].numpy(),
-        "position": sel.numpy(),
-        "true_class": setup.y[sel].numpy(),
-        "target_class": setup.ct[sel].numpy(),
-        "prediction": prediction.cpu().numpy(),
-        "success": success.cpu().numpy().astype(bool),
-        "confidence": confidence.cpu().numpy(),
-        "iteration": iteration.cpu().numpy(),
-        "selected": selected.cpu().numpy().astype(bool),
-        "linf": (x_adv.cpu() - x.cpu()).flatten(1).abs().amax(1).numpy(),
-        "seconds": float(seconds) / max(1, len(sel)),
-        "cpu_seconds": float(cpu_seconds) / max(1, len(sel)),
-        **map_cols,
-    })
-    for k, v in (extra or {}).items():
-        frame[k] = v
-    return frame
-
-
-def _finish(setup, experiment, frames, figures, config, start, matrix=None) -> ExperimentResult:
+def _finish(drv, frames, figures, config, start, matrix=None) -> ExperimentResult:
+    spec = drv.spec
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(examples):
-        for i, (col, val) in enumerate((("experiment", experiment), ("profile", setup.profile),
-                                        ("victim", setup.victim_name))):
+        for i, (col, val) in enumerate((("experiment", spec.experiment), ("profile", spec.profile),
+                                        ("victim", spec.victim))):
             if col in examples:
                 examples = examples.drop(columns=col)
             examples.insert(i, col, val)
@@ -358,325 +487,149 @@ def _finish(setup, experiment, frames, figures, config, start, matrix=None) -> E
     by = ("victim", "source", "target") if "source" in examples.columns else ("victim", "interpreter", "attack")
     keep = [c for c in examples.columns if not (c.startswith("iou_") and not c.endswith("_mean"))]
     summary = metrics.summarize(examples[keep], by=by) if len(examples) else pd.DataFrame()
-    return ExperimentResult(experiment, setup.profile, setup.victim_name, examples, iou, summary, figures,
-                            matrix, to_jsonable(config), time.perf_counter() - start, str(setup.store.root),
-                            dict(setup.counts))
+    return ExperimentResult(spec.experiment, spec.profile, spec.victim, examples, iou, summary, figures,
+                            matrix, to_jsonable(config), time.perf_counter() - start, str(drv.store.root),
+                            dict(drv.counts))
 
 
-def _figures(tensors: dict, names, n=N_FIGURE_EXAMPLES) -> dict:
-    return {k: tensors[k][:n].clone() for k in names if k in tensors}
+ATTACK_FIGURES = ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map", "target_map", "true_class",
+                  "target_class", "index")
 
 
-def _run_batches(setup, key, batches, compute, desc):
-    """For each ``(b, lo, hi)``: load the stored batch, or ``compute(lo, hi)`` -> (rows, tensors)
-    and store it (under the store's per-batch lock). Returns the concatenated rows and tensors."""
-    bounds = {b: (lo, hi) for b, lo, hi in batches}
-    computed = []
-
-    def compute_batch(b):
-        computed.append(b)
-        return compute(*bounds[b])
-
-    out = setup.store.ensure_batches(key, list(bounds), compute_batch, desc=desc, progress=setup.progress,
-                                     manifest_extra=setup.manifest_extra)
-    setup.counts["computed"] += len(computed)
-    setup.counts["loaded"] += len(bounds) - len(computed)
-    return out
+def _figures(tensors: dict, names_=ATTACK_FIGURES, n=N_FIGURE_EXAMPLES) -> dict:
+    return {k: tensors[k][:n].clone() for k in names_ if k in tensors}
 
 
-# =========================================================================== PGD (shared)
-
-def _pgd_config(setup):
-    return preset_for(setup.profile, "pgd", smoke=setup.smoke)
-
-
-def _run_pgd(setup):
-    """The shared PGD baseline on the selected images: ``(rows, tensors)`` (``x_adv``)."""
-    cfg = _pgd_config(setup)
-    key = setup.key("pgd", "none", "pgd", {"attack": to_jsonable(cfg)})
-
-    def compute(lo, hi):
-        x, ct, y = _dev(setup.x[lo:hi], setup), _dev(setup.ct[lo:hi], setup), _dev(setup.y[lo:hi], setup)
-        res = PGD(setup.victim, config=cfg, seed=setup.seed, progress=setup.progress).attack(x, ct, true_class=y)
-        rows = _rows(setup, torch.arange(lo, hi), "pgd", res.success, res.confidence, res.prediction,
-                     res.iteration, res.selected, x, res.x_adv, res.seconds, {}, cpu_seconds=res.cpu_seconds)
-        return rows, {"x_adv": res.x_adv}
-
-    return _run_batches(setup, key, setup.batches(), compute, f"pgd/{setup.victim_name}")
-
-
-# =========================================================================== main
-
-def _adv2_config(setup, name):
-    return preset_for(setup.profile, name, smoke=setup.smoke)
+def _attack_stage(drv, experiment, inputs_for, params_for, desc, figure_names=ATTACK_FIGURES):
+    """Stage 2 of main, patch and random_class: ADV2 on every interpreter's batches at once.
+    ``inputs_for(name, lo, hi)`` -> the batch's :func:`~adv2lib.tasks.attack_batch` inputs;
+    ``params_for(name)`` -> the run's key parameters beyond attack and interpreter."""
+    keys, jobs = {}, []
+    for name in drv.spec.interpreters:
+        cfg = drv.adv2_config(name)
+        keys[name] = drv.key(experiment, name, "adv2", {"attack": to_jsonable(cfg),
+                                                        "interpreter": drv.interp_params[name], **params_for(name)})
+        jobs += [drv.job(keys[name], b, attack_batch, interpreter=name, config=cfg, seed=drv.spec.seed,
+                         progress=drv.inner_progress, **inputs_for(name, lo, hi))
+                 for b, lo, hi in drv.spec.batches()]
+    done = drv.stage(jobs, desc)
+    frames, figures, config = [], {}, {}
+    for name, key in keys.items():
+        rows, tensors = drv.collect(done, key)
+        frames.append(rows.drop(columns="batch"))
+        figures[name] = _figures(tensors, figure_names)
+        config[name] = drv.adv2_config(name)
+    return frames, figures, config
 
 
-def _main_key(setup, interp, cfg):
-    return setup.key("main", interp.name, "adv2", {"attack": to_jsonable(cfg), "interpreter": _interp_params(interp)})
+def _pgd_inputs(drv, pgd_rows, pgd_t, sel):
+    """The shared PGD run's inputs and stored record for the images at positions ``sel``."""
+    sel = torch.arange(*sel) if isinstance(sel, tuple) else torch.as_tensor(sel)
+    record = pgd_rows.set_index("position").loc[sel.tolist()].reset_index()
+    return {"x_pgd": pgd_t["x_adv"][sel], "pgd_record": record}
 
 
-def _main_interpreter(setup, interp, pgd_x):
-    """ADV2 vs PGD for one interpreter, benign-map target; returns (rows, tensors)."""
-    cfg = _adv2_config(setup, interp.name)
-    key = _main_key(setup, interp, cfg)
-    pgd_rows_all = None
+# =========================================================================== the experiments
 
-    def compute(lo, hi):
-        sel = torch.arange(lo, hi)
-        x, y, ct = _dev(setup.x[lo:hi], setup), _dev(setup.y[lo:hi], setup), _dev(setup.ct[lo:hi], setup)
-        x_pgd = _dev(pgd_x[lo:hi], setup)
-        benign = benign_map(interp, x, y)
-        pgd_map = interp(x_pgd, ct).detach()
-        res = ADV2(setup.victim, interp, config=cfg, seed=setup.seed, progress=setup.progress).attack(
-            x, ct, target_map=benign, true_class=y)
-        adv = _rows(setup, sel, "adv2", res.success, res.confidence, res.prediction, res.iteration,
-                    res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign.cpu()),
-                    cpu_seconds=res.cpu_seconds)
-        pr, pc = _predict(setup.victim, x_pgd, ct)
-        pgd = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct, x, x_pgd, 0.0,
-                    _map_rows(pgd_map.cpu(), benign.cpu()))
-        rows = pd.concat([pgd, adv], ignore_index=True)
-        rows.insert(0, "interpreter", interp.name)
-        tensors = {"x": x, "x_adv": res.x_adv, "x_pgd": x_pgd, "benign_map": benign, "adv_map": res.adv_map,
-                   "pgd_map": pgd_map, "target_map": benign, "true_class": y, "target_class": ct,
-                   "index": setup.indices[sel]}
-        return rows, tensors
-
-    rows, tensors = _run_batches(setup, key, setup.batches(), compute, f"main/{setup.victim_name}/{interp.name}")
-    return rows, tensors, cfg
+def run(spec: ExperimentSpec, engine=None, **options) -> ExperimentResult:
+    """Run the experiment ``spec.experiment`` (``options``: ``targets`` for patch, ``factors``
+    for budget)."""
+    return PLANS[spec.experiment](spec, engine, **options)
 
 
-@torch.no_grad()
-def _predict(victim, x, ct):
-    logits = victim(x)
-    return logits.argmax(1), torch.softmax(logits, 1).gather(1, ct.view(-1, 1)).squeeze(1)
-
-
-def _with_pgd_record(rows, pgd_rows):
-    """Copy the shared PGD run's iteration and timings into an experiment's PGD rows."""
-    rows = rows.copy()
-    is_pgd = rows["attack"] == "pgd"
-    source = pgd_rows.set_index("position").loc[rows.loc[is_pgd, "position"].tolist()]
-    for col in ("iteration", "seconds", "cpu_seconds"):
-        rows.loc[is_pgd, col] = source[col].to_numpy()
-    return rows
-
-
-def run_main(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
-             smoke=False, device="auto", results_dir=None, batch_size=None, progress=True) -> ExperimentResult:
-    """PGD vs ADV2 against each interpreter, benign-map target (the paper's main tables).
-
-    Per interpreter and image: the PGD example's map and the ADV2 example's map (both for
-    ``ct``, by the real interpreter) are compared with the benign map (for the true class).
-    ``examples`` holds ``attack`` in {"pgd", "adv2"}; ``summary`` gives ASR, MC, mean L1 to the
-    benign map and mean IoU per (interpreter, attack). See :class:`ExperimentResult`.
-    """
+def _main(spec, engine=None) -> ExperimentResult:
     start = time.perf_counter()
-    setup = _setup("main", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
-                   interpreters)
-    pgd_rows, pgd_t = _run_pgd(setup)
-    frames, figures, config = [], {}, {"pgd": _pgd_config(setup)}
-    for name, interp in setup.interpreters.items():
-        rows, tensors, cfg = _main_interpreter(setup, interp, pgd_t["x_adv"])
-        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
-        figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map",
-                                           "target_map", "true_class", "target_class", "index"))
-        config[name] = cfg
-    return _finish(setup, "main", frames, figures, config, start)
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+
+    def inputs(name, lo, hi):
+        return {"batch": drv.batch((lo, hi)), **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi))}
+
+    frames, figures, config = _attack_stage(drv, "main", inputs, lambda name: {}, f"main/{spec.victim}")
+    return drv.finish(frames, figures, {"pgd": drv.pgd_config, **config}, start)
 
 
-def _names(interpreters):
-    names = [interpreters] if isinstance(interpreters, str) else list(interpreters)
-    bad = [n for n in names if n not in INTERPRETERS]
-    if bad or not names:
-        raise ConfigError(f"unknown interpreter(s) {', '.join(map(repr, bad)) or '(none given)'}: "
-                          f"choose from {', '.join(INTERPRETERS)} (--interpreters)")
-    return names
-
-
-# =========================================================================== patch / shape targets
-
-def run_patch(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
-              smoke=False, device="auto", results_dir=None, batch_size=None, progress=True,
-              targets="shapes") -> ExperimentResult:
-    """ADV2 towards random patch/shape maps (paper Table 7 and its IoU figure).
-
-    ``targets="shapes"`` (default): the official generator, circles and rotated rectangles
-    (seed ``777 + seed``); ``"patches"``: axis-aligned rectangles. ``n_images`` targets are
-    drawn; each is paired with the selected benign image whose map is farthest from it, each
-    image at most 3 times (official pairing). Rows give ``l1_target`` (Δt), ``l1_benign`` (Δb)
-    and the IoU w.r.t. both, for ADV2 and -- as a reference -- for the shared PGD examples.
-    """
+def _patch(spec, engine=None, targets="shapes") -> ExperimentResult:
     if targets not in ("shapes", "patches"):
         raise ConfigError(f"targets must be 'shapes' or 'patches', got {targets!r}")
     start = time.perf_counter()
-    setup = _setup("patch", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
-                   interpreters)
-    pgd_rows, pgd_t = _run_pgd(setup)
-    frames, figures, config = [], {}, {"pgd": _pgd_config(setup), "targets": targets}
-    for name, interp in setup.interpreters.items():
-        cfg = _adv2_config(setup, name)
-        size = interp.native_size
-        generator = random_shape_maps if targets == "shapes" else random_patch_maps
-        target_maps = generator(setup.n_images, size, seed=777 + setup.seed)
-        benign_all = torch.cat([benign_map(interp, _dev(setup.x[lo:hi], setup), _dev(setup.y[lo:hi], setup)).cpu()
-                                for _, lo, hi in setup.batches()])
-        pair = pair_farthest(target_maps, benign_all, max_uses=3)
-        key = setup.key("patch", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": _interp_params(interp),
-                                                "targets": targets})
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+    generator = random_shape_maps if targets == "shapes" else random_patch_maps
+    target_maps, pairs, benign = {}, {}, {}
+    for name in spec.interpreters:
+        size = drv.local.interpreter(name).native_size
+        target_maps[name] = generator(spec.n_images, size, seed=777 + spec.seed)
+        calls = [Call(benign_maps, {"interpreter": name, "x": drv.x[lo:hi], "y": drv.y[lo:hi]},
+                      f"benign maps ({name}, batch {b})", drv.expect(name)) for b, lo, hi in spec.batches()]
+        benign[name] = torch.cat(drv.calls(calls, f"patch/{spec.victim}/{name} benign maps"))
+        pairs[name] = pair_farthest(target_maps[name], benign[name], max_uses=3)
 
-        def compute(lo, hi, interp=interp, cfg=cfg, target_maps=target_maps, pair=pair, benign_all=benign_all):
-            sel = pair[lo:hi]
-            x, y, ct = _dev(setup.x[sel], setup), _dev(setup.y[sel], setup), _dev(setup.ct[sel], setup)
-            mt, benign = target_maps[lo:hi], benign_all[sel]
-            res = ADV2(setup.victim, interp, config=cfg, seed=setup.seed, progress=setup.progress).attack(
-                x, ct, target_map=_dev(mt, setup), true_class=y)
-            x_pgd = _dev(pgd_t["x_adv"][sel], setup)
-            pgd_map = interp(x_pgd, ct).detach().cpu()
-            pr, pc = _predict(setup.victim, x_pgd, ct)
-            extra = {"target_id": torch.arange(lo, hi).numpy()}
-            adv = _rows(setup, sel, "adv2", res.success, res.confidence, res.prediction, res.iteration,
-                        res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign, mt), extra,
-                        cpu_seconds=res.cpu_seconds)
-            pgd = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct, x, x_pgd, 0.0,
-                        _map_rows(pgd_map, benign, mt), extra)
-            rows = pd.concat([pgd, adv], ignore_index=True)
-            rows.insert(0, "interpreter", interp.name)
-            return rows, {"x": x, "x_adv": res.x_adv, "x_pgd": x_pgd, "benign_map": benign, "adv_map": res.adv_map,
-                          "pgd_map": pgd_map, "target_map": mt, "true_class": y, "target_class": ct,
-                          "index": setup.indices[sel]}
+    def inputs(name, lo, hi):
+        sel = pairs[name][lo:hi]
+        return {"batch": drv.batch(sel), "target_map": target_maps[name][lo:hi], "benign": benign[name][sel],
+                "extra": {"target_id": torch.arange(lo, hi).numpy()}, **_pgd_inputs(drv, pgd_rows, pgd_t, sel)}
 
-        rows, tensors = _run_batches(setup, key, setup.batches(), compute, f"patch/{setup.victim_name}/{name}")
-        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
-        figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map",
-                                           "target_map", "true_class", "target_class", "index"))
-        config[name] = cfg
-    return _finish(setup, "patch", frames, figures, config, start)
+    frames, figures, config = _attack_stage(drv, "patch", inputs, lambda name: {"targets": targets},
+                                            f"patch/{spec.victim}")
+    return drv.finish(frames, figures, {"pgd": drv.pgd_config, "targets": targets, **config}, start)
 
 
-# =========================================================================== random class
-
-POOL_SIZE = {"full": 300, "smoke": 40}
-
-
-def run_random_class(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
-                     smoke=False, device="auto", results_dir=None, batch_size=None,
-                     progress=True) -> ExperimentResult:
-    """ADV2 towards another class's interpretation (paper Table 8).
-
-    For each attacked image (prediction target ``ct``), the interpretation target is the map,
-    for its own class ``c~t`` (``c~t`` not in {y, ct}), of a random correctly classified test
-    image of class ``c~t`` drawn from a pool disjoint from the attacked images
-    (:func:`adv2lib.targets.random_class_targets`). Rows: ASR, MC, ``l1_target``, IoU w.r.t.
-    the target and the benign map, for ADV2 and for the shared PGD examples.
-    """
+def _random_class(spec, engine=None) -> ExperimentResult:
     start = time.perf_counter()
-    setup = _setup("random_class", profile, victim, n_images, seed, smoke, device, results_dir, batch_size,
-                   progress, interpreters)
-    pgd_rows, pgd_t = _run_pgd(setup)
-    pool_n = POOL_SIZE["smoke" if smoke else "full"]
-    pool_idx, pool_x, pool_y = select_correct(setup.victim, setup.dataset, pool_n, seed + 1000,
-                                              exclude=setup.indices.tolist())
-    frames, figures, config = [], {}, {"pgd": _pgd_config(setup), "pool_size": pool_n}
-    for name, interp in setup.interpreters.items():
-        cfg = _adv2_config(setup, name)
-        key = setup.key("random_class", name, "adv2", {"attack": to_jsonable(cfg),
-                                                       "interpreter": _interp_params(interp), "pool": pool_n,
-                                                       "pool_data": fingerprint.tensors(pool_idx, pool_x, pool_y)})
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+    pool_n = POOL_SIZE["smoke" if spec.smoke else "full"]
+    pool = drv.select(pool_n, spec.seed + 1000, exclude=drv.indices.tolist())
+    shared = Shared(pool)
+    params = {"pool": pool_n, "pool_data": fingerprint.tensors(*pool)}
 
-        def compute(lo, hi, interp=interp, cfg=cfg):
-            sel = torch.arange(lo, hi)
-            x, y, ct = _dev(setup.x[lo:hi], setup), _dev(setup.y[lo:hi], setup), _dev(setup.ct[lo:hi], setup)
-            mt, src_pos, src_class = random_class_targets(interp, _dev(pool_x, setup), pool_y, setup.y[lo:hi],
-                                                          setup.ct[lo:hi], seed=setup.seed * 7919 + lo)
-            mt = mt.detach()
-            benign = benign_map(interp, x, y).cpu()
-            res = ADV2(setup.victim, interp, config=cfg, seed=setup.seed, progress=setup.progress).attack(
-                x, ct, target_map=mt, true_class=y)
-            x_pgd = _dev(pgd_t["x_adv"][lo:hi], setup)
-            pgd_map = interp(x_pgd, ct).detach().cpu()
-            pr, pc = _predict(setup.victim, x_pgd, ct)
-            extra = {"source_index": pool_idx[src_pos].numpy(), "source_class": src_class.numpy()}
-            adv = _rows(setup, sel, "adv2", res.success, res.confidence, res.prediction, res.iteration,
-                        res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), benign, mt.cpu()),
-                        extra, cpu_seconds=res.cpu_seconds)
-            pgd = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct, x, x_pgd, 0.0,
-                        _map_rows(pgd_map, benign, mt.cpu()), extra)
-            rows = pd.concat([pgd, adv], ignore_index=True)
-            rows.insert(0, "interpreter", interp.name)
-            return rows, {"x": x, "x_adv": res.x_adv, "x_pgd": x_pgd, "benign_map": benign, "adv_map": res.adv_map,
-                          "pgd_map": pgd_map, "target_map": mt, "target_image": pool_x[src_pos],
-                          "true_class": y, "target_class": ct, "source_class": src_class,
-                          "index": setup.indices[sel]}
+    def inputs(name, lo, hi):
+        return {"batch": drv.batch((lo, hi)), "pool": shared, "pool_seed": spec.seed * 7919 + lo,
+                **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi))}
 
-        rows, tensors = _run_batches(setup, key, setup.batches(), compute,
-                                     f"random_class/{setup.victim_name}/{name}")
-        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
-        figures[name] = _figures(tensors, ("x", "x_pgd", "x_adv", "benign_map", "pgd_map", "adv_map", "target_map",
-                                           "target_image", "true_class", "target_class", "source_class", "index"))
-        config[name] = cfg
-    return _finish(setup, "random_class", frames, figures, config, start)
+    frames, figures, config = _attack_stage(drv, "random_class", inputs, lambda name: params,
+                                            f"random_class/{spec.victim}",
+                                            ATTACK_FIGURES + ("target_image", "source_class"))
+    return drv.finish(frames, figures, {"pgd": drv.pgd_config, "pool_size": pool_n, **config}, start)
 
 
-# =========================================================================== transfer
+def _main_key(drv, name) -> RunKey:
+    return drv.key("main", name, "adv2", {"attack": to_jsonable(drv.adv2_config(name)),
+                                          "interpreter": drv.interp_params[name]})
 
-def run_transfer(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
-                 smoke=False, device="auto", results_dir=None, batch_size=None, progress=True) -> ExperimentResult:
-    """Transferability across interpreters (paper Table 9): the ADV2 inputs of the main
-    experiment, built against interpreter A (rows; plus the shared PGD inputs, row ``pgd``),
-    explained by interpreter B (columns) for ``ct``; entry = L1 to B's benign map.
 
-    The adversarial inputs are *reused* from the main experiment's store (the main
-    experiment runs first when they are missing). ``matrix`` is the full table, diagonal
-    included (the diagonal equals the main experiment's ADV2 L1).
-    """
+def _transfer(spec, engine=None) -> ExperimentResult:
     start = time.perf_counter()
-    setup = _setup("transfer", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
-                   interpreters)
-    _, pgd_t = _run_pgd(setup)
-    sources, benign = {}, {}
-    names, interps = list(setup.interpreters), setup.interpreters
-    missing = []
-    for name, interp in interps.items():
-        key = _main_key(setup, interp, _adv2_config(setup, name))
-        if any(setup.store.try_load(key, b) is None for b, _, _ in setup.batches()):
-            missing.append(name)
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+    chosen = list(spec.interpreters)
+    missing = [name for name in chosen
+               if any(drv.store.try_load(_main_key(drv, name), b) is None for b, _, _ in spec.batches())]
     if missing:
-        run_main(profile=profile, victim=victim, interpreters=missing, n_images=n_images, seed=seed, smoke=smoke,
-                 device=device, results_dir=results_dir, batch_size=batch_size, progress=progress)
-    for name, interp in interps.items():
-        key = _main_key(setup, interp, _adv2_config(setup, name))
-        rows, tensors = setup.store.load_run(key, [b for b, _, _ in setup.batches()])
+        run(ExperimentSpec(**{**spec.__dict__, "experiment": "main", "interpreters": tuple(missing)}), drv.engine)
+    sources, benign = {}, {}
+    for name in chosen:
+        rows, tensors = drv.store.load_run(_main_key(drv, name), [b for b, _, _ in spec.batches()])
         adv = rows[rows.attack == "adv2"].sort_values("position")
         sources[name] = (tensors["x_adv"], torch.tensor(adv["success"].to_numpy(dtype=bool).copy()))
         benign[name] = tensors["benign_map"]
-    pr_all, _ = _predict(setup.victim, _dev(pgd_t["x_adv"], setup), _dev(setup.ct, setup))
-    sources["pgd"] = (pgd_t["x_adv"], (pr_all.cpu() == setup.ct))
-    frames, figures = [], {s: {"x_adv": sources[s][0][:N_FIGURE_EXAMPLES].clone(), "maps": {}} for s in sources}
-    for tname, interp in interps.items():
-        key = setup.key("transfer", tname, "transfer",
-                        {"interpreter": _interp_params(interp), "sources": sorted(sources),
-                         "attacks": {s: to_jsonable(_adv2_config(setup, s)) for s in names},
-                         "pgd": to_jsonable(_pgd_config(setup))})
-
-        def compute(lo, hi, interp=interp, tname=tname):
-            out, maps = [], {}
-            ct = _dev(setup.ct[lo:hi], setup)
-            ref = benign[tname][lo:hi]
-            for sname, (x_adv, success) in sources.items():
-                m = interp(_dev(x_adv[lo:hi], setup), ct).detach().cpu()
-                maps[f"map_{sname}"] = m
-                cols = _map_rows(m, ref)
-                out.append(pd.DataFrame({
-                    "source": sname, "target": tname, "index": setup.indices[lo:hi].numpy(),
-                    "position": torch.arange(lo, hi).numpy(), "true_class": setup.y[lo:hi].numpy(),
-                    "target_class": setup.ct[lo:hi].numpy(), "success": success[lo:hi].numpy(),
-                    "l1_benign": cols["l1_benign"], "iou_benign_mean": cols["iou_benign_mean"],
-                    **{k: v for k, v in cols.items() if k.startswith("iou_benign_") and k != "iou_benign_mean"},
-                }))
-            return pd.concat(out, ignore_index=True), {"benign_map": ref, **maps}
-
-        rows, tensors = _run_batches(setup, key, setup.batches(), compute, f"transfer/{setup.victim_name}/{tname}")
+    pgd_success = pgd_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy()
+    sources["pgd"] = (pgd_t["x_adv"], torch.tensor(pgd_success))
+    keys, jobs = {}, []
+    for tname in chosen:
+        keys[tname] = drv.key("transfer", tname, "transfer",
+                              {"interpreter": drv.interp_params[tname], "sources": sorted(sources),
+                               "attacks": {s: to_jsonable(drv.adv2_config(s)) for s in chosen},
+                               "pgd": to_jsonable(drv.pgd_config)})
+        jobs += [drv.job(keys[tname], b, transfer_batch, interpreter=tname, batch=drv.batch((lo, hi)),
+                         sources={s: (x[lo:hi], ok[lo:hi]) for s, (x, ok) in sources.items()},
+                         benign=benign[tname][lo:hi]) for b, lo, hi in spec.batches()]
+    done = drv.stage(jobs, f"transfer/{spec.victim}")
+    frames = []
+    figures = {s: {"x_adv": sources[s][0][:N_FIGURE_EXAMPLES].clone(), "maps": {}} for s in sources}
+    for tname, key in keys.items():
+        rows, tensors = drv.collect(done, key)
         frames.append(rows.drop(columns="batch"))
         for s in sources:
             figures[s]["maps"][tname] = tensors[f"map_{s}"][:N_FIGURE_EXAMPLES].clone()
@@ -685,15 +638,10 @@ def run_transfer(profile="embedded", victim="resnet", interpreters=INTERPRETERS,
     # A transfer row has no confidence of its own; ``asr`` in its summary is the source attack's.
     examples["confidence"] = float("nan")
     matrix = metrics.transfer_matrix(examples, "l1_benign")
-    result = _finish(setup, "transfer", [examples], figures, {"sources": sorted(sources)}, start, matrix=matrix)
+    result = drv.finish([examples], figures, {"sources": sorted(sources)}, start, matrix=matrix)
     result.summary = result.summary.drop(columns=["mc"], errors="ignore")
     result.examples = result.examples.drop(columns=["confidence"])
     return result
-
-
-# =========================================================================== budget
-
-BUDGET_FACTORS = (1, 2, 4)
 
 
 def budget_label(factor) -> str:
@@ -701,75 +649,109 @@ def budget_label(factor) -> str:
     return f"adv2 x{factor:g}"
 
 
-def run_budget(profile="embedded", victim="resnet", interpreters=("grad", "mask"), n_images=20, seed=0,
-               smoke=False, device="auto", results_dir=None, batch_size=None, progress=True,
-               factors=BUDGET_FACTORS) -> ExperimentResult:
-    """ADV2 with a larger iteration budget: is the gap between our numbers and the paper's a budget gap?
-
-    The embedded presets run far fewer stage-2 iterations than the official code (GRAD 100 instead
-    of 704, MASK 40 outer iterations instead of 1000). For each interpreter and ``factor`` this
-    runs the main experiment's ADV2 (benign-map target, same images and target classes) with
-    :func:`~adv2lib.attacks.scale_budget`\ ``(preset, factor)``: ``factor`` times the stage-2
-    iterations, same warm start and, for MASK, the same number of full-MASK snapshots. Rows are
-    labelled ``attack = "adv2 x<factor>"`` (column ``budget`` holds the factor and
-    ``stage2_steps`` the iterations); PGD rows (the shared PGD inputs' maps) are the reference.
-    Not an experiment of the paper.
-    """
+def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
     start = time.perf_counter()
     factors = tuple(float(f) if float(f) != int(f) else int(f) for f in factors)
     if not factors or any(f <= 0 for f in factors):
         raise ConfigError(f"budget factors must be positive numbers, got {factors}")
-    setup = _setup("budget", profile, victim, n_images, seed, smoke, device, results_dir, batch_size, progress,
-                   interpreters)
-    pgd_rows, pgd_t = _run_pgd(setup)
-    frames, config = [], {"pgd": _pgd_config(setup), "factors": list(factors)}
-    for name, interp in setup.interpreters.items():
-        benign_all = {}
-
-        def benign(lo, hi, interp=interp, benign_all=benign_all):
-            if (lo, hi) not in benign_all:
-                benign_all[(lo, hi)] = benign_map(interp, _dev(setup.x[lo:hi], setup),
-                                                  _dev(setup.y[lo:hi], setup)).cpu()
-            return benign_all[(lo, hi)]
-
-        def reference(lo, hi, interp=interp, benign=benign):
-            sel, ct = torch.arange(lo, hi), _dev(setup.ct[lo:hi], setup)
-            x_pgd = _dev(pgd_t["x_adv"][lo:hi], setup)
-            pgd_map = interp(x_pgd, ct).detach().cpu()
-            pr, pc = _predict(setup.victim, x_pgd, ct)
-            rows = _rows(setup, sel, "pgd", pr == ct, pc, pr, torch.full_like(ct, -1), pr == ct,
-                         setup.x[lo:hi], x_pgd, 0.0, _map_rows(pgd_map, benign(lo, hi)), {"budget": 0.0})
-            rows.insert(0, "interpreter", interp.name)
-            return rows, {"pgd_map": pgd_map}
-
-        key = setup.key("budget", name, "pgd", {"interpreter": _interp_params(interp)})
-        rows, _ = _run_batches(setup, key, setup.batches(), reference, f"budget/{setup.victim_name}/{name}/pgd")
-        frames.append(_with_pgd_record(rows, pgd_rows).drop(columns="batch"))
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+    config = {"pgd": drv.pgd_config, "factors": list(factors)}
+    runs, jobs = [], []
+    for name in spec.interpreters:
+        key = drv.key("budget", name, "pgd", {"interpreter": drv.interp_params[name]})
+        runs.append((key, True))
+        jobs += [drv.job(key, b, pgd_maps_batch, interpreter=name, batch=drv.batch((lo, hi)),
+                         extra={"budget": 0.0}, **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)))
+                 for b, lo, hi in spec.batches()]
         config[name] = {}
         for factor in factors:
-            cfg = scale_budget(_adv2_config(setup, name), factor)
-            label = budget_label(factor)
+            cfg = scale_budget(drv.adv2_config(name), factor)
+            key = drv.key("budget", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": drv.interp_params[name],
+                                                   "factor": factor})
+            runs.append((key, False))
+            jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
+                             seed=spec.seed, label=budget_label(factor), keep=("x_adv", "adv_map"),
+                             extra={"budget": float(factor), "stage2_steps": int(cfg.steps)},
+                             progress=drv.inner_progress)
+                     for b, lo, hi in spec.batches()]
+            config[name][budget_label(factor)] = cfg
+    done = drv.stage(jobs, f"budget/{spec.victim}")
+    frames = [drv.collect(done, key)[0].drop(columns="batch") for key, _ in runs]
+    return drv.finish(frames, {}, config, start)
 
-            def compute(lo, hi, interp=interp, cfg=cfg, factor=factor, label=label, benign=benign):
-                sel = torch.arange(lo, hi)
-                x, y, ct = _dev(setup.x[lo:hi], setup), _dev(setup.y[lo:hi], setup), _dev(setup.ct[lo:hi], setup)
-                target = benign(lo, hi)
-                res = ADV2(setup.victim, interp, config=cfg, seed=setup.seed, progress=setup.progress).attack(
-                    x, ct, target_map=_dev(target, setup), true_class=y)
-                rows = _rows(setup, sel, label, res.success, res.confidence, res.prediction, res.iteration,
-                             res.selected, x, res.x_adv, res.seconds, _map_rows(res.adv_map.cpu(), target),
-                             {"budget": float(factor), "stage2_steps": int(cfg.steps)},
-                             cpu_seconds=res.cpu_seconds)
-                rows.insert(0, "interpreter", interp.name)
-                return rows, {"x_adv": res.x_adv, "adv_map": res.adv_map}
 
-            key = setup.key("budget", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": _interp_params(interp),
-                                                     "factor": factor})
-            rows, _ = _run_batches(setup, key, setup.batches(), compute,
-                                   f"budget/{setup.victim_name}/{name}/x{factor:g}")
-            frames.append(rows.drop(columns="batch"))
-            config[name][label] = cfg
-    return _finish(setup, "budget", frames, {}, config, start)
+PLANS = {"main": _main, "patch": _patch, "random_class": _random_class, "transfer": _transfer, "budget": _budget}
+
+
+_SPEC_ARGUMENTS = [p for name, p in inspect.signature(ExperimentSpec.make).parameters.items()
+                   if name not in ("cls", "experiment")]
+
+
+def _entry(experiment: str, doc: str, defaults: dict | None = None, **options):
+    """The public ``run_<experiment>`` function: :meth:`ExperimentSpec.make`'s arguments (with
+    ``defaults`` replacing some of their defaults), then ``engine`` and the experiment's
+    ``options``; it builds the spec and calls :func:`run`."""
+    params = [p.replace(default=(defaults or {}).get(p.name, p.default)) for p in _SPEC_ARGUMENTS]
+    params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+               for name, default in {"engine": None, **options}.items()]
+    signature = inspect.Signature(params, return_annotation=ExperimentResult)
+
+    def entry(*args, **kwargs):
+        arguments = signature.bind(*args, **kwargs)
+        arguments.apply_defaults()
+        given = dict(arguments.arguments)
+        engine = given.pop("engine")
+        chosen = {name: given.pop(name) for name in options}
+        return run(ExperimentSpec.make(experiment, **given), engine, **chosen)
+
+    entry.__name__ = entry.__qualname__ = f"run_{experiment}"
+    entry.__signature__, entry.__doc__, entry.__module__ = signature, doc, __name__
+    return entry
+
+
+run_main = _entry("main", """PGD vs ADV2 against each interpreter, benign-map target (the paper's main tables).
+
+    Per interpreter and image: the PGD example's map and the ADV2 example's map (both for
+    ``ct``, by the real interpreter) are compared with the benign map (for the true class).
+    ``examples`` holds ``attack`` in {"pgd", "adv2"}; ``summary`` gives ASR, MC, mean L1 to the
+    benign map and mean IoU per (interpreter, attack). See :class:`ExperimentResult`.
+    """)
+run_patch = _entry("patch", """ADV2 towards random patch/shape maps (paper Table 7 and its IoU figure).
+
+    ``targets="shapes"`` (default): the official generator, circles and rotated rectangles
+    (seed ``777 + seed``); ``"patches"``: axis-aligned rectangles. ``n_images`` targets are
+    drawn; each is paired with the selected benign image whose map is farthest from it, each
+    image at most 3 times (official pairing). Rows give ``l1_target`` (Δt), ``l1_benign`` (Δb)
+    and the IoU w.r.t. both, for ADV2 and -- as a reference -- for the shared PGD examples.
+    """, targets="shapes")
+run_random_class = _entry("random_class", """ADV2 towards another class's interpretation (paper Table 8).
+
+    For each attacked image (prediction target ``ct``), the interpretation target is the map,
+    for its own class ``c~t`` (``c~t`` not in {y, ct}), of a random correctly classified test
+    image of class ``c~t`` drawn from a pool disjoint from the attacked images
+    (:func:`adv2lib.targets.random_class_targets`). Rows: ASR, MC, ``l1_target``, IoU w.r.t.
+    the target and the benign map, for ADV2 and for the shared PGD examples.
+    """)
+run_transfer = _entry("transfer", """Transferability across interpreters (paper Table 9): the ADV2 inputs of the main
+    experiment, built against interpreter A (rows; plus the shared PGD inputs, row ``pgd``),
+    explained by interpreter B (columns) for ``ct``; entry = L1 to B's benign map.
+
+    The adversarial inputs are *reused* from the main experiment's store (the main
+    experiment runs first when they are missing). ``matrix`` is the full table, diagonal
+    included (the diagonal equals the main experiment's ADV2 L1).
+    """)
+run_budget = _entry("budget", """ADV2 with a larger iteration budget: is the gap between our numbers and the paper's a budget gap?
+
+    The embedded presets run far fewer stage-2 iterations than the official code (GRAD 100 instead
+    of 704, MASK 40 outer iterations instead of 1000). For each interpreter and ``factor`` this
+    runs the main experiment's ADV2 (benign-map target, same images and target classes) with
+    ``scale_budget(preset, factor)`` (:func:`~adv2lib.attacks.scale_budget`): ``factor`` times the stage-2
+    iterations, same warm start and, for MASK, the same number of full-MASK snapshots. Rows are
+    labelled ``attack = "adv2 x<factor>"`` (column ``budget`` holds the factor and
+    ``stage2_steps`` the iterations); PGD rows (the shared PGD inputs' maps) are the reference.
+    Not an experiment of the paper.
+    """, defaults={"interpreters": ("grad", "mask"), "n_images": 20}, factors=BUDGET_FACTORS)
 
 
 EXPERIMENTS = {"main": run_main, "patch": run_patch, "random_class": run_random_class, "transfer": run_transfer,

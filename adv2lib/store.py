@@ -248,7 +248,9 @@ class ResultsStore:
         return data
 
     @staticmethod
-    def _concat(loaded: dict):
+    def concat(loaded: dict):
+        """``{batch: (rows, tensors)}`` -> rows concatenated in batch order (with a ``batch``
+        column) and every tensor concatenated along the example dimension."""
         import pandas as pd
 
         frames, tensors = [], {}
@@ -265,7 +267,7 @@ class ResultsStore:
         """All (or the listed) batches of ``key``: rows concatenated (with a ``batch`` column)
         and every tensor concatenated along the example dimension."""
         wanted = self.batches(key) if batches is None else list(batches)
-        return self._concat({b: self.load_batch(key, b) for b in wanted})
+        return self.concat({b: self.load_batch(key, b) for b in wanted})
 
     # ---------------------------------------------------------------- computing
     def ensure_batches(self, key: RunKey, batch_ids: Iterable[int], compute: Callable[[int], tuple],
@@ -285,7 +287,7 @@ class ResultsStore:
         loaded = {b: data for b in batch_ids if (data := self.try_load(key, b)) is not None}
         todo = [b for b in batch_ids if b not in loaded]
         if not todo:
-            return self._concat({b: loaded[b] for b in batch_ids})
+            return self.concat({b: loaded[b] for b in batch_ids})
         (self.run_dir(key) / LOCKS_DIR).mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=len(todo), desc=desc, disable=not progress, leave=False)
 
@@ -317,7 +319,7 @@ class ResultsStore:
                 compute_locked(b, FileLock(self.lock_path(key, b)))
         finally:
             bar.close()
-        return self._concat({b: loaded[b] for b in batch_ids})
+        return self.concat({b: loaded[b] for b in batch_ids})
 
     # ---------------------------------------------------------------- listing
     def manifests(self, **filters) -> list[dict]:

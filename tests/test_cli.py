@@ -36,7 +36,7 @@ def fails_with(capsys, argv, match):
     (["experiment", "main", "--batch-size", "0"], "batch_size must be a positive integer, got 0 (--batch-size)"),
     (["experiment", "main", "--batch-size", "-1"], "got -1 (--batch-size)"),
     (["experiment", "main", "--seed", "-1"], "seed must be a non-negative integer"),
-    (["experiment", "main", "--interpreters", "grad", "smoothgrad"], "unknown interpreter(s) 'smoothgrad'"),
+    (["experiment", "main", "--interpreters", "grad", "lime"], "unknown interpreter(s) 'lime'"),
     (["experiment", "main", "--device", "tpu"], "unknown device 'tpu'"),
     (["book", "--n-images", "0", "--no-build"], "n_images must be a positive integer, got 0"),
     (["book", "--only", "nope", "--no-build"], "unknown notebook(s) nope"),

@@ -59,8 +59,10 @@ def world(tmp_path_factory):
 def base_params(world, monkeypatch, folder, weights):
     monkeypatch.setenv("IMAGENET_VAL_DIR", str(world / folder))
     monkeypatch.setenv("ADV2_WEIGHTS_DIR", str(world / weights))
-    setup = experiments._setup("main", "imagenet", "resnet", 1, 0, True, "cpu", world / "store", 1, False, ("cam",))
-    return setup.base_params, setup.manifest_extra
+    spec = experiments.ExperimentSpec.make("main", "imagenet", "resnet", ("cam",), n_images=1, smoke=True,
+                                           device="cpu", results_dir=world / "store", batch_size=1, progress=False)
+    driver = experiments.prepare(spec)
+    return driver.base_params, driver.manifest_extra
 
 
 def test_imagenet_keys_follow_the_folder_and_the_weights_file(world, monkeypatch):

@@ -76,12 +76,12 @@ def _trained_resnet_available():
 
 @pytest.mark.skipif(not _trained_resnet_available(), reason="needs the trained embedded ResNet and Fashion-MNIST")
 def test_experiment_resumes_after_interruption(tmp_path, monkeypatch):
-    from adv2lib import experiments
+    from adv2lib import experiments, tasks
 
     kwargs = dict(victim="resnet", interpreters=("cam",), n_images=4, smoke=True, device="cpu",
                   batch_size=2, progress=False)
     calls = {"n": 0}
-    real = experiments.ADV2
+    real = tasks.ADV2
 
     class Flaky(real):
         def attack(self, *args, **kw):
@@ -90,7 +90,7 @@ def test_experiment_resumes_after_interruption(tmp_path, monkeypatch):
                 raise KeyboardInterrupt("simulated interruption in batch 1")
             return super().attack(*args, **kw)
 
-    monkeypatch.setattr(experiments, "ADV2", Flaky)
+    monkeypatch.setattr(tasks, "ADV2", Flaky)
     with pytest.raises(KeyboardInterrupt):
         experiments.run_main(results_dir=tmp_path / "a", **kwargs)
     store = ResultsStore(tmp_path / "a")

@@ -1,0 +1,310 @@
+"""The batch tasks every experiment is made of: pure functions of their explicit inputs.
+
+An experiment (:mod:`adv2lib.experiments`) is a plan: stages of tasks, each task one batch of
+images. A task is ``fn(ctx, **inputs)``, where ``inputs`` are CPU tensors and small values
+(classes, targets, frozen configs, seeds) and ``ctx`` is a :class:`Context`: the victim and
+its interpreters, built in the process that runs the task from a :class:`WorkerSpec`
+(profile, victim, smoke, device). The serial engine calls the functions in the driver's
+process with the driver's context; the Ray engine (:mod:`adv2lib.engines`) ships the spec
+and the inputs to a worker, which builds (and keeps, per process) its own context. Every
+random draw inside a task comes from an explicit seed, so a task gives the same numbers in
+whatever process, order or machine it runs (on the same device type and thread count).
+
+==========================  ==============================================================
+task                        returns
+==========================  ==============================================================
+:func:`select_chunk`        which images of a chunk the victim classifies correctly
+:func:`benign_maps`         an interpreter's maps of clean images for their true classes
+:func:`pgd_batch`           the shared PGD baseline on a batch: rows, ``x_adv``
+:func:`attack_batch`        ADV2 on a batch (+ the PGD inputs' maps): rows, tensors
+:func:`transfer_batch`      one interpreter's maps of other attacks' inputs: rows, tensors
+==========================  ==============================================================
+
+A context checks that the weights it loaded are the driver's (the state-dict hashes that
+are part of the run keys): a worker on a node with other weights files refuses to compute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from . import fingerprint, metrics
+from .attacks import ADV2, PGD
+from .errors import WeightsMismatchError
+from .targets import benign_map, random_class_targets
+
+__all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "benign_maps",
+           "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
+
+#: MASK's iterations in smoke runs (the full preset runs 300 embedded / 500 ImageNet).
+SMOKE_MASK_ITERATIONS = 20
+#: Columns of a row in this order (then the map columns, then experiment-specific ones).
+ROW_ORDER = ("interpreter", "attack", "index", "position", "true_class", "target_class", "prediction", "success",
+             "confidence", "iteration", "selected", "linf", "seconds", "cpu_seconds")
+#: What a PGD row of an interpreter's batch takes from the shared PGD run (joined by position).
+PGD_RECORD = ("prediction", "success", "confidence", "iteration", "selected", "linf", "seconds", "cpu_seconds")
+
+
+# =========================================================================== context
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a process needs to rebuild an experiment's models: picklable and hashable."""
+
+    profile: str
+    victim: str
+    smoke: bool
+    device: str = "auto"
+
+
+@dataclass
+class Context:
+    """The victim (on ``device``, eval mode) and its interpreters, built on first use."""
+
+    spec: WorkerSpec
+    victim: torch.nn.Module
+    device: torch.device
+    fingerprint: str
+    interpreters: dict = field(default_factory=dict)
+    checked: set = field(default_factory=set)
+
+    def interpreter(self, name: str):
+        if name not in self.interpreters:
+            from .interpreters import build_interpreter
+
+            kwargs = {"iterations": SMOKE_MASK_ITERATIONS} if name == "mask" and self.spec.smoke else {}
+            self.interpreters[name] = build_interpreter(name, self.victim, **kwargs)
+        return self.interpreters[name]
+
+    def check(self, expected: dict | None) -> None:
+        """Refuse to compute with weights other than the driver's (``expected``: the victim's
+        and the interpreters' fingerprints, as in the run keys)."""
+        for what, value in (expected or {}).items():
+            if (what, value) in self.checked:
+                continue
+            if what == "victim_weights":
+                mine = self.fingerprint
+            else:
+                mine = _params_digest(interpreter_params(self.interpreter(what)))
+            if mine != value:
+                raise WeightsMismatchError(
+                    f"this worker's {what if what != 'victim_weights' else 'victim'} weights differ from the "
+                    f"driver's ({mine} != {value}): give every node the same weights files (ADV2_WEIGHTS_DIR)")
+            self.checked.add((what, value))
+
+    def to_device(self, *tensors):
+        return [None if t is None else t.to(self.device) for t in tensors]
+
+
+def build_context(spec: WorkerSpec) -> Context:
+    """Load the victim for ``spec`` (its committed or torchvision weights) on the spec's device."""
+    from .models import load_victim
+    from .utils import resolve_device
+
+    device = resolve_device(spec.device)
+    victim = load_victim(spec.victim, spec.profile, device=device)
+    return Context(spec, victim, device, fingerprint.state_dict(victim))
+
+
+_CONTEXTS: dict = {}
+
+
+def context(spec: WorkerSpec, expected: dict | None = None) -> Context:
+    """The process's context for ``spec`` (built once per process), checked against ``expected``.
+    A cached context whose victim no longer matches ``expected`` (its file changed) is rebuilt."""
+    ctx = _CONTEXTS.get(spec)
+    if ctx is None or (expected and expected.get("victim_weights") not in (None, ctx.fingerprint)):
+        ctx = _CONTEXTS[spec] = build_context(spec)
+    ctx.check(expected)
+    return ctx
+
+
+def interpreter_params(interp) -> dict:
+    """An interpreter's settings and weights, as they enter the run keys."""
+    from .store import to_jsonable
+
+    params = {"name": interp.name}
+    if hasattr(interp, "config"):
+        params["config"] = to_jsonable(interp.config)
+    if interp.name == "rts":
+        params["weights"] = fingerprint.state_dict(interp.net)
+        if interp.encoder is not interp.victim:
+            params["encoder"] = fingerprint.state_dict(interp.encoder)
+        params["model_confidence"] = float(interp.model_confidence)
+    for attr in ("pool", "score", "tau", "seed"):
+        if hasattr(interp, attr):
+            params[attr] = to_jsonable(getattr(interp, attr))
+    return params
+
+
+def _params_digest(params: dict) -> str:
+    from .store import params_hash
+
+    return params_hash(params)
+
+
+# =========================================================================== batches and rows
+
+@dataclass(frozen=True)
+class Batch:
+    """Images of one task: their rank in the selection (``positions``), test-set ``indices``,
+    images ``x``, true classes ``y`` and target classes ``ct`` (CPU tensors)."""
+
+    positions: torch.Tensor
+    indices: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    ct: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def identity(self) -> dict:
+        return {"index": self.indices.numpy(), "position": self.positions.numpy(),
+                "true_class": self.y.numpy(), "target_class": self.ct.numpy()}
+
+
+def map_columns(adv_map, benign, target=None) -> dict:
+    """L1 and IoU columns of ``adv_map`` against the benign map (and a distinct target)."""
+    adv_map, benign = adv_map.cpu(), benign.cpu()
+    out = {"l1_benign": metrics.l1_distance(adv_map, benign).numpy()}
+    out.update(_iou_columns(adv_map, benign, "benign"))
+    ref = benign if target is None else target.cpu()
+    out["l1_target"] = metrics.l1_distance(adv_map, ref).numpy()
+    if target is not None:
+        out.update(_iou_columns(adv_map, ref, "target"))
+    return out
+
+
+def _iou_columns(a, b, name) -> dict:
+    curve = metrics.iou_curve(a, b)
+    out = {f"iou_{name}_{int(round(k * 100)):02d}": curve[:, j].numpy() for j, k in enumerate(metrics.IOU_KS)}
+    out[f"iou_{name}_mean"] = curve.mean(1).numpy()
+    return out
+
+
+def _frame(batch: Batch, columns: dict, extra: dict | None = None) -> pd.DataFrame:
+    """Rows of ``batch`` in :data:`ROW_ORDER`, then the remaining columns, then ``extra``."""
+    cols = {**batch.identity(), **columns}
+    ordered = {c: cols.pop(c) for c in ROW_ORDER if c in cols}
+    frame = pd.DataFrame({**ordered, **cols})
+    for k, v in (extra or {}).items():
+        frame[k] = v
+    return frame
+
+
+def result_rows(batch: Batch, res, label: str, map_cols: dict, extra: dict | None = None) -> pd.DataFrame:
+    """Rows of an :class:`~adv2lib.attacks.result.AttackResult` (via its ``to_frame``) for ``batch``."""
+    rec = res.to_frame(batch.x)
+    n = max(1, len(batch))
+    cols = {c: rec[c].to_numpy() for c in ("prediction", "success", "confidence", "iteration", "selected", "linf")}
+    cols["success"], cols["selected"] = cols["success"].astype(bool), cols["selected"].astype(bool)
+    cols.update(interpreter=res.interpreter or "none", attack=label, seconds=float(res.seconds) / n,
+                cpu_seconds=float(res.cpu_seconds) / n, **map_cols)
+    return _frame(batch, cols, extra)
+
+
+# =========================================================================== tasks
+
+@torch.no_grad()
+def select_chunk(ctx: Context, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Which images of ``x`` the victim classifies as ``y`` (bool, CPU)."""
+    (xd,) = ctx.to_device(x)
+    return ctx.victim(xd).argmax(1).cpu() == y
+
+
+def benign_maps(ctx: Context, interpreter: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``interpreter``'s maps of the clean images ``x`` for their true classes (CPU)."""
+    xd, yd = ctx.to_device(x, y)
+    return benign_map(ctx.interpreter(interpreter), xd, yd).cpu()
+
+
+def pgd_batch(ctx: Context, batch: Batch, config, seed: int, progress: bool = False):
+    """The shared PGD baseline on ``batch``: rows and ``{"x_adv"}``."""
+    x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
+    res = PGD(ctx.victim, config=config, seed=seed, progress=progress).attack(x, ct, true_class=y)
+    rows = result_rows(batch, res, "pgd", {})
+    return rows.drop(columns="interpreter"), {"x_adv": res.x_adv}
+
+
+def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int, *, label: str = "adv2",
+                 target_map=None, benign=None, pool=None, pool_seed: int | None = None, x_pgd=None,
+                 pgd_record=None, extra: dict | None = None, keep=None, progress: bool = False):
+    """ADV2 against ``interpreter`` on ``batch``: its rows and tensors. Given the shared PGD
+    inputs ``x_pgd`` and their stored record ``pgd_record`` (the PGD run's rows for these
+    images, :data:`PGD_RECORD` columns), also a PGD row per image: the record joined with the
+    maps of the PGD input under ``interpreter``.
+
+    The interpretation target is ``target_map`` when given; else, with ``pool = (test-set
+    indices, images, classes)``, another class's map (:func:`~adv2lib.targets.random_class_targets`, seeded by
+    ``pool_seed``); else the benign map. ``benign`` (maps of the clean images) is computed
+    when not given. ``keep``: names of the tensors to return (default: all).
+    """
+    interp = ctx.interpreter(interpreter)
+    x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
+    tensors, extra = {}, dict(extra or {})
+    if benign is None:
+        benign = benign_map(interp, x, y)
+    if pool is not None:
+        pool_idx, pool_x, pool_y = pool
+        target_map, src_pos, src_class = random_class_targets(interp, ctx.to_device(pool_x)[0], pool_y, batch.y,
+                                                              batch.ct, seed=pool_seed)
+        target_map = target_map.detach()
+        extra.update(source_index=pool_idx[src_pos].numpy(), source_class=src_class.numpy())
+        tensors.update(target_image=pool_x[src_pos], source_class=src_class)
+    own_target = target_map is not None
+    mt = benign if target_map is None else target_map
+    res = ADV2(ctx.victim, interp, config=config, seed=seed, progress=progress).attack(
+        x, ct, target_map=ctx.to_device(mt)[0], true_class=y)
+    ref = mt.cpu() if own_target else None
+    rows = [result_rows(batch, res, label, map_columns(res.adv_map, benign, ref), extra)]
+    tensors.update(x=x, x_adv=res.x_adv, benign_map=benign, adv_map=res.adv_map, target_map=mt,
+                   true_class=batch.y, target_class=batch.ct, index=batch.indices)
+    if x_pgd is not None:
+        (xp,) = ctx.to_device(x_pgd)
+        pgd_map = interp(xp, ct).detach()
+        rows.insert(0, _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign, ref), extra))
+        tensors.update(x_pgd=xp, pgd_map=pgd_map)
+    out = pd.concat(rows, ignore_index=True)
+    out["interpreter"] = interp.name
+    if keep is not None:
+        tensors = {k: tensors[k] for k in keep}
+    return out, tensors
+
+
+def _pgd_rows(batch: Batch, interpreter: str, record, map_cols: dict, extra: dict | None) -> pd.DataFrame:
+    """PGD rows: the shared PGD run's stored record of these images joined with their maps."""
+    record = record.reset_index(drop=True)
+    if record["position"].tolist() != batch.positions.tolist():
+        raise ValueError("the PGD record does not belong to this batch's images")
+    cols = {c: record[c].to_numpy() for c in PGD_RECORD}
+    return _frame(batch, {"interpreter": interpreter, "attack": "pgd", **cols, **map_cols}, extra)
+
+
+def pgd_maps_batch(ctx: Context, interpreter: str, batch: Batch, x_pgd, pgd_record, extra: dict | None = None):
+    """PGD rows of ``batch`` under ``interpreter`` (the PGD record joined with the maps of the
+    PGD inputs against the benign map) and ``{"pgd_map"}``."""
+    interp = ctx.interpreter(interpreter)
+    x, y, ct, xp = ctx.to_device(batch.x, batch.y, batch.ct, x_pgd)
+    pgd_map = interp(xp, ct).detach()
+    rows = _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign_map(interp, x, y)), extra)
+    return rows, {"pgd_map": pgd_map}
+
+
+def transfer_batch(ctx: Context, interpreter: str, batch: Batch, sources: dict, benign):
+    """``interpreter``'s maps (for ``ct``) of every source's adversarial inputs (``sources``:
+    name -> ``(x_adv, success)`` for ``batch``), compared with its benign maps ``benign``."""
+    interp = ctx.interpreter(interpreter)
+    (ct,) = ctx.to_device(batch.ct)
+    frames, maps = [], {}
+    for name, (x_adv, success) in sources.items():
+        m = interp(ctx.to_device(x_adv)[0], ct).detach().cpu()
+        maps[f"map_{name}"] = m
+        cols = map_columns(m, benign)
+        cols.pop("l1_target")
+        frames.append(pd.DataFrame({
+            "source": name, "target": interp.name, **batch.identity(), "success": success.numpy(),
+            "l1_benign": cols.pop("l1_benign"), "iou_benign_mean": cols.pop("iou_benign_mean"), **cols}))
+    return pd.concat(frames, ignore_index=True), {"benign_map": benign, **maps}
