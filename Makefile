@@ -4,10 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PYTEST_ARGS ?= -m "not slow and not gpu and not notebook"
+PYTEST_ARGS ?= -m "not slow and not gpu and not notebook and not distributed"
 BOOK_ARGS ?=
 
-.PHONY: venv data test test-all test-book book book-smoke victims clean
+.PHONY: venv data test test-all test-book test-distributed book book-smoke victims clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -24,6 +24,11 @@ data: venv
 
 test: venv data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The Ray engine's tests on a local 2-CPU cluster (installs the optional Ray dependency).
+test-distributed: venv data
+	$(BIN)/pip install -r requirements-distributed.txt
+	$(BIN)/python -m pytest -m distributed
 
 test-all: venv data
 	$(BIN)/python -m pytest -m "not gpu"
