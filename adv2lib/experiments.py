@@ -55,7 +55,7 @@ from .engines import Call, Shared, resolve_engine
 from .errors import ConfigError, DataError
 from .store import ResultsStore, RunKey, to_jsonable
 from .targets import pair_farthest, random_patch_maps, random_shape_maps
-from .tasks import (SMOKE_MASK_ITERATIONS, Batch, WorkerSpec, attack_batch, benign_maps, build_context,
+from .tasks import (Batch, WorkerSpec, attack_batch, benign_maps, build_context,
                     interpreter_params, pgd_batch, pgd_maps_batch, select_chunk, transfer_batch)
 
 __all__ = [

@@ -103,3 +103,28 @@ def trained_victim(request):
         return load_victim(request.param, "embedded", device="cpu")
     except WeightsNotFoundError as err:
         pytest.skip(str(err).splitlines()[0])
+
+
+def adv2_against_pgd(interp_factory, preset_name):
+    """ADV2 (smoke preset ``preset_name``) and PGD on the first correctly classified of four
+    Fashion-MNIST test images, on the trained embedded ResNet: ``(success ADV2, success PGD,
+    mean L1 to the benign map of ADV2's maps, of PGD's)``. Skips without the weights."""
+    from adv2lib.attacks import ADV2, PGD, preset_for
+    from adv2lib.data import fashion_mnist
+    from adv2lib.metrics import l1_distance
+    from adv2lib.models import load_victim, victim_weights_path
+
+    if not victim_weights_path("resnet").is_file():
+        pytest.skip("trained embedded ResNet weights not present")
+    model = load_victim("resnet", device="cpu")
+    x, y = fashion_mnist("test").tensors(range(4))
+    keep = model(x).argmax(1) == y
+    x, y = x[keep], y[keep]
+    ct = (y + 1) % 10
+    interp = interp_factory(model)
+    benign = interp(x, y).detach()
+    pgd = PGD(model, config=preset_for("embedded", "pgd", smoke=True)).attack(x, ct, true_class=y)
+    adv = ADV2(model, interp, config=preset_for("embedded", preset_name, smoke=True)).attack(x, ct, true_class=y)
+    assert torch.equal(adv.target_map, benign)
+    return (adv.success, pgd.success, l1_distance(adv.adv_map, benign).mean(),
+            l1_distance(interp(pgd.x_adv, ct), benign).mean())

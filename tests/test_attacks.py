@@ -323,24 +323,9 @@ def test_presets_validate_and_describe():
 def test_adv2_cam_beats_pgd_on_the_trained_victim():
     """Integration: with the smoke preset (a few dozen steps), ADV2-CAM's maps on the trained
     ResNet stay closer to the benign maps than PGD's, at the same success."""
-    if not victim_weights_path("resnet").is_file():
-        pytest.skip("trained embedded ResNet weights not present")
-    from adv2lib.data import fashion_mnist
     from adv2lib.interpreters import CAM
-    from adv2lib.metrics import l1_distance
-    from adv2lib.models import load_victim
+    from conftest import adv2_against_pgd
 
-    model = load_victim("resnet", device="cpu")
-    x, y = fashion_mnist("test").tensors(range(4))
-    keep = model(x).argmax(1) == y
-    x, y = x[keep], y[keep]
-    ct = (y + 1) % 10
-    cam = CAM(model)
-    benign = cam(x, y).detach()
-    pgd = PGD(model, config=preset_for("embedded", "pgd", smoke=True)).attack(x, ct, true_class=y)
-    adv = ADV2(model, cam, config=preset_for("embedded", "cam", smoke=True)).attack(x, ct, true_class=y)
-    assert adv.success.float().mean() >= pgd.success.float().mean() - 0.25
-    assert torch.equal(adv.target_map, benign)
-    l1_pgd = l1_distance(cam(pgd.x_adv, ct), benign).mean()
-    l1_adv = l1_distance(adv.adv_map, benign).mean()
+    adv_ok, pgd_ok, l1_adv, l1_pgd = adv2_against_pgd(CAM, "cam")
+    assert adv_ok.float().mean() >= pgd_ok.float().mean() - 0.25
     assert l1_adv < 0.8 * l1_pgd
