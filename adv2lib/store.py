@@ -36,7 +36,6 @@ Guarantees, each tested in ``tests/test_store.py``:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 import warnings
@@ -47,7 +46,7 @@ from typing import Callable, Iterable
 import torch
 
 from . import paths
-from .fileio import atomic_write
+from .fileio import atomic_write, sha256_bytes
 from .utils import versions
 
 __all__ = ["RunKey", "ResultsStore", "params_hash", "to_jsonable", "UnreadableResultWarning", "compact"]
@@ -85,7 +84,7 @@ def to_jsonable(obj):
 def params_hash(params) -> str:
     """A short, stable hash of ``params`` (JSON with sorted keys)."""
     text = json.dumps(to_jsonable(params), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return sha256_bytes(text.encode())[:12]
 
 
 def compact(tensor: torch.Tensor) -> torch.Tensor:
