@@ -301,8 +301,10 @@ def papermill_execute(run: NotebookRun, output: Path) -> None:
 
 
 #: How the book shows the parameters cell of an executed notebook whose own cell has no
-#: display tag: collapsed behind a "Show code cell source" toggle (MyST-NB).
+#: display tag: collapsed behind a toggle (MyST-NB), whose prompts say what it holds.
 PARAMETERS_DISPLAY = ("hide-input",)
+PARAMETERS_PROMPTS = {"code_prompt_show": "Show the parameters this chapter ran with",
+                      "code_prompt_hide": "Hide the parameters"}
 
 
 def show_parameters_once(nb) -> bool:
@@ -312,9 +314,10 @@ def show_parameters_once(nb) -> bool:
     ``injected-parameters`` cell (the runner's values). The injected cell is rewritten to the
     notebook's cell with the runner's values put in (comments kept, names the notebook lacks
     appended), so that executing it alone gives the namespace both cells gave; it takes the
-    display tags of the notebook's cell (:data:`PARAMETERS_DISPLAY` when it has none), and the
-    notebook's cell is tagged ``remove-cell``. Without an injected cell the parameters cell
-    itself gets the display tags. Returns whether ``nb`` changed.
+    display tags of the notebook's cell (:data:`PARAMETERS_DISPLAY` when it has none; a hidden
+    cell's toggle reads :data:`PARAMETERS_PROMPTS`), and the notebook's cell is tagged
+    ``remove-cell``. Without an injected cell the parameters cell itself gets the display tags.
+    Returns whether ``nb`` changed.
     """
     cells = nb.cells
     params = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
@@ -323,13 +326,16 @@ def show_parameters_once(nb) -> bool:
     injected = next((c for c in cells if "injected-parameters" in c.metadata.get("tags", [])), None)
     tags = list(params.metadata.get("tags", []))
     display = [t for t in tags if t.startswith(("remove-", "hide-"))] or list(PARAMETERS_DISPLAY)
-    if injected is None:
-        params.metadata["tags"] = tags + [t for t in display if t not in tags]
-        return params.metadata["tags"] != tags
-    injected.source = merged_parameters(params.source, injected.source)
-    injected.metadata["tags"] = ["injected-parameters", *display]
-    params.metadata["tags"] = [t for t in tags if not t.startswith(("remove-", "hide-"))] + ["remove-cell"]
-    return True
+    shown = params if injected is None else injected
+    before = (list(shown.metadata.get("tags", [])), dict(shown.metadata.get("mystnb", {})))
+    if injected is not None:
+        injected.source = merged_parameters(params.source, injected.source)
+        params.metadata["tags"] = [t for t in tags if not t.startswith(("remove-", "hide-"))] + ["remove-cell"]
+    base = ["injected-parameters"] if injected is not None else [t for t in tags if t not in display]
+    shown.metadata["tags"] = base + display
+    if any(t.startswith("hide-") for t in display):
+        shown.metadata["mystnb"] = {**shown.metadata.get("mystnb", {}), **PARAMETERS_PROMPTS}
+    return injected is not None or before != (shown.metadata["tags"], shown.metadata.get("mystnb", {}))
 
 
 def merged_parameters(defaults: str, injected: str) -> str:

@@ -301,6 +301,7 @@ def test_an_executed_notebook_shows_the_parameters_that_ran_once_collapsed():
     assert runner.show_parameters_once(nb)
     shown = _shown_parameter_cells(nb)
     assert len(shown) == 1 and shown[0].metadata["tags"] == ["injected-parameters", "hide-input"]
+    assert shown[0].metadata["mystnb"]["code_prompt_show"] == "Show the parameters this chapter ran with"
     assert "remove-cell" in nb.cells[0].metadata["tags"] and "parameters" in nb.cells[0].metadata["tags"]
     source = shown[0].source
     assert 'n_images = 2              # attacked images per victim' in source     # the value that ran, comment kept
