@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import paths
+from .engines import ENGINES
 from .errors import ConfigError
 from .fileio import atomic_write, sha256_bytes, sha256_file
 from .names import INTERPRETERS, PROFILES, VICTIMS
@@ -635,7 +636,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="a few images and very few attack steps (minutes on a CPU)")
     p.add_argument("--profile", default="embedded", choices=PROFILES)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--engine", default="serial", choices=("serial", "ray"),
+    p.add_argument("--engine", default="serial", choices=ENGINES,
                    help="where the experiments compute: this process (serial) or a Ray cluster (ray); "
                         "the numbers are the same, so notebooks executed with the other engine are not rerun")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
