@@ -315,7 +315,7 @@ class _Driver:
 
     def batch(self, sel) -> Batch:
         """The images at positions ``sel`` (a slice ``(lo, hi)`` or an index tensor)."""
-        sel = torch.arange(*sel) if isinstance(sel, tuple) else torch.as_tensor(sel)
+        sel = _positions(sel)
         return Batch(sel, self.indices[sel], self.x[sel], self.y[sel], self.ct[sel])
 
     def expect(self, interpreter=None) -> dict:
@@ -347,74 +347,24 @@ class _Driver:
 
     def stage(self, jobs: list, desc: str) -> dict:
         """Stored batch tasks ``(key, batch, call)``: the stored ones are loaded, the missing ones
-        computed by the engine and written as they arrive (each under its per-batch lock, so
-        that two runs on one store share the work). Returns ``{(relpath, batch): (rows, tensors)}``
-        as read back from the store; raises :class:`~adv2lib.engines.BatchesFailed` after
-        storing every batch that succeeded."""
-        from filelock import FileLock, Timeout
-        from tqdm.auto import tqdm
-
+        computed by the engine and written as they arrive (under the store's per-batch locks,
+        :meth:`~adv2lib.store.ResultsStore.ensure_jobs`). Returns ``{(relpath, batch): (rows,
+        tensors)}`` as read back from the store; raises :class:`~adv2lib.engines.BatchesFailed`
+        after storing every batch that succeeded."""
         from .engines import BatchesFailed
 
-        store, out = self.store, {}
-        for key in {key.relpath(): key for key, _, _ in jobs}.values():
-            store.ensure_manifest(key, self.manifest_extra)
-        todo = []
-        for key, b, call in jobs:
-            data = store.try_load(key, b)
-            if data is None:
-                todo.append((key, b, call))
-            else:
-                out[(key.relpath(), b)] = data
-        self.counts["loaded"] += len(jobs) - len(todo)
-        if not todo:
-            return out
-        todo.sort(key=lambda job: _cost_rank(job[0].interpreter))
-        locks, mine, elsewhere = {}, [], []
-        for key, b, call in todo:
-            store.lock_path(key, b).parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(store.lock_path(key, b))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                elsewhere.append((key, b, call))
-                continue
-            data = store.try_load(key, b)        # another run may have finished it meanwhile
-            if data is None:
-                locks[id(call)] = lock
-                mine.append((key, b, call))
-            else:
-                lock.release()
-                out[(key.relpath(), b)] = data
-                self.counts["loaded"] += 1
-        where = {id(call): (key, b) for key, b, call in todo}
-        bar = tqdm(total=len(todo), desc=desc, disable=not self.spec.progress, leave=False)
+        jobs = sorted(jobs, key=lambda job: _cost_rank(job[0].interpreter))
 
-        def save(call, value):
-            key, b = where[id(call)]
-            store.save_batch(key, b, *value)
-            out[(key.relpath(), b)] = store.load_batch(key, b)
-            if id(call) in locks:
-                locks.pop(id(call)).release()
-            self.counts["computed"] += 1
-            bar.update()
+        def run(missing, save):
+            by_call = {id(job[2]): job for job in missing}
+            return self.engine.run([job[2] for job in missing], self.worker, self.local,
+                                   lambda call, value: save(by_call[id(call)], value))
 
-        try:
-            failures = self.engine.run([call for _, _, call in mine], self.worker, self.local, save)
-            for key, b, call in elsewhere:
-                bar.write(f"{call.label}: being computed by another run; waiting for it")
-                with FileLock(store.lock_path(key, b)):
-                    data = store.try_load(key, b)
-                    if data is None:                # its holder died: compute it here
-                        failures += self.engine.run([call], self.worker, self.local, save)
-                    else:
-                        out[(key.relpath(), b)] = data
-                        self.counts["loaded"] += 1
-                        bar.update()
-        finally:
-            for lock in locks.values():
-                lock.release()
-            bar.close()
+        out, counts, failures = self.store.ensure_jobs(jobs, run, desc=desc, progress=self.spec.progress,
+                                                       manifest_extra=self.manifest_extra,
+                                                       lock_all_first=not self.serial)
+        for k, v in counts.items():
+            self.counts[k] += v
         if failures:
             raise BatchesFailed(failures)
         return out
@@ -439,6 +389,11 @@ class _Driver:
 
     def finish(self, frames, figures, config, start, matrix=None) -> "ExperimentResult":
         return _finish(self, frames, figures, config, start, matrix)
+
+
+def _positions(sel) -> torch.Tensor:
+    """Positions in the selection: a slice ``(lo, hi)`` or anything ``torch.as_tensor`` takes."""
+    return torch.arange(*sel) if isinstance(sel, tuple) else torch.as_tensor(sel)
 
 
 def _cost_rank(interpreter: str) -> int:
@@ -524,7 +479,7 @@ def _attack_stage(drv, experiment, inputs_for, params_for, desc, figure_names=AT
 
 def _pgd_inputs(drv, pgd_rows, pgd_t, sel):
     """The shared PGD run's inputs and stored record for the images at positions ``sel``."""
-    sel = torch.arange(*sel) if isinstance(sel, tuple) else torch.as_tensor(sel)
+    sel = _positions(sel)
     record = pgd_rows.set_index("position").loc[sel.tolist()].reset_index()
     return {"x_pgd": pgd_t["x_adv"][sel], "pgd_record": record}
 

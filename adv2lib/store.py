@@ -272,53 +272,109 @@ class ResultsStore:
     def ensure_batches(self, key: RunKey, batch_ids: Iterable[int], compute: Callable[[int], tuple],
                        desc: str | None = None, progress: bool = True, manifest_extra: dict | None = None):
         """Every batch in ``batch_ids`` of run ``key``, loaded from the store or computed with
-        ``compute(batch) -> (rows, tensors)`` and stored; returns them as :meth:`load_run` does.
+        ``compute(batch) -> (rows, tensors)`` and stored; returns them as :meth:`load_run` does
+        (:meth:`ensure_jobs` with one run and an in-process computation)."""
+        batch_ids = [int(b) for b in batch_ids]
+
+        def run(jobs, save):
+            for job in jobs:
+                save(job, compute(job[1]))
+            return []
+
+        out, _, _ = self.ensure_jobs([(key, b, None) for b in batch_ids], run, desc=desc, progress=progress,
+                                     manifest_extra=manifest_extra)
+        return self.concat({b: out[(key.relpath(), b)] for b in batch_ids})
+
+    def ensure_jobs(self, jobs, run: Callable, desc: str | None = None, progress: bool = True,
+                    manifest_extra: dict | None = None, lock_all_first: bool = False):
+        """Batches ``jobs = [(key, batch, payload)]``, loaded from the store or computed by
+        ``run(missing_jobs, save) -> failures``, which calls ``save(job, (rows, tensors))`` for
+        each job it finishes (the store writes it and reads it back). Returns
+        ``({(relpath, batch): (rows, tensors)}, {"computed", "loaded"}, failures)``.
 
         Each batch is computed under its own lock file (``filelock``): a second process running
         the same key skips the batches the first one holds, computes the others, then waits
-        for the held ones and loads them. A batch whose holder died is computed by the waiter.
+        for the held ones and loads them; a batch whose holder died is computed by the waiter.
+        ``lock_all_first``: take every missing batch's lock before ``run`` gets them all at once
+        (an engine that computes them in parallel); otherwise each is locked and run in turn.
         """
         from filelock import FileLock, Timeout
         from tqdm.auto import tqdm
 
-        batch_ids = [int(b) for b in batch_ids]
-        self.ensure_manifest(key, manifest_extra)
-        loaded = {b: data for b in batch_ids if (data := self.try_load(key, b)) is not None}
-        todo = [b for b in batch_ids if b not in loaded]
+        out, counts, failures = {}, {"computed": 0, "loaded": 0}, []
+        for key in {key.relpath(): key for key, _, _ in jobs}.values():
+            self.ensure_manifest(key, manifest_extra)
+        todo = []
+        for job in jobs:
+            data = self.try_load(job[0], job[1])
+            if data is None:
+                todo.append(job)
+            else:
+                out[(job[0].relpath(), job[1])] = data
+                counts["loaded"] += 1
         if not todo:
-            return self.concat({b: loaded[b] for b in batch_ids})
-        (self.run_dir(key) / LOCKS_DIR).mkdir(parents=True, exist_ok=True)
+            return out, counts, failures
         bar = tqdm(total=len(todo), desc=desc, disable=not progress, leave=False)
+        locks = {}
 
-        def compute_locked(b, lock):
-            with lock:
-                data = self.try_load(key, b)     # another run may have finished it meanwhile
-                if data is None:
-                    rows, tensors = compute(b)
-                    self.save_batch(key, b, rows, tensors)
-                    data = self.load_batch(key, b)
-            loaded[b] = data
+        def save(job, value):
+            key, b = job[0], job[1]
+            self.save_batch(key, b, *value)
+            out[(key.relpath(), b)] = self.load_batch(key, b)
+            counts["computed"] += 1
             bar.update()
 
-        held_elsewhere = []
+        def claim(job, block: bool) -> bool:
+            """Lock ``job``'s batch; False when another run holds it (or, after waiting, finished it)."""
+            key, b = job[0], job[1]
+            self.lock_path(key, b).parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.lock_path(key, b))
+            try:
+                lock.acquire(timeout=-1 if block else 0)
+            except Timeout:
+                return False
+            data = self.try_load(key, b)            # another run may have finished it meanwhile
+            if data is None:
+                locks[id(job)] = lock
+                return True
+            lock.release()
+            out[(key.relpath(), b)] = data
+            counts["loaded"] += 1
+            bar.update()
+            return False
+
+        def run_claimed(claimed):
+            try:
+                failures.extend(run(claimed, save) or [])
+            finally:
+                for job in claimed:
+                    locks.pop(id(job)).release()
+
         try:
-            for b in todo:
-                lock = FileLock(self.lock_path(key, b))
-                try:
-                    lock.acquire(timeout=0)
-                except Timeout:
-                    held_elsewhere.append(b)
+            elsewhere = []
+            if lock_all_first:
+                mine = []
+                for job in todo:
+                    (mine if claim(job, block=False) else elsewhere).append(job)
+                run_claimed(mine)
+            else:
+                for job in todo:
+                    if claim(job, block=False):
+                        run_claimed([job])
+                    else:
+                        elsewhere.append(job)
+            for job in elsewhere:
+                if (job[0].relpath(), job[1]) in out:
                     continue
-                try:
-                    compute_locked(b, lock)
-                finally:
-                    lock.release()
-            for b in held_elsewhere:
-                bar.write(f"{desc or self.run_dir(key)}: batch {b} is being computed by another run; waiting for it")
-                compute_locked(b, FileLock(self.lock_path(key, b)))
+                bar.write(f"{desc or self.run_dir(job[0])}: batch {job[1]} is being computed by another run; "
+                          "waiting for it")
+                if claim(job, block=True):          # its holder died: compute it here
+                    run_claimed([job])
         finally:
+            for lock in locks.values():
+                lock.release()
             bar.close()
-        return self.concat({b: loaded[b] for b in batch_ids})
+        return out, counts, failures
 
     # ---------------------------------------------------------------- listing
     def manifests(self, **filters) -> list[dict]:
