@@ -95,15 +95,15 @@ def _experiment(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     engine = _engine(args)
-    names = [n for n in experiments.EXPERIMENTS if n != "budget"] if args.name == "all" else [args.name]
+    names = list(experiments.PAPER_EXPERIMENTS) if args.name == "all" else [args.name]
     victims = expand_victims(args.victim)
-    experiments.preflight(args.profile, victims, tuple(args.interpreters), args.n_images, args.seed,
+    experiments.preflight(args.profile, victims, tuple(args.interpreters), 100 if args.n_images is None else args.n_images, args.seed,
                           args.batch_size, args.device if engine.name == "serial" else "cpu")
     for victim in victims:
         for name in names:
             result = experiments.EXPERIMENTS[name](
                 profile=args.profile, victim=victim, interpreters=tuple(args.interpreters),
-                n_images=args.n_images, seed=args.seed, smoke=args.smoke, device=args.device,
+                **({} if args.n_images is None else {"n_images": args.n_images}), seed=args.seed, smoke=args.smoke, device=args.device,
                 results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
             print(f"== {name} / {victim}: {result.seconds:.0f} s ({result.batches['computed']} result batches "
                   f"computed, {result.batches['loaded']} loaded from {result.results_dir})")
@@ -153,12 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .runner import add_arguments as _book_arguments
 
     p = command("experiment", help="run (or resume) an attack experiment and print its summary")
-    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "all"],
-                   help="all: the four experiments of the paper (not budget)")
+    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "confidence", "ablation",
+                                    "all"],
+                   help="all: the four experiments of the paper (not budget, confidence, ablation); --n-images "
+                        "defaults to each experiment's own (100 for the paper's)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])
     p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
     p.add_argument("--interpreters", nargs="+", default=["grad", "cam", "mask", "rts"])
-    p.add_argument("--n-images", type=int, default=100)
+    p.add_argument("--n-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="a few images, very few iterations")
     p.add_argument("--device", default="auto")

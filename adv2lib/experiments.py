@@ -51,12 +51,13 @@ import torch
 
 from . import fingerprint, metrics, names
 from .attacks import preset_for, scale_budget
+from .attacks.config import require_confidence
 from .engines import Call, Shared, resolve_engine
 from .errors import ConfigError, DataError
 from .store import ResultsStore, RunKey, to_jsonable
 from .targets import pair_farthest, random_patch_maps, random_shape_maps
-from .tasks import (Batch, WorkerSpec, attack_batch, benign_maps, build_context,
-                    interpreter_params, pgd_batch, pgd_maps_batch, select_chunk, transfer_batch)
+from .tasks import (Batch, WorkerSpec, ablation_batch, attack_batch, benign_maps, build_context,
+                    interpreter_params, noise_floor_batch, pgd_batch, pgd_maps_batch, select_chunk, transfer_batch)
 
 __all__ = [
     "ExperimentResult", "ExperimentSpec", "run", "run_main", "run_patch", "run_random_class", "run_transfer",
@@ -323,6 +324,10 @@ class _Driver:
             return self.expected
         from .store import params_hash
 
+        if not isinstance(interpreter, str):     # a variant (name, options): its settings are in the key
+            return self.expected
+        if interpreter not in self.interp_params:
+            self.interp_params[interpreter] = interpreter_params(self.local.interpreter(interpreter))
         return {**self.expected, interpreter: params_hash(self.interp_params[interpreter])}
 
     # ------------------------------------------------------------------ running tasks
@@ -636,7 +641,145 @@ def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
     return drv.finish(frames, {}, config, start)
 
 
-PLANS = {"main": _main, "patch": _patch, "random_class": _random_class, "transfer": _transfer, "budget": _budget}
+#: Confidence levels of the trade-off experiment (the argmax-only rule is always added).
+CONFIDENCE_LEVELS = (0.8, 0.9, 0.95, 0.99)
+
+
+def _confidence(spec, engine=None, levels=CONFIDENCE_LEVELS) -> ExperimentResult:
+    """What a confident attacker pays: for each interpreter, (a) the argmax-only attack, with
+    the selection rule recorded at every level in the same run (rows ``select@<c>``), and (b)
+    the attack that holds each level while it optimises the map (rows ``hold@<c>``,
+    :func:`~adv2lib.attacks.config.require_confidence`)."""
+    start = time.perf_counter()
+    levels = tuple(sorted(float(c) for c in levels))
+    if not levels or any(not 0 < c < 1 for c in levels):
+        raise ConfigError(f"confidence levels must lie in (0, 1), got {levels}")
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+    k = drv.local.victim.num_classes
+    runs, jobs, config = [], [], {"pgd": drv.pgd_config, "levels": list(levels)}
+    for name in spec.interpreters:
+        base = drv.adv2_config(name)
+        plan = [("select", require_confidence(base, None), (None, *levels), True)]
+        plan += [(f"hold@{c:g}", require_confidence(base, c, k), (), False) for c in levels]
+        config[name] = {}
+        for label, cfg, lv, with_pgd in plan:
+            key = drv.key("confidence", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": drv.interp_params[name],
+                                                       "label": label, "levels": [c for c in lv if c is not None]})
+            runs.append(key)
+            rule = "hold" if label.startswith("hold") else "select"
+            required = float(label.split("@")[1]) if "@" in label else 0.0
+            jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
+                             seed=spec.seed, label=label, levels=lv, keep=(), progress=drv.inner_progress,
+                             extra={"rule": rule, "required_": required},
+                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)) if with_pgd else {}))
+                     for b, lo, hi in spec.batches()]
+            config[name][label] = cfg
+    done = drv.stage(jobs, f"confidence/{spec.victim}")
+    frames = []
+    for key in runs:
+        rows = drv.collect(done, key)[0].drop(columns="batch")
+        # the level rows carry their own level; the run's rows the level they held
+        rows["required"] = rows["required"].fillna(rows["required_"]) if "required" in rows else rows["required_"]
+        frames.append(rows.drop(columns="required_"))
+    return drv.finish(frames, {}, config, start)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation of an interpreter's ADV2 attack: ``label``; the interpreter's constructor
+    ``options`` (the map and the metric change with them, so PGD's rows are recomputed);
+    ``change(cfg)`` -> the attack config; ``what`` it tests; ``probes`` measured
+    (:func:`~adv2lib.tasks.ablation_batch`)."""
+
+    label: str
+    what: str
+    options: tuple = ()
+    change: object = None
+    probes: tuple = ()
+
+    def config(self, cfg):
+        return cfg if self.change is None else self.change(cfg)
+
+
+def _lambda_times(factor):
+    def change(cfg):
+        from dataclasses import replace
+
+        return replace(cfg, lambda_stages=tuple((lam * factor, n) for lam, n in cfg.lambda_stages))
+    return change
+
+
+def _mask_change(**fields_):
+    def change(cfg):
+        from dataclasses import replace
+
+        return replace(cfg, **fields_)
+    return change
+
+
+#: The ablations of the attacks that resist (issue 11): GRAD's surrogate, score and lambda;
+#: MASK's snapshots, unrolled steps and metric.
+ABLATIONS = {
+    "grad": (
+        Variant("preset", "the preset (surrogate ReLU backward, tau = 1e-4)", probes=("surrogate",)),
+        Variant("tau 1e-2", "a smoother surrogate ReLU derivative (tau x 100)", options=(("tau", 1e-2),),
+                probes=("surrogate",)),
+        Variant("softplus 10", "a softplus network (beta = 10) instead of the surrogate backward",
+                options=(("surrogate", "softplus"), ("beta", 10.0)), probes=("surrogate",)),
+        Variant("log-softmax", "the official code's score, -CE, instead of the logit (map and metric)",
+                options=(("score", "log_softmax"),), probes=("surrogate",)),
+        Variant("lambda x4", "four times the interpretation weight at every stage", change=_lambda_times(4.0)),
+    ),
+    "mask": (
+        Variant("preset", "the preset: 3 full-MASK snapshots, 4 unrolled steps", probes=("inner", "no_jitter")),
+        Variant("11 snapshots", "a full MASK every 4 outer iterations instead of 20", change=_mask_change(recompute_every=4),
+                probes=("inner",)),
+        Variant("21 snapshots", "a full MASK every 2 outer iterations: the official code's 20 (+ the final one)",
+                change=_mask_change(recompute_every=2), probes=("inner",)),
+        Variant("unrolled 8", "8 differentiable inner steps instead of 4", change=_mask_change(unrolled_steps=8),
+                probes=("inner",)),
+    ),
+}
+
+
+def _ablation(spec, engine=None) -> ExperimentResult:
+    """Why GRAD and MASK resist: each interpreter's noise floor, then the :data:`ABLATIONS` of
+    the interpreters asked for, on the main experiment's first images and target classes."""
+    start = time.perf_counter()
+    drv = prepare(spec, engine)
+    pgd_rows, pgd_t = drv.pgd()
+    runs, jobs, config = [], [], {"pgd": drv.pgd_config}
+    for name in names.INTERPRETERS:          # the noise floor of each of the paper's interpreters
+        drv.expect(name)                     # records the interpreter's settings
+        key = drv.key("ablation", name, "floor", {"interpreter": drv.interp_params[name], "seeds": [0, 1]})
+        runs.append(key)
+        jobs += [drv.job(key, b, noise_floor_batch, interpreter=name, batch=drv.batch((lo, hi)))
+                 for b, lo, hi in spec.batches()]
+    for name in spec.interpreters:
+        config[name] = {}
+        for variant in ABLATIONS.get(name, ()):
+            cfg = variant.config(drv.adv2_config(name))
+            interp = (name, variant.options) if variant.options else name
+            params = drv.interp_params[name] if not variant.options else interpreter_params(
+                drv.local.interpreter(name, **dict(variant.options)))
+            key = drv.key("ablation", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": params,
+                                                     "variant": variant.label, "probes": list(variant.probes)})
+            runs.append(key)
+            with_pgd = variant.label == "preset" or bool(variant.options)
+            jobs += [drv.job(key, b, ablation_batch, interpreter=interp, batch=drv.batch((lo, hi)), config=cfg,
+                             seed=spec.seed, label=f"adv2 {variant.label}", probes=variant.probes,
+                             extra={"variant": variant.label}, progress=drv.inner_progress,
+                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)) if with_pgd else {}))
+                     for b, lo, hi in spec.batches()]
+            config[name][variant.label] = cfg
+    done = drv.stage(jobs, f"ablation/{spec.victim}")
+    frames = [drv.collect(done, key)[0].drop(columns="batch") for key in runs]
+    return drv.finish(frames, {}, config, start)
+
+
+PLANS = {"main": _main, "patch": _patch, "random_class": _random_class, "transfer": _transfer, "budget": _budget,
+         "confidence": _confidence, "ablation": _ablation}
 
 
 _SPEC_ARGUMENTS = [p for name, p in inspect.signature(ExperimentSpec.make).parameters.items()
@@ -709,5 +852,23 @@ run_budget = _entry("budget", """ADV2 with a larger iteration budget: is the gap
     """, defaults={"interpreters": ("grad", "mask"), "n_images": 20}, factors=BUDGET_FACTORS)
 
 
+run_confidence = _entry("confidence", """What a confident attacker pays (not an experiment of the paper).
+
+    For each interpreter: the argmax-only ADV2 (the selection rule recorded at each of
+    ``levels`` in the same run: rows ``select@<c>``, ``success`` = some checked iterate
+    reached ``c``) and ADV2 holding ``p(ct) >= c`` while it optimises the map (rows
+    ``hold@<c>``), with PGD's rows as the reference. Column ``required`` holds the level.
+    """, defaults={"n_images": 20}, levels=CONFIDENCE_LEVELS)
+run_ablation = _entry("ablation", """Why GRAD and MASK resist: ablations (not an experiment of the paper).
+
+    Every paper interpreter's noise floor on clean images (rows ``attack = "floor"``), then,
+    for each interpreter asked for, the variants of :data:`ABLATIONS` (rows ``attack = "adv2
+    <variant>"``, column ``variant``), with PGD's rows where the metric's interpreter is the
+    variant's own, and the probes each variant measures (:func:`~adv2lib.tasks.ablation_batch`).
+    """, defaults={"interpreters": ("grad", "mask"), "n_images": 50})
+
+
+#: The experiments of the paper (``experiment all``).
+PAPER_EXPERIMENTS = ("main", "patch", "random_class", "transfer")
 EXPERIMENTS = {"main": run_main, "patch": run_patch, "random_class": run_random_class, "transfer": run_transfer,
-               "budget": run_budget}
+               "budget": run_budget, "confidence": run_confidence, "ablation": run_ablation}

@@ -608,3 +608,81 @@ def one_picture(result, interpreter: str = "cam", example: int = 0, classes: Seq
     axes[1][0].set_ylabel(f"what {_label(interpreter)} shows", fontsize=8.5)
     fig.suptitle(f"Target class of both attacks: {classes[ct]}", fontsize=9.5)
     return fig
+
+
+def confidence_curves(table: pd.DataFrame, floors: dict | None = None) -> Figure:
+    """What a confident attacker pays (:func:`adv2lib.report.ablation.confidence_table`): mean L1
+    of ADV2's map to the benign map against the required confidence ``p(ct) >= c`` (x:
+    argmax only, then each level), for choosing among the iterates of the argmax-only attack
+    (circles) and for the attack that holds ``c`` (squares); one panel per victim x interpreter.
+    Dashed: PGD on the same images; dotted: the interpreter's noise floor when ``floors``
+    (``{(victim label, interpreter label): L1}``) gives it."""
+    victims = list(dict.fromkeys(table["victim"]))
+    interps = list(dict.fromkeys(table["interpreter"]))
+    fig, axes = plt.subplots(len(victims), len(interps), figsize=(2.6 * len(interps), 2.3 * len(victims)),
+                             sharex=True, squeeze=False)
+    levels = sorted(table.loc[table["_required"] >= 0, "_required"].unique())
+    pos = {c: k for k, c in enumerate(levels)}
+    for a, v in enumerate(victims):
+        for b, i in enumerate(interps):
+            ax = axes[a][b]
+            sub = table[(table["victim"] == v) & (table["interpreter"] == i)]
+            for rule, marker, colour, name in (("select", "o", COLORS["adv2"], "selection among iterates"),
+                                               ("hold", "s", "#9467bd", "attack holds p(ct) ≥ c")):
+                g = sub[sub["_rule"] == rule].sort_values("_required")
+                if rule == "hold":      # holding "argmax only" is the selection run itself
+                    g = pd.concat([sub[(sub["_rule"] == "select") & (sub["_required"] == 0)], g])
+                ax.plot([pos[c] for c in g["_required"]], g["L1 to benign"], marker=marker, ms=4, lw=1.2,
+                        color=colour, label=name)
+            pgd = sub[sub["_rule"] == "pgd"]
+            if len(pgd):
+                ax.axhline(float(pgd["L1 to benign"].iloc[0]), ls="--", lw=1, color=COLORS["pgd"], label="PGD")
+            if floors and (v, i) in floors:
+                ax.axhline(floors[(v, i)], ls=":", lw=1, color=COLORS["benign"], label="noise floor")
+            ax.set_xticks(range(len(levels)), ["argmax" if c == 0 else f"{c:g}" for c in levels])
+            ax.set_ylim(bottom=0)
+            if a == 0:
+                ax.set_title(i)
+            if b == 0:
+                ax.set_ylabel(f"{v}\nL1 to benign map")
+            if a == len(victims) - 1:
+                ax.set_xlabel("required p(ct)")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h), labels.append(lab)
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+    return fig
+
+
+def ablation_bars(table: pd.DataFrame, criterion: float = 0.5) -> Figure:
+    """The ablations (:func:`adv2lib.report.ablation.ablation_table`): the ratio of ADV2's L1 to
+    PGD's (same images, same interpreter) per variant, one panel per interpreter, one bar
+    colour per victim; the paper's criterion (ADV2 at most half of PGD) is the dashed line."""
+    interps = list(dict.fromkeys(table["interpreter"]))
+    victims = list(dict.fromkeys(table["victim"]))
+    colours = dict(zip(victims, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    fig, axes = plt.subplots(1, len(interps), figsize=(4.2 * len(interps), 3.0), squeeze=False)
+    for b, i in enumerate(interps):
+        ax = axes[0][b]
+        sub = table[table["interpreter"] == i]
+        variants = list(dict.fromkeys(sub["variant"]))
+        width = 0.8 / max(1, len(victims))
+        for k, v in enumerate(victims):
+            g = sub[sub["victim"] == v].set_index("variant")
+            ys = [float(g.loc[var, "L1 / PGD"]) if var in g.index else np.nan for var in variants]
+            xs = np.arange(len(variants)) + (k - (len(victims) - 1) / 2) * width
+            ax.bar(xs, ys, width, color=colours[v], label=v)
+            for x_, y_ in zip(xs, ys):
+                if np.isfinite(y_):
+                    ax.text(x_, y_ + 0.01, f"{y_:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.axhline(criterion, ls="--", lw=1, color=COLORS["pgd"], label="criterion (½ PGD)")
+        ax.set_xticks(range(len(variants)), variants, rotation=25, ha="right")
+        ax.set_title(i)
+        ax.set_ylim(0, max(1.0, float(np.nanmax(sub["L1 / PGD"].to_numpy(dtype=float))) + 0.1))
+        if b == 0:
+            ax.set_ylabel("ADV2 L1 / PGD L1")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+    return fig

@@ -36,7 +36,7 @@ from .errors import WeightsMismatchError
 from .targets import benign_map, random_class_targets
 
 __all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "benign_maps",
-           "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
+           "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "noise_floor_batch", "ablation_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
 
 #: MASK's iterations in smoke runs (the full preset runs 300 embedded / 500 ImageNet).
 SMOKE_MASK_ITERATIONS = 20
@@ -70,13 +70,20 @@ class Context:
     interpreters: dict = field(default_factory=dict)
     checked: set = field(default_factory=set)
 
-    def interpreter(self, name: str):
-        if name not in self.interpreters:
+    def interpreter(self, name, **options):
+        """The interpreter ``name`` built with ``options`` (constructor keywords, e.g. GRAD's
+        ``tau`` or MASK's ``seed``), once per process. ``name`` may also be a pair
+        ``(name, options)``, the form tasks receive for an interpreter variant."""
+        if isinstance(name, (tuple, list)):
+            name, more = name
+            options = {**dict(more), **options}
+        key = (name, tuple(sorted(options.items())))
+        if key not in self.interpreters:
             from .interpreters import build_interpreter
 
             kwargs = {"iterations": SMOKE_MASK_ITERATIONS} if name == "mask" and self.spec.smoke else {}
-            self.interpreters[name] = build_interpreter(name, self.victim, **kwargs)
-        return self.interpreters[name]
+            self.interpreters[key] = build_interpreter(name, self.victim, **{**kwargs, **options})
+        return self.interpreters[key]
 
     def check(self, expected: dict | None) -> None:
         """Refuse to compute with weights other than the driver's (``expected``: the victim's
@@ -136,6 +143,8 @@ def interpreter_params(interp) -> dict:
     for attr in ("pool", "score", "tau", "seed"):
         if hasattr(interp, attr):
             params[attr] = to_jsonable(getattr(interp, attr))
+    if getattr(interp, "surrogate", "relu_backward") != "relu_backward":
+        params.update(surrogate=interp.surrogate, beta=interp.beta)
     return params
 
 
@@ -231,7 +240,7 @@ def pgd_batch(ctx: Context, batch: Batch, config, seed: int, progress: bool = Fa
 
 def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int, *, label: str = "adv2",
                  target_map=None, benign=None, pool=None, pool_seed: int | None = None, x_pgd=None,
-                 pgd_record=None, extra: dict | None = None, keep=None, progress: bool = False):
+                 pgd_record=None, extra: dict | None = None, keep=None, levels=(), progress: bool = False):
     """ADV2 against ``interpreter`` on ``batch``: its rows and tensors. Given the shared PGD
     inputs ``x_pgd`` and their stored record ``pgd_record`` (the PGD run's rows for these
     images, :data:`PGD_RECORD` columns), also a PGD row per image: the record joined with the
@@ -240,7 +249,15 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
     The interpretation target is ``target_map`` when given; else, with ``pool = (test-set
     indices, images, classes)``, another class's map (:func:`~adv2lib.targets.random_class_targets`, seeded by
     ``pool_seed``); else the benign map. ``benign`` (maps of the clean images) is computed
-    when not given. ``keep``: names of the tensors to return (default: all).
+    when not given. ``keep``: names of the tensors to return (default: all). ``interpreter``
+    may be a variant ``(name, options)`` (:meth:`Context.interpreter`).
+
+    ``levels`` (confidence levels, ``None`` for argmax only): also one row per level and
+    image for the selection rule at that level, recorded in the same run
+    (:class:`~adv2lib.attacks.loop.LevelRecord`): ``attack = "<label>@<level>"``, ``success``
+    whether a checked iterate reached the level, its ``confidence`` and its map's distances;
+    column ``required`` holds the level (0 for argmax). The attack's own probes
+    (``AttackResult.probes``, e.g. MASK's ``inner_map``) are returned as ``probe_<name>`` tensors.
     """
     interp = ctx.interpreter(interpreter)
     x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
@@ -256,12 +273,19 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
         tensors.update(target_image=pool_x[src_pos], source_class=src_class)
     own_target = target_map is not None
     mt = benign if target_map is None else target_map
-    res = ADV2(ctx.victim, interp, config=config, seed=seed, progress=progress).attack(
+    res = ADV2(ctx.victim, interp, config=config, seed=seed, progress=progress, levels=levels).attack(
         x, ct, target_map=ctx.to_device(mt)[0], true_class=y)
     ref = mt.cpu() if own_target else None
     rows = [result_rows(batch, res, label, map_columns(res.adv_map, benign, ref), extra)]
+    for level, rec in res.levels.items():
+        found = rec["found"]
+        cols = {"attack": f"{label}@{'argmax' if level is None else f'{level:g}'}",
+                "success": found.numpy(), "confidence": rec["confidence"].masked_fill(~found, float("nan")).numpy(),
+                "required": 0.0 if level is None else float(level), **map_columns(rec["map"], benign, ref)}
+        rows.append(_frame(batch, cols, extra))
     tensors.update(x=x, x_adv=res.x_adv, benign_map=benign, adv_map=res.adv_map, target_map=mt,
-                   true_class=batch.y, target_class=batch.ct, index=batch.indices)
+                   true_class=batch.y, target_class=batch.ct, index=batch.indices,
+                   **{f"probe_{k}": v for k, v in res.probes.items()})
     if x_pgd is not None:
         (xp,) = ctx.to_device(x_pgd)
         pgd_map = interp(xp, ct).detach()
@@ -308,3 +332,67 @@ def transfer_batch(ctx: Context, interpreter: str, batch: Batch, sources: dict, 
             "source": name, "target": interp.name, **batch.identity(), "success": success.numpy(),
             "l1_benign": cols.pop("l1_benign"), "iou_benign_mean": cols.pop("iou_benign_mean"), **cols}))
     return pd.concat(frames, ignore_index=True), {"benign_map": benign, **maps}
+
+
+def noise_floor_batch(ctx: Context, interpreter: str, batch: Batch, seeds=(0, 1)):
+    """The interpreter's own noise floor on clean images: L1 (and IoU) between two maps of
+    the same image for its true class, computed with the interpreter's ``seed`` set to each
+    of ``seeds`` (MASK's jitter offsets); an interpreter without a seed is simply run twice,
+    which measures whether it is deterministic. Rows: ``l1_floor``, ``iou_floor_mean``."""
+    x, y = ctx.to_device(batch.x, batch.y)
+    name = interpreter if isinstance(interpreter, str) else interpreter[0]
+    seeded = hasattr(ctx.interpreter(interpreter), "seed")
+    maps = [ctx.interpreter(interpreter, **({"seed": s} if seeded else {}))(x, y).detach().cpu() for s in seeds]
+    cols = map_columns(maps[1], maps[0])
+    return _frame(batch, {"interpreter": name, "attack": "floor", "seeded": seeded, "l1_floor": cols["l1_benign"],
+                          "iou_floor_mean": cols["iou_benign_mean"]}), {"maps": torch.stack(maps, 1)}
+
+
+def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *, label: str, probes=(),
+                   x_pgd=None, pgd_record=None, extra: dict | None = None, progress: bool = False):
+    """:func:`attack_batch` for one ablation variant, plus the measurements ``probes`` asks
+    for, as columns of the ADV2 rows (and, where they apply, of the PGD rows):
+
+    * ``"surrogate"`` (GRAD): ``l1_surrogate_<at>`` between the attack map (surrogate
+      ReLU or softplus network) and the exact map, at the clean image (``benign``, true
+      class), the PGD input and the returned ADV2 input (target class);
+    * ``"inner"`` (MASK): ``l1_inner_full``, between the attack's warm-started inner mask on
+      the final iterate and MASK rerun from scratch (with jitter) on it, and
+      ``l1_inner_target``, the inner mask's distance to the benign map (what the attack sees);
+    * ``"no_jitter"`` (MASK): ``l1_benign_nojitter``: the L1 to the benign map with MASK's
+      jitter switched off (benign and attacked maps both recomputed that way).
+    """
+    rows, tensors = attack_batch(ctx, interpreter, batch, config, seed, label=label, x_pgd=x_pgd,
+                                 pgd_record=pgd_record, extra=extra, progress=progress)
+    interp = ctx.interpreter(interpreter)
+    x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
+    adv = (rows["attack"] == label).to_numpy()
+    inputs = {"benign": (x, y), "adv": (tensors["x_adv"], ct)}
+    if x_pgd is not None:
+        inputs["pgd"] = (tensors["x_pgd"], ct)
+    if "surrogate" in probes:
+        for at, (xi, ci) in inputs.items():
+            with torch.enable_grad():
+                approx = interp.attack_map(xi, ci).detach()
+            d = metrics.l1_distance(approx.cpu(), interp(xi, ci).detach().cpu()).numpy()
+            rows[f"l1_surrogate_{at}"] = float("nan")
+            if at == "pgd":
+                rows.loc[~adv, f"l1_surrogate_{at}"] = d
+            else:
+                rows.loc[adv, f"l1_surrogate_{at}"] = d
+    if "inner" in probes and "probe_inner_map" in tensors:
+        inner, full = tensors["probe_inner_map"].cpu(), tensors["probe_final_map"].cpu()
+        rows["l1_inner_full"] = float("nan")
+        rows["l1_inner_target"] = float("nan")
+        rows.loc[adv, "l1_inner_full"] = metrics.l1_distance(inner, full).numpy()
+        rows.loc[adv, "l1_inner_target"] = metrics.l1_distance(inner, tensors["benign_map"].cpu()).numpy()
+    if "no_jitter" in probes:
+        still = ctx.interpreter(interpreter, jitter=0)
+        clean = still(x, y).detach().cpu()
+        rows["l1_benign_nojitter"] = float("nan")
+        rows.loc[adv, "l1_benign_nojitter"] = metrics.l1_distance(still(tensors["x_adv"], ct).detach().cpu(), clean).numpy()
+        if x_pgd is not None:
+            rows.loc[~adv, "l1_benign_nojitter"] = metrics.l1_distance(
+                still(tensors["x_pgd"], ct).detach().cpu(), clean).numpy()
+    keep = ("x_adv", "adv_map", "benign_map", "probe_inner_map", "probe_final_map")
+    return rows, {k: v for k, v in tensors.items() if k in keep}

@@ -137,9 +137,11 @@ def test_adv2_attacks_smoothgrad_on_a_tiny_victim(tiny_victim, tiny_images):
 
 def test_adv2_on_smoothgrad_beats_pgd_on_the_trained_victim():
     """ADV2 with GRAD's smoke preset reaches the target class and keeps SmoothGrad's map
-    closer to the benign map than PGD's example does (measured: L1 about 0.11 against 0.14)."""
+    closer to the benign map than PGD's example does. Measured: L1 0.107 against 0.138 with
+    the argmax-only preset, 0.123 against 0.138 once the preset holds p(ct) >= 0.97 (the
+    confidence costs distance; the confidence chapter measures how much)."""
     from conftest import adv2_against_pgd
 
     adv_ok, pgd_ok, l1_adv, l1_pgd = adv2_against_pgd(lambda model: SmoothGrad(model, n_samples=4), "smoothgrad")
     assert adv_ok.all() and pgd_ok.all()
-    assert l1_adv < 0.85 * l1_pgd
+    assert l1_adv < 0.95 * l1_pgd

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..interpreters.base import Interpreter, MapFunction
 from .adv2_mask import bilevel_stage
 from .config import ADV2Config, MaskADV2Config, resolve_config
-from .loop import (BestIterate, PassCounter, attack_mode, map_loss, project, sign_descent,
+from .loop import (BestIterate, LevelRecord, PassCounter, attack_mode, map_loss, project, sign_descent,
                    smoothed_cross_entropy)
 from .pgd import evaluate, pgd_stage, prepare_inputs
 from .result import AttackResult
@@ -65,7 +65,7 @@ class ADV2:
     name = "adv2"
 
     def __init__(self, victim, interpreter, config=None, *, seed: int = 0, progress: bool = False,
-                 history: bool = False, **overrides):
+                 history: bool = False, levels=(), **overrides):
         if interpreter is None:
             raise ValueError("ADV2 needs an interpreter; for the prediction-only attack use PGD")
         if not isinstance(interpreter, Interpreter):
@@ -81,6 +81,7 @@ class ADV2:
         self.seed = seed
         self.progress = progress
         self.history = history
+        self.levels = tuple(levels)
 
     # ------------------------------------------------------------------ public entry point
     def attack(self, x, target_class, target_map=None, true_class=None, x_init=None) -> AttackResult:
@@ -88,6 +89,7 @@ class ADV2:
         victim, interp, cfg = self.victim, self.interpreter, self.config
         counter = PassCounter()
         self._log = []
+        self._probes = {}
         with attack_mode(victim, *interp.networks()):
             x0, ct, true = prepare_inputs(victim, x, target_class, true_class)
             if target_map is None:
@@ -100,10 +102,11 @@ class ADV2:
             if x_init is not None:
                 x_init = project(torch.as_tensor(x_init).detach().to(x0.device, torch.float32), x0, cfg.eps)
             x, warm_at = self._warm_start(x0, ct, x_init, counter)
+            self._record = LevelRecord(self.levels, x0.shape[0], mt.shape[1:], x0.device) if self.levels else None
             if interp.bilevel:
                 x_adv, iteration, selected, adv_map = bilevel_stage(
                     victim, interp, cfg, x0, ct, mt, x, warm_at, counter, progress=self.progress,
-                    log=self._log if self.history else None)
+                    log=self._log if self.history else None, record=self._record, probes=self._probes)
             else:
                 x_adv, iteration, selected = self._sign_stage(x0, ct, mt, x, warm_at, counter)
                 adv_map = interp(x_adv, ct).detach()
@@ -117,6 +120,7 @@ class ADV2:
             attack="adv2", interpreter=interp.name, config=cfg,
             seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
             passes={"total": counter.total / max(1, x0.shape[0])}, history=self._log,
+            levels=self._record.result() if self._record is not None else {}, probes=self._probes,
         )
 
     __call__ = attack
@@ -144,6 +148,9 @@ class ADV2:
         keeper.offer_last(torch.arange(x.shape[0], device=x.device), x, warm_at)
         best = cfg.select == "best"
 
+        hold = cfg.min_confidence
+        floor = max(hold or 0.0, cfg.select_confidence or 0.0) or None
+
         def objective(xa, t, idx):
             terms = interp.attack_terms(xa, ct[idx])
             loss = smoothed_cross_entropy(terms.logits, ct[idx], cfg.label_smoothing)
@@ -151,6 +158,11 @@ class ADV2:
                 loss = loss + cfg.encoder_ce_weight * F.cross_entropy(terms.encoder_logits, ct[idx], reduction="none")
             l_int = map_loss(terms.map, mt[idx], cfg.int_reduction)
             loss = loss + cfg.lambda_at(t) * l_int
+            if hold is not None:
+                # Below the required confidence: a prediction-only step (plain CE, whose
+                # optimum is p(ct) = 1, unlike GRAD's smoothed CE).
+                below = F.softmax(terms.logits.detach(), 1).gather(1, ct[idx].view(-1, 1)).squeeze(1) < hold
+                loss = torch.where(below, F.cross_entropy(terms.logits, ct[idx], reduction="none"), loss)
             aux = {"logits": terms.logits.detach(), "map": terms.map.detach() if terms.exact else None}
             if self.history:
                 self._log.append({"step": t, "loss": loss.mean().item(), "l_int": l_int.mean().item(),
@@ -169,8 +181,12 @@ class ADV2:
             else:
                 logits, m = aux["logits"], aux["map"]
             p = F.softmax(logits, 1).gather(1, ct[idx].view(-1, 1)).squeeze(1)
-            ok = p > cfg.select_confidence if cfg.select_confidence is not None else logits.argmax(1) == ct[idx]
-            keeper.offer(idx, xa, iteration, ok, map_loss(m, mt[idx], "sum"))
+            on_target = logits.argmax(1) == ct[idx]
+            ok = on_target if floor is None else (p > floor) if hold is None else on_target & (p >= floor)
+            score = map_loss(m, mt[idx], "sum")
+            keeper.offer(idx, xa, iteration, ok, score)
+            if self._record is not None:
+                self._record.offer(idx, p, on_target, score, m)
             # Fallback when no iterate qualifies: the checked iterate most confident in ct.
             keeper.offer_last(idx, xa, iteration, key=p)
             return None

@@ -38,12 +38,15 @@ def _l2_unit(g: torch.Tensor) -> torch.Tensor:
 
 
 def bilevel_stage(victim, interp, cfg, x0, ct, mt, x, warm_at, counter: PassCounter, *,
-                  progress: bool = False, log: list | None = None):
+                  progress: bool = False, log: list | None = None, record=None, probes: dict | None = None):
     """Stage 2 of ADV2 against a bilevel interpreter, from the warm-started ``x``.
 
     ``x0``: the benign images; ``ct``: target classes; ``mt``: target maps; ``warm_at``: the
     iteration each example's warm start ended at; ``cfg``: a ``MaskADV2Config``. ``log``
-    (a list) receives one record per outer iteration when given.
+    (a list) receives one record per outer iteration when given. ``record`` (a
+    :class:`~adv2lib.attacks.loop.LevelRecord`) is offered every snapshot. ``probes`` (a dict)
+    receives ``inner_map``: the map of the attack's own warm-started inner mask on the final
+    image, just before the final snapshot recomputes MASK from scratch on it (``final_map``).
 
     Returns ``(x_adv, iteration, selected, adv_map)``: the best snapshot (quantised image
     classified as ``ct`` whose recomputed map is closest, L2, to ``mt``), else the snapshot
@@ -66,8 +69,11 @@ def bilevel_stage(victim, interp, cfg, x0, ct, mt, x, warm_at, counter: PassCoun
         pred = logits.argmax(1)
         p_ct = F.softmax(logits, 1).gather(1, ct.view(-1, 1)).squeeze(1)
         counter.add(n, map_passes + 1 / 3)
-        ok = pred == ct
+        on_target = pred == ct
+        ok = on_target if cfg.select_confidence is None else on_target & (p_ct >= cfg.select_confidence)
         score = map_loss(m_full, mt, "sum")
+        if record is not None:
+            record.offer(idx_all, p_ct, on_target, score, m_full)
         better = ok & (score < keeper.score)
         maps[better] = m_full[better]
         keeper.offer(idx_all, xq, iteration, ok, score)
@@ -129,7 +135,11 @@ def bilevel_stage(victim, interp, cfg, x0, ct, mt, x, warm_at, counter: PassCoun
                         "zero_steps": (lo == 0).float().mean().item(), "margin": margin.mean().item()})
         if progress:
             bar.set_postfix(l_int=f"{l_int.mean().item():.3g}")
-    snapshot(x, warm_at + cfg.steps)
+    if probes is not None and state is not None:
+        probes["inner_map"] = interp.state_map(state).detach()
+    final = snapshot(x, warm_at + cfg.steps)
+    if probes is not None:
+        probes["final_map"] = final
     x_adv, iteration, found = keeper.result()
     adv_map = torch.where(found.view(-1, 1, 1, 1), maps, last_maps)
     return x_adv, iteration, found, adv_map

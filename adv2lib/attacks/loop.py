@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "project", "quantize_8bit", "cw_margin", "smoothed_cross_entropy", "sign_descent",
-    "BestIterate", "attack_mode", "PassCounter", "map_loss",
+    "BestIterate", "LevelRecord", "attack_mode", "PassCounter", "map_loss",
 ]
 
 
@@ -155,6 +155,38 @@ class BestIterate:
         x = torch.where(found, self.x, self.last_x)
         iteration = torch.where(self.found, self.iteration, self.last_iteration)
         return x, iteration, self.found.clone()
+
+
+class LevelRecord:
+    """The selection rule at several confidence levels, recorded in one run.
+
+    For each level ``c`` (``None``: argmax only), per example, the map of the checked iterate
+    classified as ``ct`` with ``p(ct) >= c`` whose map is closest to the target, and that
+    iterate's ``p(ct)``. ``offer(idx, p, argmax_ok, score, maps)`` at every check; ``result()``
+    -> ``{c: {"found", "map", "confidence"}}`` (CPU tensors; ``found`` False where no checked
+    iterate reached ``c``). Used for the confidence trade-off (what choosing more strictly
+    among the same iterates costs), never for the returned iterate.
+    """
+
+    def __init__(self, levels, n: int, map_shape, device):
+        self.levels = tuple(levels)
+        self.score = {c: torch.full((n,), float("inf"), device=device) for c in self.levels}
+        self.maps = {c: torch.zeros((n, *map_shape), device=device) for c in self.levels}
+        self.conf = {c: torch.zeros(n, device=device) for c in self.levels}
+
+    def offer(self, idx, p, argmax_ok, score, maps) -> None:
+        for c in self.levels:
+            ok = argmax_ok if c is None else argmax_ok & (p >= c)
+            better = ok & (score < self.score[c][idx])
+            if better.any():
+                sel = idx[better]
+                self.score[c][sel] = score[better].detach()
+                self.maps[c][sel] = maps[better].detach().to(self.maps[c].dtype)
+                self.conf[c][sel] = p[better].detach().float()
+
+    def result(self) -> dict:
+        return {c: {"found": torch.isfinite(self.score[c]).cpu(), "map": self.maps[c].cpu(),
+                    "confidence": self.conf[c].cpu()} for c in self.levels}
 
 
 def _aligned(iteration, n: int, device) -> torch.Tensor:

@@ -51,6 +51,8 @@ class AttackResult:
     cpu_seconds: float = 0.0
     passes: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
+    levels: dict = field(default_factory=dict)
+    probes: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.x_adv.shape[0]

@@ -36,12 +36,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import AttackTerms, Interpreter, minmax_normalize
-from .surrogate import DEFAULT_TAU, soft_relu_backward
+from .surrogate import DEFAULT_TAU, soft_relu_backward, softplus_network
 
 #: Average-pooling factor per profile (official ``imagenet_resize_postfn``: 4x4 on 224;
 #: CIFAR-10 variant: 2x2 on 32 -- our analogue for 28x28 Fashion-MNIST).
 POOL = {"imagenet": 4, "embedded": 2}
 SCORES = ("logit", "log_softmax")
+#: How the attack map is made differentiable: the official surrogate ReLU backward, or a
+#: softplus network (Dombrowski et al. 2019).
+SURROGATES = ("relu_backward", "softplus")
 
 
 def reduce_saliency(grad: torch.Tensor, pool: int) -> torch.Tensor:
@@ -64,6 +67,9 @@ class GRAD(Interpreter):
         pool: pooling factor; default 4 for ``victim.profile == "imagenet"``, else 2.
         score: ``"logit"`` (default; paper) or ``"log_softmax"`` (official code's CE).
         tau: surrogate constant used by :meth:`attack_map`.
+        surrogate: ``"relu_backward"`` (default; official ``SoftReLU``) or ``"softplus"``
+            (every ReLU a softplus of sharpness ``beta`` in the attack map, forward and
+            backward). Only the attack map changes; the map itself is always exact.
 
     >>> from adv2lib.models import build_victim
     >>> grad = GRAD(build_victim("resnet").eval())
@@ -75,10 +81,14 @@ class GRAD(Interpreter):
     name = "grad"
 
     def __init__(self, victim: nn.Module, pool: int | None = None, score: str = "logit",
-                 tau: float = DEFAULT_TAU):
+                 tau: float = DEFAULT_TAU, surrogate: str = "relu_backward", beta: float = 10.0):
         super().__init__(victim)
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+        self.surrogate = surrogate
+        self.beta = float(beta)
         self.pool = int(pool) if pool is not None else POOL.get(getattr(victim, "profile", "embedded"), 2)
         self.score = score
         self.tau = tau
@@ -113,6 +123,9 @@ class GRAD(Interpreter):
         w.r.t. ``x`` is non-zero (the double backward goes through ``h'``). Used for the
         interpretation loss of the ADV2 attack only, never for metrics.
         """
+        if self.surrogate == "softplus":
+            with softplus_network(self.victim, self.beta):
+                return self(x, target)
         with soft_relu_backward(self.victim, self.tau):
             return self(x, target)
 

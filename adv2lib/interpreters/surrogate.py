@@ -50,6 +50,7 @@ import contextlib
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: Official value of the surrogate's smoothing constant (``SoftReLU``, paper-spec C.1).
@@ -105,10 +106,37 @@ def soft_relu_backward(model: nn.Module, tau: float = DEFAULT_TAU) -> Iterator[n
     """
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
+    with _swapped_relus(model, _make_forward(tau), "soft_relu_backward"):
+        yield model
+
+
+@contextlib.contextmanager
+def softplus_network(model: nn.Module, beta: float = 10.0) -> Iterator[nn.Module]:
+    """Within the block, every ``nn.ReLU`` of ``model`` is ``softplus_beta(z) = log(1 + e^(beta
+    z)) / beta`` in the forward *and* the backward pass: the smooth network of Dombrowski et al.
+    (NeurIPS 2019, "Explanations can be manipulated and geometry is to blame"), whose
+    gradient map has a non-zero input Hessian everywhere. An alternative to
+    :func:`soft_relu_backward` for GRAD's attack map (the forward values change too, so
+    the map it gives is further from the exact one as ``beta`` falls); restored on exit.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        return F.softplus(z, beta=beta)
+
+    with _swapped_relus(model, forward, "softplus_network"):
+        yield model
+
+
+@contextlib.contextmanager
+def _swapped_relus(model: nn.Module, forward, who: str) -> Iterator[nn.Module]:
+    """Every ``nn.ReLU`` module's ``forward`` replaced by ``forward`` (an instance attribute),
+    removed again on exit, also on exceptions."""
     relus = _relu_modules(model)
     if not relus:
         raise ValueError(
-            f"{type(model).__name__} has no nn.ReLU modules: soft_relu_backward cannot swap a "
+            f"{type(model).__name__} has no nn.ReLU modules: {who} cannot swap a "
             "functional F.relu; build the model with nn.ReLU modules"
         )
     saved = []  # (module, had its own 'forward' attribute, that attribute)
@@ -116,7 +144,7 @@ def soft_relu_backward(model: nn.Module, tau: float = DEFAULT_TAU) -> Iterator[n
         for module in relus:
             own = module.__dict__.get("forward", None)
             saved.append((module, "forward" in module.__dict__, own))
-            module.forward = _make_forward(tau)
+            module.forward = forward
         yield model
     finally:
         for module, had_own, own in reversed(saved):
