@@ -27,7 +27,7 @@ from .names import INTERPRETERS, LABELS, VICTIMS
 
 __all__ = [
     "LABELS", "book_style", "class_names", "combine", "rate_table", "metric_table", "l1_bars", "iou_curves",
-    "delta_bars", "reference_iou_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
+    "reference_bars", "confidence_curves", "ablation_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
     "transfer_grid", "one_picture", "show_panel", "show", "caption", "preset_table", "training_curves", "loss_curves",
     "budget_curves",
 ]
@@ -330,47 +330,37 @@ def iou_curves(iou: pd.DataFrame, reference: str = "benign", attacks: Sequence[s
     return fig
 
 
-def delta_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
-    """Table 7 analogue as bars: L1 of the ADV2 map to the benign map (Δb) and to the target
-    patch (Δt), per interpreter and victim."""
+def reference_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
+    """The paper's two-panel similarity chart, per victim (rows): (a) the L1 distance of the
+    ADV2 map to the benign map and to the target map, (b) the mean IoU (over k and images)
+    with each, per interpreter; error bars on L1: one standard deviation over images. Used by
+    the patch chapter (Table 7's Δb and Δt) and the random-class chapter, whose experiment the
+    paper's chart most likely shows (its L1 axis stops below Table 7's Δb values)."""
     df = summary[summary["attack"] == attack]
     victims = _victims(df)
-    fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
-    for ax, victim in zip(axes[0], victims):
+    fig, axes = plt.subplots(len(victims), 2, figsize=(7.6, 2.6 * len(victims)), squeeze=False)
+    for row, victim in enumerate(victims):
         sub = df[df["victim"] == victim]
         interps = _ordered(sub["interpreter"], INTERPRETERS)
         sub = sub.set_index("interpreter").reindex(interps)
-        series = {"delta_b": sub["l1_benign"].to_numpy(float), "delta_t": sub["l1_target"].to_numpy(float)}
-        errors = {"delta_b": np.nan_to_num(sub.get("l1_benign_std", pd.Series(0, index=sub.index)).to_numpy(float)),
-                  "delta_t": np.nan_to_num(sub.get("l1_target_std", pd.Series(0, index=sub.index)).to_numpy(float))}
-        _bars(ax, interps, series, errors)
-        ax.set_title(_label(victim))
-        if ax is axes[0][0]:
-            ax.set_ylabel("L1 distance of the ADV2 map")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["delta_b"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["delta_t"])]
-    fig.legend(handles, ["Δb: to the benign map", "Δt: to the target"], frameon=False, loc="outside upper center",
-               ncols=2)
-    return fig
 
+        def values(col):
+            return sub[col].to_numpy(float) if col in sub else np.full(len(interps), np.nan)
 
-def reference_iou_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
-    """Mean IoU (over k and images) of the ADV2 map with the benign map and with the target."""
-    df = summary[summary["attack"] == attack]
-    victims = _victims(df)
-    fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
-    for ax, victim in zip(axes[0], victims):
-        sub = df[df["victim"] == victim]
-        interps = _ordered(sub["interpreter"], INTERPRETERS)
-        sub = sub.set_index("interpreter").reindex(interps)
-        series = {"benign": sub["iou_benign_mean"].to_numpy(float), "target": sub["iou_target_mean"].to_numpy(float)}
-        _bars(ax, interps, series)
-        ax.set_ylim(0, 1.1)
-        ax.set_title(_label(victim))
-        if ax is axes[0][0]:
-            ax.set_ylabel("mean IoU of the ADV2 map")
+        def std(col):
+            return np.nan_to_num(values(col + "_std"))
+
+        _bars(axes[row][0], interps, {"benign": values("l1_benign"), "target": values("l1_target")},
+              {"benign": std("l1_benign"), "target": std("l1_target")})
+        _bars(axes[row][1], interps, {"benign": values("iou_benign_mean"), "target": values("iou_target_mean")})
+        axes[row][1].set_ylim(0, 1.1)
+        axes[row][0].set_ylabel(f"{_label(victim)}\nL1 distance")
+        axes[row][1].set_ylabel("mean IoU")
+    axes[0][0].set_title("(a) L1 distance of the ADV2 map")
+    axes[0][1].set_title("(b) IoU of the ADV2 map")
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["benign"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["target"])]
-    fig.legend(handles, ["w.r.t. the benign map", "w.r.t. the target"], frameon=False, loc="outside upper center",
-               ncols=2)
+    fig.legend(handles, ["w.r.t. the benign map", "w.r.t. the target map"], frameon=False,
+               loc="outside upper center", ncols=2)
     return fig
 
 

@@ -166,10 +166,15 @@ def test_table7_puts_paper_and_ours_side_by_side():
     ex = _examples(l1_adv=0.12)
     ex["l1_target"] = np.where(ex["attack"] == "adv2", 0.04, 0.5)
     t = report.table7(ex)
-    assert t.loc[("Δt (to the target)", report.PAPER_ROW), "CAM"] == paper_numbers.TABLE7["delta_t"]["cam"]
+    # both readings of the extracted text: A left to right, B with the CAM and MASK cells swapped
+    assert t.loc[("Δt (to the target)", report.PAPER_ROW + ", reading A"), "CAM"] == paper_numbers.TABLE7["delta_t"]["cam"]
+    assert t.loc[("Δt (to the target)", report.PAPER_ROW + ", reading B"), "CAM"] == paper_numbers.TABLE7["delta_t"]["mask"]
+    assert t.loc[("Δb (to the benign map)", report.PAPER_ROW + ", reading B"), "MASK"] == 0.42
     assert t.loc[("Δb (to the benign map)", "ours (ResNet)"), "GRAD"] == pytest.approx(0.12)
     assert t.loc[("Δt (to the target)", "ours (ResNet)"), "CAM"] == pytest.approx(0.04)
     assert np.isnan(t.loc[("Δt (to the target)", "ours (ResNet)"), "RTS"])  # not run here
+    text = report.table7_readings(ex)
+    assert "reading A: yes" in text and "reading B: yes" in text and "ResNet/CAM" in text
 
 
 def test_table9_matches_paper_numbers_module():

@@ -242,3 +242,31 @@ def causes(ablation: pd.DataFrame | None, main_summary: pd.DataFrame | None = No
         if parts:
             out[i] = "; ".join(parts)
     return out
+
+
+def confidence_costs(confidence: pd.DataFrame | None, level: float) -> dict:
+    """``{(victim, interpreter): (ratio argmax only, ratio holding level)}``: ADV2's L1 ratio to
+    PGD without and with the required confidence (raw names), from the confidence experiment."""
+    if confidence is None or not len(confidence):
+        return {}
+    table = confidence_table(confidence)
+    out = {}
+    for (v, i), sub in table.groupby(["victim", "interpreter"], sort=False):
+        base = sub[(sub["_rule"] == "select") & (sub["_required"] == 0)]
+        held = sub[(sub["_rule"] == "hold") & np.isclose(sub["_required"], level)]
+        if len(base) and len(held):
+            out[(v, i)] = (float(base["L1 / PGD"].iloc[0]), float(held["L1 / PGD"].iloc[0]))
+    return out
+
+
+def claim_causes(confidence: pd.DataFrame | None, ablations: pd.DataFrame | None, level: float) -> dict:
+    """``{interpreter label: sentence}``: the measured causes a failing cell of the comparison
+    chapter cites: the confidence's cost (ratio to PGD argmax-only → holding ``level``), then
+    the ablations' findings (:func:`causes`)."""
+    out: dict = {}
+    for (v, i), (free, held) in confidence_costs(confidence, level).items():
+        out.setdefault(i, []).append(f"{v}: holding p(ct) ≥ {level:g} moves the L1 ratio to PGD from {free:.2f} "
+                                     f"(argmax only) to {held:.2f}")
+    for i, text in causes(ablations).items():
+        out.setdefault(label(i), []).append(text)
+    return {i: "; ".join(parts) for i, parts in out.items()}

@@ -215,11 +215,20 @@ def verdict(passed: Sequence[bool]) -> str:
     return "partly" if any(passed) else "does not hold"
 
 
-def verdicts(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _interpreters_of(cell_label: str) -> list[str]:
+    """The interpreter labels a cell names: ``"ResNet/GRAD"`` -> GRAD, ``"ResNet/GRAD→CAM"`` -> both."""
+    tail = cell_label.split("/", 1)[-1]
+    return [part.strip() for part in tail.split("→")]
+
+
+def verdicts(tables: dict[str, pd.DataFrame], causes: dict | None = None) -> pd.DataFrame:
     """Every claim of paper-spec (g) with our verdict and the evidence behind it.
 
     ``tables`` maps experiment name (``main``, ``patch``, ``random_class``, ``transfer``) to
     its saved per-example rows; a missing experiment makes its claims "not tested".
+    ``causes`` (``{interpreter label: sentence}``, from
+    :func:`adv2lib.report.ablation.claim_causes`) gives a claim that does not fully hold its
+    measured causes: column ``measured cause``, one entry per interpreter of its failing cells.
     """
     evidence = {name: Evidence(rows) for name, rows in tables.items() if rows is not None}
     claims = {c.id: c for c in paper.CLAIMS}
@@ -228,9 +237,12 @@ def verdicts(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ev = evidence.get(rule.experiment)
         cells = list(rule.cells(ev)) if ev is not None and rule.cells is not None else []
         claim = claims[rule.claim]
+        failing = [i for c in cells if not c.passed for i in _interpreters_of(c.label)]
+        cause = "; ".join(f"{i}: {causes[i]}" for i in dict.fromkeys(failing) if causes and i in causes)
         out.append({"item": claim.item, "claim (paper)": f"{claim.text} {claim.provenance}",
                     "verdict": verdict([c.passed for c in cells]), "criterion": rule.criterion,
-                    "evidence (ours)": "; ".join(c.note() for c in cells) if cells else rule.untested})
+                    "evidence (ours)": "; ".join(c.note() for c in cells) if cells else rule.untested,
+                    "measured cause": cause})
     return pd.DataFrame(out)
 
 
@@ -244,5 +256,8 @@ def verdicts_markdown(table: pd.DataFrame) -> str:
         if row["criterion"]:
             body.append(f"*Criterion:* {row['criterion']}.")
         body.append("\n".join(f"- {c}" for c in cells) if cells else evidence)
+        if row.get("measured cause"):
+            body.append("*Measured causes of the failing cells:* "
+                        + "; ".join(f"{part}" for part in [row["measured cause"]]) + ".")
         parts.append("\n\n".join(body))
     return "\n\n---\n\n".join(parts)
