@@ -239,10 +239,23 @@ def _bars(ax, groups, series: dict, errors: dict | None = None, colors: dict | N
     ax.set_xticks(x, [_label(g) for g in groups])
 
 
+def _floor_marks(ax, interps, victim, floors) -> None:
+    """The interpreters' noise floors (``{(victim, interpreter): L1}``, raw names) as short dotted
+    lines across their groups of bars."""
+    first = True
+    for k, interp in enumerate(interps):
+        value = (floors or {}).get((victim, interp))
+        if value is not None and np.isfinite(value):
+            ax.hlines(value, k - 0.45, k + 0.45, colors="black", linestyles=":", lw=1.2,
+                      label="noise floor" if first else None)
+            first = False
+
+
 def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[str] = ("pgd", "adv2"),
-            ylabel: str = "L1 distance to the benign map") -> Figure:
+            ylabel: str = "L1 distance to the benign map", floors: dict | None = None) -> Figure:
     """Mean L1 distance of the PGD and ADV2 maps to the benign map, per interpreter and victim
-    (successful attacks only; error bars: one standard deviation over images)."""
+    (successful attacks only; error bars: one standard deviation over images). ``floors``
+    (``{(victim, interpreter): L1}``) draws each interpreter's noise floor as a dotted line."""
     victims = _victims(summary)
     fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
     for ax, victim in zip(axes[0], victims):
@@ -255,6 +268,7 @@ def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[s
             if f"{value}_std" in sub:
                 errors[attack] = np.nan_to_num(sub[f"{value}_std"].to_numpy(dtype=float))
         _bars(ax, interps, series, errors)
+        _floor_marks(ax, interps, victim, floors)
         ax.set_title(_label(victim))
         ax.set_ylabel(ylabel if ax is axes[0][0] else "")
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -262,11 +276,12 @@ def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[s
     return fig
 
 
-def budget_curves(examples: pd.DataFrame) -> Figure:
+def budget_curves(examples: pd.DataFrame, floors: dict | None = None) -> Figure:
     """The budget experiment (:func:`adv2lib.experiments.run_budget`): mean L1 distance to the
     benign map (top row) and MC (bottom row) of ADV2 against its stage-2 budget (x the preset),
     one panel per interpreter, one line per victim; PGD's value is the dashed line of the
-    same colour. Means over successful attacks, error bars one standard deviation."""
+    same colour, the interpreter's noise floor (``floors``, ``{(victim, interpreter): L1}``)
+    the dotted one. Means over successful attacks, error bars one standard deviation."""
     from .metrics import summarize
 
     s = summarize(examples, by=("victim", "interpreter", "attack", "budget"))
@@ -285,6 +300,9 @@ def budget_curves(examples: pd.DataFrame) -> Figure:
                 if len(pgd):
                     ax.axhline(float(pgd[col].iloc[0]), ls="--", lw=1, color=colours[victim],
                                label=f"PGD, {_label(victim)}")
+                if i == 0 and floors and (victim, interp) in floors:
+                    ax.axhline(floors[(victim, interp)], ls=":", lw=1.2, color=colours[victim],
+                               label=f"noise floor, {_label(victim)}")
         axes[0][j].set_title(_label(interp))
         axes[1][j].set_xscale("log", base=2)
         ticks = sorted(s.loc[s["attack"] != "pgd", "budget"].unique())
@@ -606,7 +624,7 @@ def confidence_curves(table: pd.DataFrame, floors: dict | None = None) -> Figure
     argmax only, then each level), for choosing among the iterates of the argmax-only attack
     (circles) and for the attack that holds ``c`` (squares); one panel per victim x interpreter.
     Dashed: PGD on the same images; dotted: the interpreter's noise floor when ``floors``
-    (``{(victim label, interpreter label): L1}``) gives it."""
+    (``{(victim, interpreter): L1}``) gives it."""
     victims = list(dict.fromkeys(table["victim"]))
     interps = list(dict.fromkeys(table["interpreter"]))
     fig, axes = plt.subplots(len(victims), len(interps), figsize=(2.6 * len(interps), 2.3 * len(victims)),
@@ -627,8 +645,9 @@ def confidence_curves(table: pd.DataFrame, floors: dict | None = None) -> Figure
             pgd = sub[sub["_rule"] == "pgd"]
             if len(pgd):
                 ax.axhline(float(pgd["L1 to benign"].iloc[0]), ls="--", lw=1, color=COLORS["pgd"], label="PGD")
-            if floors and (v, i) in floors:
-                ax.axhline(floors[(v, i)], ls=":", lw=1, color=COLORS["benign"], label="noise floor")
+            floor = {(_label(a), _label(b)): x for (a, b), x in (floors or {}).items()}.get((v, i))
+            if floor is not None:
+                ax.axhline(floor, ls=":", lw=1.2, color="black", label="noise floor")
             ax.set_xticks(range(len(levels)), ["argmax" if c == 0 else f"{c:g}" for c in levels])
             ax.set_ylim(bottom=0)
             if a == 0:

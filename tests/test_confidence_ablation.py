@@ -213,3 +213,9 @@ def test_confidence_and_ablation_experiments_smoke(tmp_path):
     again = experiments.run_ablation(victim="resnet", n_images=2, smoke=True, results_dir=tmp_path,
                                      progress=False, interpreters=("grad",))
     assert again.batches["computed"] == 0
+    # the experiment chapters' noise floors are the ablation's floor runs, read back from the store
+    stored = sorted(p.parent for p in tmp_path.rglob("manifest.json"))
+    floors = ablation.noise_floors(victims="resnet", smoke=True, results_dir=tmp_path)
+    assert sorted(p.parent for p in tmp_path.rglob("manifest.json")) == stored
+    rows = r.examples[r.examples["attack"] == "floor"]
+    assert floors[("resnet", "mask")] == pytest.approx(float(rows.loc[rows["interpreter"] == "mask", "l1_floor"].mean()))

@@ -21,7 +21,7 @@ import pandas as pd
 from ..names import INTERPRETERS, label
 from .tables import victims_in
 
-__all__ = ["EXPLAINS", "HELPS", "CRITERION", "confidence_table", "floor_table", "ablation_table", "probe_table",
+__all__ = ["EXPLAINS", "HELPS", "CRITERION", "FLOOR_IMAGES", "noise_floors", "floors", "confidence_table", "floor_table", "ablation_table", "probe_table",
            "ablation_findings", "causes", "confidence_sentences"]
 
 #: The main experiment's criterion: ADV2's L1 to the benign map at most half of PGD's.
@@ -110,6 +110,41 @@ def floor_table(examples: pd.DataFrame) -> pd.DataFrame:
                          "IoU": _mean(g, "iou_floor_mean"),
                          "deterministic": bool((g["l1_floor"] == 0).all()), "images": len(g)})
     return pd.DataFrame(rows)
+
+
+#: Images per victim of the noise floor (the ablation chapter's count; smoke: 2).
+FLOOR_IMAGES = {"full": 50, "smoke": 2}
+
+
+def noise_floors(profile: str = "embedded", victims=("resnet", "densenet"), seed: int = 0, device: str = "auto",
+                 smoke: bool = False, results_dir=None, engine=None) -> dict:
+    """``{(victim, interpreter): mean L1}``: every paper interpreter's noise floor, for the L1
+    figures of the experiment chapters. The same stored runs as the ablation chapter's floors
+    (:func:`adv2lib.experiments.run_ablation` with no ablated interpreter, on its first
+    :data:`FLOOR_IMAGES` images): computed once, by whichever chapter asks first."""
+    from .. import experiments
+    from ..names import INTERPRETERS as PAPER
+    from ..tasks import noise_floor_batch
+
+    out = {}
+    n = FLOOR_IMAGES["smoke" if smoke else "full"]
+    for v in ([victims] if isinstance(victims, str) else victims):
+        spec = experiments.ExperimentSpec.make("ablation", profile=profile, victim=v, interpreters=PAPER, n_images=n,
+                                               seed=seed, smoke=smoke, device=device, results_dir=results_dir,
+                                               progress=False)
+        drv = experiments.prepare(spec, engine)
+        jobs = []
+        for name in PAPER:              # the same keys as the ablation experiment's floor runs
+            drv.expect(name)
+            key = drv.key("ablation", name, "floor", {"interpreter": drv.interp_params[name], "seeds": [0, 1]})
+            jobs += [drv.job(key, b, noise_floor_batch, interpreter=name, batch=drv.batch((lo, hi)))
+                     for b, lo, hi in spec.batches()]
+        done = drv.stage(jobs, f"noise floors/{v}")
+        for name in PAPER:
+            key = [job[0] for job in jobs if job[0].interpreter == name][0]
+            rows = drv.collect(done, key)[0]
+            out[(v, name)] = float(rows["l1_floor"].mean())
+    return out
 
 
 def floors(examples: pd.DataFrame) -> dict:
@@ -270,3 +305,29 @@ def claim_causes(confidence: pd.DataFrame | None, ablations: pd.DataFrame | None
     for i, text in causes(ablations).items():
         out.setdefault(label(i), []).append(text)
     return {i: "; ".join(parts) for i, parts in out.items()}
+
+
+#: How close ADV2's MC must come to PGD's in the main experiment (issue 11).
+MC_TOLERANCE = 0.02
+
+
+def mc_gap_table(main_examples: pd.DataFrame) -> pd.DataFrame:
+    """The main experiment's MC of ADV2 and PGD per victim x interpreter (successful attacks),
+    their difference, and whether ADV2 is within :data:`MC_TOLERANCE` of PGD; with ASR, L1 and
+    IoU at that confidence."""
+    from .tables import summarize_examples
+
+    s = summarize_examples(main_examples)
+    rows = []
+    for v in victims_in(s):
+        for i in [i for i in INTERPRETERS if i in set(s["interpreter"])]:
+            def val(attack, col):
+                sel = s[(s["victim"] == v) & (s["interpreter"] == i) & (s["attack"] == attack)]
+                return float(sel[col].iloc[0]) if len(sel) and col in sel else float("nan")
+
+            adv, pgd = val("adv2", "mc"), val("pgd", "mc")
+            rows.append({"victim": label(v), "interpreter": label(i), "MC ADV2": adv, "MC PGD": pgd,
+                         "difference": adv - pgd, f"within {MC_TOLERANCE}": bool(adv >= pgd - MC_TOLERANCE),
+                         "ASR ADV2": val("adv2", "asr"), "L1 ADV2": val("adv2", "l1_benign"),
+                         "L1 PGD": val("pgd", "l1_benign"), "IoU ADV2": val("adv2", "iou_benign_mean")})
+    return pd.DataFrame(rows)
