@@ -196,6 +196,14 @@ def test_declared_runs_cover_the_book_and_both_victims(sandbox):
     assert full[runner.BUDGET_NOTEBOOK].parameters["n_images"] == 7          # never more than the book's images
     only_cam = {r.name: r for r in runner.declared_runs(FULL, interpreters=["cam"])}
     assert only_cam[runner.BUDGET_NOTEBOOK].parameters["interpreters"] == ["cam"]
+    # the confidence trade-off: every interpreter, both victims, all levels (smoke: the preset's only)
+    full = {r.name: r for r in runner.declared_runs(FULL)}
+    conf = full[runner.CONFIDENCE_NOTEBOOK].parameters
+    assert conf["victims"] == ["resnet", "densenet"] and conf["n_images"] == 20 and 0.97 in conf["levels"]
+    assert {r.name: r for r in runs}[runner.CONFIDENCE_NOTEBOOK].parameters["levels"] == [0.97]
+    # the ablations: GRAD and MASK, at least 50 images per victim (the minimum)
+    abl = full[runner.ABLATION_NOTEBOOK].parameters
+    assert abl["interpreters"] == ["grad", "mask"] and abl["n_images"] >= 50 and abl["victims"] == ["resnet", "densenet"]
 
 
 def test_toc_lists_every_executed_notebook():
