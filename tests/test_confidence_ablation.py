@@ -178,7 +178,7 @@ def test_verdicts_name_the_measured_cause_of_failing_cells():
         for attack, value in (("adv2", l1), ("pgd", 1.0)):
             rows.append({"victim": "resnet", "interpreter": interp, "attack": attack, "position": 0, "success": True,
                          "confidence": 0.97, "l1_benign": value, "iou_benign_mean": 0.5})
-    table = claims.verdicts({"main": pd.DataFrame(rows)}, causes={"GRAD": "surrogate far from the exact map"})
+    table = claims.verdicts({"main": pd.DataFrame(rows)}, causes={"*": {"GRAD": "surrogate far from the exact map"}})
     l1 = table[table["item"].str.contains("L1")].iloc[0]
     assert l1["verdict"] == "partly"
     assert l1["measured cause"] == "GRAD: surrogate far from the exact map"
@@ -197,6 +197,9 @@ def test_confidence_table_and_costs():
     costs = ablation.confidence_costs(df, 0.97)
     assert costs[("ResNet", "CAM")] == (pytest.approx(0.3), pytest.approx(0.4))
     assert "holding it during the attack 0.400" in ablation.confidence_sentences(ablation.confidence_table(df), 0.97)
+    causes = ablation.claim_causes(df, None, 0.97)
+    assert causes["*"]["CAM"].startswith("ResNet: holding p(ct) ≥ 0.97 moves the L1 ratio to PGD from 0.30")
+    assert "MC 0.98 argmax only" in causes["effective"]["CAM"]         # prediction claims cite the confidence
 
 
 @pytest.mark.skipif(not victim_weights_path("resnet").is_file(), reason="needs the trained embedded ResNet")

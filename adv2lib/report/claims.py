@@ -226,7 +226,7 @@ def verdicts(tables: dict[str, pd.DataFrame], causes: dict | None = None) -> pd.
 
     ``tables`` maps experiment name (``main``, ``patch``, ``random_class``, ``transfer``) to
     its saved per-example rows; a missing experiment makes its claims "not tested".
-    ``causes`` (``{interpreter label: sentence}``, from
+    ``causes`` (``{claim id or "*": {interpreter label: sentence}}``, from
     :func:`adv2lib.report.ablation.claim_causes`) gives a claim that does not fully hold its
     measured causes: column ``measured cause``, one entry per interpreter of its failing cells.
     """
@@ -238,7 +238,8 @@ def verdicts(tables: dict[str, pd.DataFrame], causes: dict | None = None) -> pd.
         cells = list(rule.cells(ev)) if ev is not None and rule.cells is not None else []
         claim = claims[rule.claim]
         failing = [i for c in cells if not c.passed for i in _interpreters_of(c.label)]
-        cause = "; ".join(f"{i}: {causes[i]}" for i in dict.fromkeys(failing) if causes and i in causes)
+        mine = (causes or {}).get(rule.claim, (causes or {}).get("*", {}))
+        cause = "; ".join(f"{i}: {mine[i]}" for i in dict.fromkeys(failing) if i in mine)
         out.append({"item": claim.item, "claim (paper)": f"{claim.text} {claim.provenance}",
                     "verdict": verdict([c.passed for c in cells]), "criterion": rule.criterion,
                     "evidence (ours)": "; ".join(c.note() for c in cells) if cells else rule.untested,

@@ -71,9 +71,11 @@ def images_per_group(examples: pd.DataFrame) -> int:
     """Attacked inputs per (interpreter, attack) -- or (source, target) -- group: the number of
     images behind each reported mean (in the patch experiment an image may serve up to three
     targets, so this counts targets, not distinct images)."""
-    keys = [c for c in ("interpreter", "attack", "source", "target") if c in examples.columns]
+    keys = [c for c in ("interpreter", "attack", "variant", "source", "target") if c in examples.columns]
     if examples.empty:
         return 0
+    if "variant" in keys:           # the ablation rows: PGD's rows repeat per variant of the interpreter
+        examples = examples.assign(variant=examples["variant"].fillna(""))
     return int(examples.groupby(keys).size().max()) if keys else len(examples)
 
 
