@@ -46,7 +46,7 @@ EXPECTED = {
     "book/executed/04_transferability": (2, 1, False),
     "book/executed/05_attack_budget": (1, 1, False),
     "book/executed/05b_confidence": (1, 1, False),
-    "book/executed/05c_ablations": (2, 3, False),
+    "book/executed/05c_ablations": (1, 3, False),
     "book/executed/paper_vs_ours": (0, 4, False),
     "book/executed/reproduce": (0, 3, False),
     "book/references": (0, 0, False),
