@@ -225,8 +225,15 @@ def test_transfer_verdicts():
 
 def test_paper_tables_have_every_interpreter():
     for table in (paper_numbers.TABLE7, paper_numbers.TABLE8):
-        for key in set(table) - {"caption", "source"}:
+        for key in set(table) - {"caption", "source", "readings", "reading_notes"}:
             assert set(table[key]) == set(paper_numbers.INTERPRETER_ORDER)
+    # Table 7's two readings differ only by swapping the CAM and MASK cells of each row
+    a, b = paper_numbers.TABLE7["readings"]["A"], paper_numbers.TABLE7["readings"]["B"]
+    for key in ("delta_b", "delta_t"):
+        assert set(a[key]) == set(b[key]) == set(paper_numbers.INTERPRETER_ORDER)
+        assert (a[key]["cam"], a[key]["mask"]) == (b[key]["mask"], b[key]["cam"])
+        assert all(a[key][i] == b[key][i] for i in ("grad", "rts"))
+        assert a[key] == paper_numbers.TABLE7[key]          # reading A is the left-to-right default
     assert set(paper_numbers.TABLE9["values"]) == set(paper_numbers.TABLE9["rows"])
     # the ordering kept for the ambiguous columns puts each row's smallest value on the diagonal
     for src in paper_numbers.INTERPRETER_ORDER:

@@ -250,9 +250,11 @@ def test_papermill_executes_and_injects_parameters(sandbox):
 # ------------------------------------------------------------------ engine and the parameters cell
 def test_engine_reaches_the_experiment_notebooks_but_not_their_keys(sandbox):
     runs = {r.name: r for r in runner.declared_runs(SMOKE, engine="ray")}
-    for name in (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK):
+    computing = (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK, runner.CONFIDENCE_NOTEBOOK,
+                 runner.ABLATION_NOTEBOOK)
+    for name in computing:
         assert runs[name].runtime == {"engine": "ray"} and "engine" not in runs[name].parameters
-    assert all(not r.runtime for n, r in runs.items() if n not in (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK))
+    assert all(not r.runtime for n, r in runs.items() if n not in computing)
     serial = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "serial"})]
     ray = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "ray"})]
     assert runner.run_key(serial[0], SMOKE) == runner.run_key(ray[0], SMOKE)
