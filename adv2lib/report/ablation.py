@@ -163,7 +163,7 @@ def ablation_table(examples: pd.DataFrame) -> pd.DataFrame:
         for i in [i for i in INTERPRETERS if i in set(ex["interpreter"])]:
             sub = ex[(ex["victim"] == v) & (ex["interpreter"] == i)]
             pgd = _successful(sub[sub["attack"] == "pgd"])
-            variants = [x for x in sub["variant"].dropna().unique()]
+            variants = sorted(sub["variant"].dropna().unique(), key=lambda x: (x != "preset", _variant_rank(i, x)))
             base_ratio = None
             for var in variants:
                 g = sub[(sub["variant"] == var) & (sub["attack"] != "pgd")]
@@ -183,6 +183,14 @@ def ablation_table(examples: pd.DataFrame) -> pd.DataFrame:
                     r["Δ ratio"] = r["L1 / PGD"] - base_ratio if base_ratio is not None else float("nan")
                     r["effect"] = _effect(base_ratio, r["L1 / PGD"]) if r["variant"] != "preset" else "–"
     return pd.DataFrame(rows)
+
+
+def _variant_rank(interpreter: str, variant: str) -> int:
+    """The position of ``variant`` in :data:`adv2lib.experiments.ABLATIONS` (unknown ones last)."""
+    from ..experiments import ABLATIONS
+
+    labels = [v.label for v in ABLATIONS.get(interpreter, ())]
+    return labels.index(variant) if variant in labels else len(labels)
 
 
 def _effect(base: float | None, ratio: float) -> str:
