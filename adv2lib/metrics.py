@@ -172,11 +172,13 @@ def summarize(frame, by=("victim", "interpreter", "attack"), successful_only: bo
     rows = []
     for key, group in frame.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        ok = group["success"].astype(bool)
+        # Rows without an attack outcome (the ablation's noise-floor rows) count as they are.
+        ok = group["success"].astype(bool) if "success" in group else pd.Series(True, index=group.index)
+        conf = group["confidence"] if "confidence" in group else pd.Series(float("nan"), index=group.index)
         row = dict(zip(by, key))
         row["n"] = len(group)
         row["asr"] = attack_success_rate(ok.to_numpy())
-        row["mc"] = misclassification_confidence(group["confidence"].to_numpy(), ok.to_numpy())
+        row["mc"] = misclassification_confidence(conf.to_numpy(), ok.to_numpy())
         sub = group[ok] if successful_only else group
         for col in metric_cols:
             row[col] = float(sub[col].mean()) if len(sub) else float("nan")

@@ -222,3 +222,14 @@ def test_confidence_and_ablation_experiments_smoke(tmp_path):
     assert sorted(p.parent for p in tmp_path.rglob("manifest.json")) == stored
     rows = r.examples[r.examples["attack"] == "floor"]
     assert floors[("resnet", "mask")] == pytest.approx(float(rows.loc[rows["interpreter"] == "mask", "l1_floor"].mean()))
+
+
+def test_summarize_takes_rows_without_an_attack_outcome():
+    """The ablation of an interpreter without variants stores noise-floor rows only (no
+    ``success`` or ``confidence``): their summary still has one row per group."""
+    from adv2lib.metrics import summarize
+
+    rows = pd.DataFrame({"victim": "resnet", "interpreter": ["cam", "cam", "mask"], "attack": "floor",
+                         "l1_floor": [0.0, 0.0, 0.02]})
+    s = summarize(rows).set_index("interpreter")
+    assert s.loc["mask", "l1_floor"] == pytest.approx(0.02) and s.loc["cam", "n"] == 2
