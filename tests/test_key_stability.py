@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(not __import__("test_keys")._trained_resnet_avai
 #: ``<experiment>/<profile>/<victim>/<interpreter>/<attack>/seed<seed>-<params hash>`` of every
 #: run the five experiments store for the setup below (computed at commit 71414bd; the ADV2 keys
 #: recomputed when ADV2Config gained ``min_confidence`` and MaskADV2Config ``select_confidence``,
-#: issue 11: the presets changed, so did the numbers).
+#: issue 11, and again when MASK's preset margin became the one that holds 0.97: the presets
+#: changed, so did the numbers).
 PINNED = sorted("""
 budget/embedded/resnet/cam/adv2/seed0-162363b92027
 budget/embedded/resnet/cam/adv2/seed0-d6a85dc80294
@@ -29,29 +30,29 @@ budget/embedded/resnet/cam/pgd/seed0-3746d2693ab7
 budget/embedded/resnet/grad/adv2/seed0-67474c392420
 budget/embedded/resnet/grad/adv2/seed0-ceec0dec1e6d
 budget/embedded/resnet/grad/pgd/seed0-15894dd5ac22
-budget/embedded/resnet/mask/adv2/seed0-620b8f043400
-budget/embedded/resnet/mask/adv2/seed0-83f8abff07ff
+budget/embedded/resnet/mask/adv2/seed0-851524875107
+budget/embedded/resnet/mask/adv2/seed0-e18a4fa1d6d8
 budget/embedded/resnet/mask/pgd/seed0-5b6d6c038739
 budget/embedded/resnet/rts/adv2/seed0-1afdd605abbb
 budget/embedded/resnet/rts/adv2/seed0-8be478da4e84
 budget/embedded/resnet/rts/pgd/seed0-41e950b80db2
 main/embedded/resnet/cam/adv2/seed0-7e646fee1ad9
 main/embedded/resnet/grad/adv2/seed0-6754e55661e4
-main/embedded/resnet/mask/adv2/seed0-3dcf4f7a68e8
+main/embedded/resnet/mask/adv2/seed0-9f4abd5544cf
 main/embedded/resnet/rts/adv2/seed0-7ee72bbf883b
 patch/embedded/resnet/cam/adv2/seed0-02e1141fcbb5
 patch/embedded/resnet/grad/adv2/seed0-469c7802b340
-patch/embedded/resnet/mask/adv2/seed0-a6d84c0c1c07
+patch/embedded/resnet/mask/adv2/seed0-72f4e1acbc01
 patch/embedded/resnet/rts/adv2/seed0-9892757fe4c0
 pgd/embedded/resnet/none/pgd/seed0-832a4d0543b9
 random_class/embedded/resnet/cam/adv2/seed0-8bec82540a2d
 random_class/embedded/resnet/grad/adv2/seed0-25dee15629bc
-random_class/embedded/resnet/mask/adv2/seed0-7ff56b990c7b
+random_class/embedded/resnet/mask/adv2/seed0-46842e978c1c
 random_class/embedded/resnet/rts/adv2/seed0-21d60ac4e8c0
-transfer/embedded/resnet/cam/transfer/seed0-ccc4fef7af97
-transfer/embedded/resnet/grad/transfer/seed0-842fdf8e684b
-transfer/embedded/resnet/mask/transfer/seed0-a6dcaa0d43f7
-transfer/embedded/resnet/rts/transfer/seed0-3d237a03926d
+transfer/embedded/resnet/cam/transfer/seed0-e4bb2d304de2
+transfer/embedded/resnet/grad/transfer/seed0-fe8b9cc81bf8
+transfer/embedded/resnet/mask/transfer/seed0-eaa64e1d6071
+transfer/embedded/resnet/rts/transfer/seed0-b98a80bd8305
 """.split())
 
 
