@@ -743,19 +743,27 @@ ABLATIONS = {
 }
 
 
+def floor_jobs(drv) -> tuple[list, list]:
+    """The noise-floor runs of every paper interpreter (keys) and their batch tasks: the
+    ablation's first stage, also read back by :func:`adv2lib.report.ablation.noise_floors`."""
+    keys, jobs = [], []
+    for name in names.INTERPRETERS:
+        drv.expect(name)                     # records the interpreter's settings
+        key = drv.key("ablation", name, "floor", {"interpreter": drv.interp_params[name], "seeds": [0, 1]})
+        keys.append(key)
+        jobs += [drv.job(key, b, noise_floor_batch, interpreter=name, batch=drv.batch((lo, hi)))
+                 for b, lo, hi in drv.spec.batches()]
+    return keys, jobs
+
+
 def _ablation(spec, engine=None) -> ExperimentResult:
     """Why GRAD and MASK resist: each interpreter's noise floor, then the :data:`ABLATIONS` of
     the interpreters asked for, on the main experiment's first images and target classes."""
     start = time.perf_counter()
     drv = prepare(spec, engine)
     pgd_rows, pgd_t = drv.pgd()
-    runs, jobs, config = [], [], {"pgd": drv.pgd_config}
-    for name in names.INTERPRETERS:          # the noise floor of each of the paper's interpreters
-        drv.expect(name)                     # records the interpreter's settings
-        key = drv.key("ablation", name, "floor", {"interpreter": drv.interp_params[name], "seeds": [0, 1]})
-        runs.append(key)
-        jobs += [drv.job(key, b, noise_floor_batch, interpreter=name, batch=drv.batch((lo, hi)))
-                 for b, lo, hi in spec.batches()]
+    runs, jobs = floor_jobs(drv)
+    config = {"pgd": drv.pgd_config}
     for name in spec.interpreters:
         config[name] = {}
         for variant in ABLATIONS.get(name, ()):

@@ -14,22 +14,13 @@ from adv2lib.attacks.config import (EMBEDDED_CONFIDENCE, ADV2Config, MaskADV2Con
                                     require_confidence)
 from adv2lib.errors import ConfigError
 from adv2lib.interpreters import CAM, GRAD, MASK
-from adv2lib.models import build_victim, victim_weights_path
+from adv2lib.models import victim_weights_path
 from adv2lib.report import ablation, claims
 
 EPS = 0.1
 
 
-@pytest.fixture(scope="module")
-def victim():
-    torch.manual_seed(0)
-    return build_victim("resnet").eval()
-
-
-@pytest.fixture()
-def batch():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(3, 1, 28, 28, generator=g), torch.tensor([1, 5, 9])
+from test_attacks import batch, victim  # noqa: E402,F401  (fixtures)
 
 
 # --------------------------------------------------------------------------- configs

@@ -124,7 +124,6 @@ def noise_floors(profile: str = "embedded", victims=("resnet", "densenet"), seed
     :data:`FLOOR_IMAGES` images): computed once, by whichever chapter asks first."""
     from .. import experiments
     from ..names import INTERPRETERS as PAPER
-    from ..tasks import noise_floor_batch
 
     out = {}
     n = FLOOR_IMAGES["smoke" if smoke else "full"]
@@ -133,17 +132,11 @@ def noise_floors(profile: str = "embedded", victims=("resnet", "densenet"), seed
                                                seed=seed, smoke=smoke, device=device, results_dir=results_dir,
                                                progress=False)
         drv = experiments.prepare(spec, engine)
-        jobs = []
-        for name in PAPER:              # the same keys as the ablation experiment's floor runs
-            drv.expect(name)
-            key = drv.key("ablation", name, "floor", {"interpreter": drv.interp_params[name], "seeds": [0, 1]})
-            jobs += [drv.job(key, b, noise_floor_batch, interpreter=name, batch=drv.batch((lo, hi)))
-                     for b, lo, hi in spec.batches()]
+        keys, jobs = experiments.floor_jobs(drv)
         done = drv.stage(jobs, f"noise floors/{v}")
-        for name in PAPER:
-            key = [job[0] for job in jobs if job[0].interpreter == name][0]
+        for key in keys:
             rows = drv.collect(done, key)[0]
-            out[(v, name)] = float(rows["l1_floor"].mean())
+            out[(v, key.interpreter)] = float(rows["l1_floor"].mean())
     return out
 
 
