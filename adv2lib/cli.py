@@ -52,6 +52,20 @@ def _train_rts(args) -> int:
     return 0
 
 
+def _train_aid(args) -> int:
+    from .interpreters.rts_aid import AIDConfig, train_aid
+
+    names = ["resnet", "densenet"] if args.name == "all" else [args.name]
+    config = AIDConfig(seed=args.seed, **({} if args.steps is None else {"steps": args.steps}))
+    for name in names:
+        card = train_aid(name, config, device=args.device, resume=not args.restart, eval_images=args.eval_images)
+        before, after = card["evaluation_before"], card["evaluation"]
+        print(json.dumps({"name": card["name"], "training_seconds": card["training_seconds"],
+                          **{f"{k}_before": round(before[k], 4) for k in ("preserved_accuracy", "destroyed_accuracy")},
+                          **{k: round(after[k], 4) for k in ("preserved_accuracy", "destroyed_accuracy", "mean_area")}}))
+    return 0
+
+
 def _data_fetch(args) -> int:
     from .data import fashion_mnist
 
@@ -97,12 +111,14 @@ def _experiment(args) -> int:
     engine = _engine(args)
     names = list(experiments.PAPER_EXPERIMENTS) if args.name == "all" else [args.name]
     victims = expand_victims(args.victim)
-    experiments.preflight(args.profile, victims, tuple(args.interpreters), 100 if args.n_images is None else args.n_images, args.seed,
+    chosen = tuple(args.interpreters) if args.interpreters else None
+    experiments.preflight(args.profile, victims, chosen or ("grad", "cam", "mask", "rts"),
+                          100 if args.n_images is None else args.n_images, args.seed,
                           args.batch_size, args.device if engine.name == "serial" else "cpu")
     for victim in victims:
         for name in names:
             result = experiments.EXPERIMENTS[name](
-                profile=args.profile, victim=victim, interpreters=tuple(args.interpreters),
+                profile=args.profile, victim=victim, **({} if chosen is None else {"interpreters": chosen}),
                 **({} if args.n_images is None else {"n_images": args.n_images}), seed=args.seed, smoke=args.smoke, device=args.device,
                 results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
             print(f"== {name} / {victim}: {result.seconds:.0f} s ({result.batches['computed']} result batches "
@@ -146,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
     p.set_defaults(func=_train_rts)
 
+    p = command("train-aid", help="harden a victim's RTS by adversarial interpretation distillation (weights + card)")
+    p.add_argument("name", choices=["resnet", "densenet", "all"])
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: AIDConfig.steps)")
+    p.add_argument("--eval-images", type=int, default=2000, help="test images for the card's evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
+    p.set_defaults(func=_train_aid)
+
     p = command("data", help="dataset utilities")
     p.add_argument("action", choices=["fetch"])
     p.set_defaults(func=_data_fetch)
@@ -154,12 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("experiment", help="run (or resume) an attack experiment and print its summary")
     p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "confidence", "ablation",
-                                    "all"],
-                   help="all: the four experiments of the paper (not budget, confidence, ablation); --n-images "
-                        "defaults to each experiment's own (100 for the paper's)")
+                                    "robustness", "ensemble", "aid", "all"],
+                   help="all: the four attack experiments of the paper (main, patch, random_class, transfer); "
+                        "--n-images defaults to each experiment's own (100 for those four)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])
     p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
-    p.add_argument("--interpreters", nargs="+", default=["grad", "cam", "mask", "rts"])
+    p.add_argument("--interpreters", nargs="+", default=None,
+                   help="default: the experiment's own (all four; budget and ablation: grad mask; aid: rts)")
     p.add_argument("--n-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="a few images, very few iterations")

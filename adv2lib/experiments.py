@@ -11,6 +11,10 @@ function               what it measures (paper, evaluation section)
                        of interpreter B for ADV2 inputs built against A, plus a PGD row
 :func:`run_budget`     not in the paper: ADV2 (benign-map target) with 1x, 2x, 4x ... its
                        stage-2 iterations, to ask whether a gap to the paper is a budget gap
+:func:`run_robustness` disparate attack robustness: ADV2's distance and ASR against the L-inf
+                       budget and the stage-2 iteration budget, per interpreter
+:func:`run_ensemble`   ensemble interpretation as a detector, and adaptive ADV2 against it
+:func:`run_aid`        adversarial interpretation distillation: ADV2 against the hardened RTS
 =====================  =====================================================================
 
 Every function takes the same keyword arguments::
@@ -51,17 +55,18 @@ import torch
 
 from . import fingerprint, metrics, names
 from .attacks import preset_for, scale_budget
-from .attacks.config import require_confidence
+from .attacks.config import require_confidence, scale_eps
 from .engines import Call, Shared, resolve_engine
 from .errors import ConfigError, DataError
 from .store import ResultsStore, RunKey, to_jsonable
 from .targets import pair_farthest, random_patch_maps, random_shape_maps
-from .tasks import (Batch, WorkerSpec, ablation_batch, attack_batch, benign_maps, build_context,
-                    interpreter_params, noise_floor_batch, pgd_batch, pgd_maps_batch, select_chunk, transfer_batch)
+from .tasks import (Batch, WorkerSpec, ablation_batch, adaptive_batch, attack_batch, benign_maps, build_context,
+                    faithfulness_batch, interpreter_params, member_maps_batch, noise_floor_batch, pgd_batch,
+                    pgd_maps_batch, select_chunk, transfer_batch)
 
 __all__ = [
     "ExperimentResult", "ExperimentSpec", "run", "run_main", "run_patch", "run_random_class", "run_transfer",
-    "run_budget", "EXPERIMENTS", "select_correct", "random_target_classes", "INTERPRETERS", "check_request",
+    "run_budget", "run_robustness", "run_ensemble", "run_aid", "EXPERIMENTS", "select_correct", "random_target_classes", "INTERPRETERS", "check_request",
     "preflight", "prepare",
 ]
 
@@ -559,6 +564,15 @@ def _main_key(drv, name) -> RunKey:
                                           "interpreter": drv.interp_params[name]})
 
 
+def _transfer_key(drv, target: str, chosen) -> RunKey:
+    """The transfer run of interpreter ``target`` explaining the ADV2 inputs of every interpreter
+    of ``chosen`` (and the shared PGD inputs)."""
+    return drv.key("transfer", target, "transfer",
+                   {"interpreter": drv.interp_params[target], "sources": sorted([*chosen, "pgd"]),
+                    "attacks": {s: to_jsonable(drv.adv2_config(s)) for s in chosen},
+                    "pgd": to_jsonable(drv.pgd_config)})
+
+
 def _transfer(spec, engine=None) -> ExperimentResult:
     start = time.perf_counter()
     drv = prepare(spec, engine)
@@ -578,10 +592,7 @@ def _transfer(spec, engine=None) -> ExperimentResult:
     sources["pgd"] = (pgd_t["x_adv"], torch.tensor(pgd_success))
     keys, jobs = {}, []
     for tname in chosen:
-        keys[tname] = drv.key("transfer", tname, "transfer",
-                              {"interpreter": drv.interp_params[tname], "sources": sorted(sources),
-                               "attacks": {s: to_jsonable(drv.adv2_config(s)) for s in chosen},
-                               "pgd": to_jsonable(drv.pgd_config)})
+        keys[tname] = _transfer_key(drv, tname, chosen)
         jobs += [drv.job(keys[tname], b, transfer_batch, interpreter=tname, batch=drv.batch((lo, hi)),
                          sources={s: (x[lo:hi], ok[lo:hi]) for s, (x, ok) in sources.items()},
                          benign=benign[tname][lo:hi]) for b, lo, hi in spec.batches()]
@@ -786,8 +797,238 @@ def _ablation(spec, engine=None) -> ExperimentResult:
     return drv.finish(frames, {}, config, start)
 
 
+# =========================================================================== the paper's second half
+
+#: The L-inf budgets of the robustness experiment, in units of 1/255 (the embedded preset's is 26).
+ROBUSTNESS_EPS = (2, 4, 8, 16, 26)
+#: Stage-2 iteration budgets of the robustness experiment (times the preset's), at the preset's eps.
+ROBUSTNESS_FACTORS = (0.25, 0.5, 1, 2)
+
+
+def _pgd_at(drv, eps: float, desc: str):
+    """Targeted PGD at L-inf budget ``eps`` on the selected images (the shared run at the preset's
+    budget; a run of its own otherwise): ``(rows, tensors)``."""
+    if abs(eps - drv.pgd_config.eps) < 1e-12:
+        return drv.pgd()
+    cfg = scale_eps(drv.pgd_config, eps)
+    key = drv.key("robustness", "none", "pgd", {"attack": to_jsonable(cfg)})
+    jobs = [drv.job(key, b, pgd_batch, batch=drv.batch((lo, hi)), config=cfg, seed=drv.spec.seed,
+                    progress=drv.inner_progress) for b, lo, hi in drv.spec.batches()]
+    return drv.collect(drv.stage(jobs, desc), key)
+
+
+def _robustness(spec, engine=None, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTORS) -> ExperimentResult:
+    """Disparate attack robustness: for each interpreter, ADV2 (benign-map target, the main
+    experiment's images and target classes) at every L-inf budget of ``eps`` (in 1/255, the
+    preset's iteration budget; sign step scaled with the budget, :func:`scale_eps`) and at every
+    iteration budget of ``factors`` (at the preset's eps, :func:`scale_budget`), with PGD at the
+    same L-inf budget as the reference."""
+    start = time.perf_counter()
+    eps = tuple(sorted({float(e) for e in eps}))
+    factors = tuple(sorted({float(f) for f in factors}))
+    if not eps or any(not 0 < e <= 255 for e in eps):
+        raise ConfigError(f"eps must be budgets in (0, 255] (units of 1/255), got {eps}")
+    if not factors or any(f <= 0 for f in factors):
+        raise ConfigError(f"iteration budget factors must be positive, got {factors}")
+    drv = prepare(spec, engine)
+    preset_eps = drv.pgd_config.eps
+    budgets = sorted({e / 255 for e in eps if abs(e / 255 - preset_eps) > 1e-12} | {preset_eps})
+    pgd = {e: _pgd_at(drv, e, f"robustness/{spec.victim} PGD at {e * 255:g}/255") for e in budgets}
+    runs, jobs, config = [], [], {"pgd": drv.pgd_config, "eps_255": list(eps), "factors": list(factors)}
+    for name in spec.interpreters:
+        base = drv.adv2_config(name)
+        points = [(e, 1.0) for e in pgd] + [(preset_eps, f) for f in factors if f != 1.0]
+        config[name] = {}
+        for e, f in points:
+            cfg = base if abs(e - preset_eps) < 1e-12 else scale_eps(base, e)
+            cfg = cfg if f == 1.0 else scale_budget(cfg, f)
+            key = drv.key("robustness", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": drv.interp_params[name],
+                                                       "eps": e, "factor": f})
+            runs.append(key)
+            rows_t = pgd[e] if f == 1.0 else None
+            jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
+                             seed=spec.seed, keep=("adv_map", "benign_map"), progress=drv.inner_progress,
+                             extra={"eps_255": round(e * 255, 4), "budget": f, "stage2_steps": int(cfg.steps)},
+                             **(_pgd_inputs(drv, *rows_t, (lo, hi)) if rows_t is not None else {}))
+                     for b, lo, hi in spec.batches()]
+            config[name][f"{e * 255:g}/255 x{f:g}"] = cfg
+    done = drv.stage(jobs, f"robustness/{spec.victim}")
+    frames = [drv.collect(done, key)[0].drop(columns="batch") for key in runs]
+    result = drv.finish(frames, {}, config, start)
+    result.summary = metrics.summarize(result.examples, by=("victim", "interpreter", "attack", "eps_255", "budget"))
+    return result
+
+
+#: Held-out clean images on which the detector's threshold is set (5% false positives).
+CALIBRATION_IMAGES = {"full": 100, "smoke": 8}
+#: Images attacked by the adaptive ADV2 (the first of the selection).
+ADAPTIVE_IMAGES = 20
+
+
+def _sub_batches(n: int, size: int):
+    return [(b, lo, min(lo + size, n)) for b, lo in enumerate(range(0, n, size))]
+
+
+def _ensemble(spec, engine=None, adaptive_images=ADAPTIVE_IMAGES, calibration_images=None) -> ExperimentResult:
+    """Ensemble interpretation (:mod:`adv2lib.ensemble`): the detector scores clean images, the
+    shared PGD inputs and the main experiment's single-interpreter ADV2 inputs by how much the
+    members' maps disagree (the transfer experiment's maps: computed once), thresholded at 5%
+    false positives on held-out clean images; then adaptive ADV2
+    (:class:`~adv2lib.attacks.ensemble.EnsembleADV2`) against every member that can share a
+    sign step, on the first ``adaptive_images`` images, scored the same way."""
+    from . import ensemble as ens
+
+    start = time.perf_counter()
+    drv = prepare(spec, engine)
+    members = list(spec.interpreters)
+    if len(members) < 2:
+        raise ConfigError("the ensemble needs at least two interpreters (--interpreters)")
+    for name in members:
+        drv.expect(name)
+    adaptive = [m for m in members if not getattr(drv.local.interpreter(m), "bilevel", False)]
+    left_out = [m for m in members if m not in adaptive]
+    n_adapt = min(int(adaptive_images), spec.n_images)
+    n_cal = calibration_images or CALIBRATION_IMAGES["smoke" if spec.smoke else "full"]
+    # 1. every member's maps of the clean, PGD and single-interpreter ADV2 inputs: the transfer experiment's
+    run(ExperimentSpec(**{**spec.__dict__, "experiment": "transfer"}), drv.engine)
+    pgd_rows, _ = drv.pgd()
+    batches = [b for b, _, _ in spec.batches()]
+    maps = {"benign": {}, "pgd": {}, **{f"adv2 {s}": {} for s in members}}
+    success = {"benign": torch.ones(spec.n_images, dtype=torch.bool),
+               "pgd": torch.tensor(pgd_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy())}
+    main_rows = []
+    for t in members:
+        rows, tensors = drv.store.load_run(_transfer_key(drv, t, members), batches)
+        maps["benign"][t] = tensors["benign_map"]
+        maps["pgd"][t] = tensors["map_pgd"]
+        for s in members:
+            maps[f"adv2 {s}"][t] = tensors[f"map_{s}"]
+        mrows, _ = drv.store.load_run(_main_key(drv, t), batches)
+        main_rows.append(mrows[mrows["attack"] == "adv2"].drop(columns="batch"))
+    main_rows = pd.concat(main_rows, ignore_index=True).sort_values(["interpreter", "position"])
+    for s in members:
+        ok = main_rows[main_rows["interpreter"] == s].sort_values("position")["success"].to_numpy(dtype=bool)
+        success[f"adv2 {s}"] = torch.tensor(ok.copy())
+    # 2. held-out clean images (disjoint from the attacked ones) for the threshold
+    cal_idx, cal_x, cal_y = drv.select(n_cal, spec.seed + 2000, exclude=drv.indices.tolist())
+    cal_key = drv.key("ensemble", "+".join(members), "calibration",
+                      {"members": {m: drv.interp_params[m] for m in members}, "n_calibration": n_cal,
+                       "calibration": fingerprint.tensors(cal_idx, cal_x, cal_y)})
+    cal_batches = _sub_batches(n_cal, spec.batch_size)
+    jobs = [drv.job(cal_key, b, member_maps_batch, interpreters=members,
+                    batch=Batch(torch.arange(lo, hi), cal_idx[lo:hi], cal_x[lo:hi], cal_y[lo:hi], cal_y[lo:hi]))
+            for b, lo, hi in cal_batches]
+    # 3. adaptive ADV2 against every member that can share a sign step
+    configs = {m: drv.adv2_config(m) for m in adaptive}
+    adapt_key = drv.key("ensemble", "+".join(adaptive), "adaptive",
+                        {"members": {m: drv.interp_params[m] for m in members}, "attack": to_jsonable(configs),
+                         "n_adaptive": n_adapt, "evaluate": members})
+    adapt_batches = _sub_batches(n_adapt, spec.batch_size)
+    jobs += [drv.job(adapt_key, b, adaptive_batch, members=adaptive, batch=drv.batch((lo, hi)), seed=spec.seed,
+                     evaluate=members, configs=configs, benign={m: maps["benign"][m][lo:hi] for m in members},
+                     progress=drv.inner_progress) for b, lo, hi in adapt_batches]
+    done = drv.stage(jobs, f"ensemble/{spec.victim}")
+    _, cal_t = ResultsStore.concat({b: done[(cal_key.relpath(), b)] for b, _, _ in cal_batches})
+    adapt_rows, adapt_t = ResultsStore.concat({b: done[(adapt_key.relpath(), b)] for b, _, _ in adapt_batches})
+    maps["adaptive"] = {m: adapt_t[f"map_{m}"] for m in members}
+    success["adaptive"] = torch.tensor(adapt_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy())
+    # 4. the detector (cheap, here): every ensemble x score x source
+    ensembles = {"all": members}
+    if left_out and len(adaptive) >= 2:
+        ensembles["without " + "+".join(left_out)] = adaptive
+    rows = []
+    for label_, group in ensembles.items():
+        for score in ens.SCORES:
+            cal_scores = ens.disagreement({m: cal_t[f"map_{m}"] for m in group}, score).numpy()
+            threshold = ens.threshold_at_fpr(cal_scores, ens.FPR)
+            rows.append(pd.DataFrame({"kind": "detection", "ensemble": label_, "score_kind": score,
+                                      "source": "calibration", "position": range(n_cal),
+                                      "index": cal_idx.numpy(), "success": True, "score": cal_scores,
+                                      "flagged": cal_scores > threshold, "threshold": threshold}))
+            for source, by_member in maps.items():
+                values = ens.disagreement({m: by_member[m] for m in group}, score).numpy()
+                n = len(values)
+                rows.append(pd.DataFrame({"kind": "detection", "ensemble": label_, "score_kind": score,
+                                          "source": source, "position": range(n), "index": drv.indices[:n].numpy(),
+                                          "success": success[source][:n].numpy(), "score": values,
+                                          "flagged": values > threshold, "threshold": threshold}))
+    detection = pd.concat(rows, ignore_index=True)
+    for i, (col, val) in enumerate((("experiment", spec.experiment), ("profile", spec.profile),
+                                    ("victim", spec.victim))):
+        detection.insert(i, col, val)
+    adapt_rows = adapt_rows.drop(columns="batch")
+    adapt_rows["kind"] = "adaptive"
+    single = main_rows[main_rows["position"] < n_adapt].copy()
+    single["kind"] = "single"
+    examples = pd.concat([adapt_rows, single], ignore_index=True)
+    result = drv.finish([examples], {"adaptive": {k: v[:N_FIGURE_EXAMPLES].clone() for k, v in adapt_t.items()}},
+                        {"pgd": drv.pgd_config, "members": members, "adaptive": adaptive, "left_out": left_out,
+                         "attacks": configs, "n_calibration": n_cal, "n_adaptive": n_adapt}, start)
+    result.examples = pd.concat([result.examples, detection], ignore_index=True)
+    result.summary = ens.detection_summary(detection)
+    return result
+
+
+#: The iteration budgets (times the preset's) of ADV2 against the hardened RTS.
+AID_FACTORS = (1, 2)
+
+
+def _aid(spec, engine=None, factors=AID_FACTORS) -> ExperimentResult:
+    """Adversarial interpretation distillation (:mod:`adv2lib.interpreters.rts_aid`): ADV2 that
+    knows the RTS (benign-map target, the main experiment's images and target classes) against
+    the original RTS and against the hardened one, at ``factors`` times the preset's iteration
+    budget, with PGD's maps under each as the reference; and the deletion test of both on the
+    clean images. The original RTS at 1x is the main experiment's run (loaded, or run)."""
+    start = time.perf_counter()
+    factors = tuple(sorted({float(f) for f in factors} | {1.0}))
+    drv = prepare(spec, engine)
+    hardened = ("rts", (("weights", "aid"),))
+    versions = {"original": "rts", "AID": hardened}
+    drv.expect("rts")
+    params = {"original": drv.interp_params["rts"], "AID": interpreter_params(drv.local.interpreter(hardened))}
+    pgd_rows, pgd_t = drv.pgd()
+    base = drv.adv2_config("rts")
+    runs, jobs, config = [], [], {"pgd": drv.pgd_config}
+    for version, interp in versions.items():
+        for f in factors:
+            cfg = base if f == 1.0 else scale_budget(base, f)
+            if version == "original" and f == 1.0:
+                key = _main_key(drv, "rts")
+            else:
+                key = drv.key("aid", "rts", "adv2", {"attack": to_jsonable(cfg), "interpreter": params[version],
+                                                     "factor": f})
+            runs.append((key, version, f))
+            jobs += [drv.job(key, b, attack_batch, interpreter=interp, batch=drv.batch((lo, hi)), config=cfg,
+                             seed=spec.seed, progress=drv.inner_progress,
+                             **({} if key.experiment == "main" else {"keep": ("x_adv", "adv_map", "benign_map")}),
+                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)) if f == 1.0 else {}))
+                     for b, lo, hi in spec.batches()]
+            config[f"{version} x{f:g}"] = cfg
+        for replacement in ("zero", "blur"):
+            key = drv.key("aid", "rts", "deletion", {"interpreter": params[version], "replacement": replacement})
+            runs.append((key, version, None))
+            jobs += [drv.job(key, b, faithfulness_batch, interpreter=interp, batch=drv.batch((lo, hi)),
+                             replacement=replacement, seed=spec.seed) for b, lo, hi in spec.batches()]
+    done = drv.stage(jobs, f"aid/{spec.victim}")
+    frames, figures = [], {}
+    for key, version, f in runs:
+        rows, tensors = drv.collect(done, key)
+        rows = rows.drop(columns="batch")
+        rows["rts"] = version
+        if f is not None:
+            rows["budget"] = f
+            if f == 1.0:
+                figures[version] = _figures(tensors)
+        frames.append(rows)
+    result = drv.finish(frames, figures, config, start)
+    attacks = result.examples[result.examples["attack"] != "deletion"]
+    result.summary = metrics.summarize(attacks, by=("victim", "rts", "attack", "budget"))
+    return result
+
+
 PLANS = {"main": _main, "patch": _patch, "random_class": _random_class, "transfer": _transfer, "budget": _budget,
-         "confidence": _confidence, "ablation": _ablation}
+         "confidence": _confidence, "ablation": _ablation, "robustness": _robustness, "ensemble": _ensemble,
+         "aid": _aid}
 
 
 _SPEC_ARGUMENTS = [p for name, p in inspect.signature(ExperimentSpec.make).parameters.items()
@@ -876,7 +1117,42 @@ run_ablation = _entry("ablation", """Why GRAD and MASK resist: ablations (not an
     """, defaults={"interpreters": ("grad", "mask"), "n_images": 50})
 
 
+run_robustness = _entry("robustness", """Disparate attack robustness (the paper's second observation on the prediction-interpretation gap).
+
+    For each interpreter: ADV2 (benign-map target, the main experiment's images and target
+    classes) at every L-inf budget of ``eps`` (units of 1/255; the sign step keeps its ratio to
+    the budget, :func:`~adv2lib.attacks.config.scale_eps`) with the preset's iterations, and at
+    ``factors`` times the preset's stage-2 iterations with the preset's budget. PGD at the same
+    L-inf budget is the reference (its rows carry the budget). Rows: ``eps_255``, ``budget``
+    (iteration factor), ``stage2_steps``; ``summary`` groups by both.
+    """, defaults={"n_images": 10}, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTORS)
+run_ensemble = _entry("ensemble", """Ensemble interpretation as a detector, and the adaptive ADV2 that targets it.
+
+    The members are ``interpreters``. Each input is scored by how much the members' maps
+    disagree (:func:`adv2lib.ensemble.disagreement`, both scores), flagged above the threshold
+    set at 5% false positives on ``calibration_images`` held-out clean images
+    (:func:`~adv2lib.ensemble.threshold_at_fpr`). Scored: the clean images, the shared PGD
+    inputs and each member's ADV2 inputs of the main experiment (their maps come from the
+    transfer experiment's store), and adaptive ADV2 (:class:`~adv2lib.attacks.ensemble.EnsembleADV2`)
+    against every member that can share a sign step (MASK cannot) on the first
+    ``adaptive_images`` images. ``examples``: detection rows (``kind = "detection"``: ensemble,
+    score kind, source, score, flagged) and attack rows (``kind`` "adaptive" or "single": the
+    main experiment's single-interpreter ADV2 on the same images); ``summary``: detection rate
+    and AUC per ensemble x score x source.
+    """, adaptive_images=ADAPTIVE_IMAGES, calibration_images=None)
+run_aid = _entry("aid", """Adversarial interpretation distillation: ADV2 against the RTS hardened by
+    :func:`adv2lib.interpreters.rts_aid.train_aid` (weights ``rts_aid_<victim>.pt``).
+
+    ADV2 that knows the RTS it attacks (benign-map target: the map of the RTS attacked),
+    against the original RTS (at 1x: the main experiment's run) and the hardened one, at
+    ``factors`` times the preset's iteration budget, with PGD rows under each; plus the
+    deletion test of both RTS networks on the clean images (rows ``attack = "deletion"``).
+    Column ``rts``: "original" or "AID".
+    """, defaults={"interpreters": ("rts",)}, factors=AID_FACTORS)
+
+
 #: The experiments of the paper (``experiment all``).
 PAPER_EXPERIMENTS = ("main", "patch", "random_class", "transfer")
 EXPERIMENTS = {"main": run_main, "patch": run_patch, "random_class": run_random_class, "transfer": run_transfer,
-               "budget": run_budget, "confidence": run_confidence, "ablation": run_ablation}
+               "budget": run_budget, "confidence": run_confidence, "ablation": run_ablation,
+               "robustness": run_robustness, "ensemble": run_ensemble, "aid": run_aid}

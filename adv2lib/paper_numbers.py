@@ -107,9 +107,14 @@ CLAIMS = (
           "ADV2 inputs crafted for one interpreter rarely fool another: off the diagonal the "
           "distances are about as large as PGD's.", "[P]", True),
     Claim("ensemble", "(g)10 ensemble interpretation",
-          "Using several interpreters together is a countermeasure.", "[P]", False),
+          "Using several interpreters together is a countermeasure: an input crafted against one "
+          "interpreter is exposed by the others.", "[P]", True),
+    Claim("ensemble_adaptive", "(g)10 ensemble interpretation, adaptive attack",
+          "An attacker who targets the whole ensemble pays for it (in distance or detection).", "[P?]", True),
     Claim("aid", "(g)11 adversarial interpretation distillation",
-          "Retraining the interpreter on ADV2 examples makes the attack harder.", "[P]", False),
+          "Retraining the interpreter on ADV2 examples makes the attack harder.", "[P]", True),
+    Claim("disparate", "(g)12 prediction-interpretation gap, disparate attack robustness",
+          "Interpreters differ widely in how hard they are to attack.", "[P]", True),
     Claim("gap", "(g)12 prediction-interpretation gap",
           "The classifier and its interpreter are misaligned, which the attack exploits.", "[P]", False),
 )

@@ -29,7 +29,7 @@ __all__ = [
     "LABELS", "book_style", "class_names", "combine", "rate_table", "metric_table", "l1_bars", "iou_curves",
     "reference_bars", "confidence_curves", "ablation_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
     "transfer_grid", "one_picture", "show_panel", "show", "caption", "preset_table", "training_curves", "loss_curves",
-    "budget_curves",
+    "budget_curves", "robustness_curves", "roc_curves", "aid_bars",
 ]
 
 COLORS = {"pgd": "#d62728", "adv2": "#1f77b4", "benign": "#7f7f7f", "target": "#2ca02c",
@@ -694,4 +694,126 @@ def ablation_bars(table: pd.DataFrame, criterion: float = 0.5) -> Figure:
             ax.set_ylabel("ADV2 L1 / PGD L1")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+    return fig
+
+
+def _legend_once(fig, axes, ncols=None) -> None:
+    handles, labels = [], []
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h), labels.append(lab)
+    fig.legend(handles, labels, loc="outside upper center", ncols=ncols or min(6, len(handles)), frameon=False)
+
+
+def robustness_curves(table: pd.DataFrame, floors: dict | None = None) -> Figure:
+    """Disparate attack robustness (:func:`adv2lib.report.defences.robustness_table`), one row per
+    victim: ADV2's mean L1 to the benign map against the L-inf budget (PGD at the same budget
+    dashed, the interpreter's noise floor dotted where ``floors`` gives a non-zero one), ADV2's
+    ASR against the L-inf budget (PGD's dashed), and the L1 against the stage-2 iteration budget
+    (at the preset's L-inf budget); one colour per interpreter."""
+    victims = list(dict.fromkeys(table["victim"]))
+    interps = list(dict.fromkeys(table["interpreter"]))
+    colours = dict(zip(interps, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    fig, axes = plt.subplots(len(victims), 3, figsize=(10.5, 2.7 * len(victims)), squeeze=False)
+    floor_of = {(_label(a), _label(b)): x for (a, b), x in (floors or {}).items()}
+    for r, v in enumerate(victims):
+        for i in interps:
+            sub = table[(table["victim"] == v) & (table["interpreter"] == i)]
+            eps = sub[sub["sweep"] == "L-inf budget"].sort_values("eps (/255)")
+            its = sub[sub["sweep"] == "iterations"].sort_values("iterations (x preset)")
+            c = colours[i]
+            axes[r][0].plot(eps["eps (/255)"], eps["L1 to benign"], marker="o", ms=4, lw=1.3, color=c, label=f"ADV2, {i}")
+            axes[r][0].plot(eps["eps (/255)"], eps["PGD L1"], ls="--", lw=1, color=c, label=f"PGD, {i}")
+            axes[r][1].plot(eps["eps (/255)"], eps["ASR"], marker="o", ms=4, lw=1.3, color=c, label=f"ADV2, {i}")
+            axes[r][2].plot(its["iterations (x preset)"], its["L1 to benign"], marker="s", ms=4, lw=1.3, color=c,
+                            label=f"ADV2, {i}")
+            if len(its):
+                axes[r][2].axhline(float(its["PGD L1"].iloc[0]), ls="--", lw=1, color=c, label=f"PGD, {i}")
+            floor = floor_of.get((v, i))
+            if floor:
+                for ax in (axes[r][0], axes[r][2]):
+                    ax.axhline(floor, ls=":", lw=1.2, color=c, label=f"noise floor, {i}")
+        pgd_asr = table[(table["victim"] == v) & (table["sweep"] == "L-inf budget")].drop_duplicates("eps (/255)")
+        pgd_asr = pgd_asr.sort_values("eps (/255)")
+        axes[r][1].plot(pgd_asr["eps (/255)"], pgd_asr["PGD ASR"], ls="--", lw=1, color="black", label="PGD")
+        axes[r][0].set_ylabel(f"{v}\nL1 to benign map")
+        axes[r][1].set_ylabel("ASR")
+        axes[r][1].set_ylim(-0.03, 1.03)
+        for ax in (axes[r][0], axes[r][1]):
+            ax.set_xlabel("L-inf budget (/255)")
+        axes[r][2].set_xscale("log", base=2)
+        ticks = sorted(table.loc[table["sweep"] == "iterations", "iterations (x preset)"].unique())
+        axes[r][2].set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        axes[r][2].set_xlabel("stage-2 iterations (x preset)")
+        axes[r][2].set_ylim(bottom=0)
+        axes[r][0].set_ylim(bottom=0)
+    _legend_once(fig, axes, ncols=4)
+    return fig
+
+
+def roc_curves(examples: pd.DataFrame, ensemble: str = "all") -> Figure:
+    """The ensemble detector's ROC curves (:func:`adv2lib.ensemble.roc`): one row per victim, one
+    column per disagreement score, one curve per kind of input (successful attacks) against the
+    clean evaluation images; the dot marks the threshold set at 5 % false positives on the
+    held-out clean images (its x is the false-positive rate it gives on the evaluation images)."""
+    from .ensemble import roc
+
+    det = examples[(examples.get("kind") == "detection") & (examples["ensemble"] == ensemble)]
+    victims = list(dict.fromkeys(det["victim"]))
+    scores = list(dict.fromkeys(det["score_kind"]))
+    fig, axes = plt.subplots(len(victims), len(scores), figsize=(3.6 * len(scores), 3.1 * len(victims)),
+                             squeeze=False)
+    sources = [s for s in dict.fromkeys(det["source"]) if s not in ("benign", "calibration")]
+    colours = dict(zip(sources, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for r, v in enumerate(victims):
+        for c, k in enumerate(scores):
+            ax = axes[r][c]
+            g = det[(det["victim"] == v) & (det["score_kind"] == k)]
+            clean = g[g["source"] == "benign"]
+            threshold = float(g["threshold"].iloc[0])
+            fpr_at = float((clean["score"] > threshold).mean())
+            for s in sources:
+                h = g[(g["source"] == s) & g["success"].astype(bool)]
+                if h.empty:
+                    continue
+                curve = roc(clean["score"], h["score"])
+                name = f"ADV2 vs {_label(s[5:])}" if s.startswith("adv2 ") else {"pgd": "PGD",
+                                                                                  "adaptive": "adaptive ADV2"}.get(s, s)
+                ax.plot(curve["fpr"], curve["tpr"], lw=1.3, color=colours[s], label=name,
+                        ls="-" if s != "adaptive" else "--")
+                ax.plot([fpr_at], [float(h["flagged"].mean())], "o", ms=4, color=colours[s])
+                ax.text(0.98, 0.04 + 0.075 * sources.index(s), f"AUC {curve['auc']:.2f}", color=colours[s],
+                        ha="right", fontsize=7, transform=ax.transAxes)
+            ax.plot([0, 1], [0, 1], ls=":", lw=1, color="grey")
+            ax.set_xlim(0, 1), ax.set_ylim(0, 1.01)
+            ax.set_title(f"{_label(v)}, {k} score")
+            ax.set_xlabel("false-positive rate (clean)")
+            if c == 0:
+                ax.set_ylabel("detection rate")
+    _legend_once(fig, axes)
+    return fig
+
+
+def aid_bars(table: pd.DataFrame) -> Figure:
+    """AID's effect (:func:`adv2lib.report.defences.aid_table`): ADV2's L1 to the benign map over
+    PGD's (left) and its ASR (right) against the original and the hardened RTS, per victim and
+    iteration budget."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 2.9), squeeze=False)
+    keys = list(dict.fromkeys(zip(table["victim"], table["iterations (x preset)"])))
+    colours = {"original": COLORS["benign"], "AID": COLORS["adv2"]}
+    for b, (col, name) in enumerate((("L1 / PGD", "ADV2 L1 / PGD L1"), ("ASR", "ADV2 ASR"))):
+        ax = axes[0][b]
+        for k, version in enumerate(("original", "AID")):
+            g = table[table["RTS"] == version].set_index(["victim", "iterations (x preset)"])
+            ys = [float(g.loc[key, col]) if key in g.index else np.nan for key in keys]
+            xs = np.arange(len(keys)) + (k - 0.5) * 0.38
+            ax.bar(xs, ys, 0.38, color=colours[version], label=f"{version} RTS")
+            for x_, y_ in zip(xs, ys):
+                if np.isfinite(y_):
+                    ax.text(x_, y_ + 0.01, f"{y_:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(keys)), [f"{v}, {f:g}x" for v, f in keys])
+        ax.set_ylabel(name)
+        ax.set_ylim(0, 1.1 if col == "ASR" else None)
+    _legend_once(fig, axes)
     return fig

@@ -18,6 +18,11 @@ task                        returns
 :func:`pgd_batch`           the shared PGD baseline on a batch: rows, ``x_adv``
 :func:`attack_batch`        ADV2 on a batch (+ the PGD inputs' maps): rows, tensors
 :func:`transfer_batch`      one interpreter's maps of other attacks' inputs: rows, tensors
+:func:`noise_floor_batch`   an interpreter's own noise floor on clean images
+:func:`ablation_batch`      one ablation variant of ADV2, with its probes
+:func:`member_maps_batch`   the maps of an ensemble's members (for the classes given)
+:func:`adaptive_batch`      adaptive ADV2 against several interpreters at once
+:func:`faithfulness_batch`  the deletion test of an interpreter's maps of clean images
 ==========================  ==============================================================
 
 A context checks that the weights it loaded are the driver's (the state-dict hashes that
@@ -36,7 +41,8 @@ from .errors import WeightsMismatchError
 from .targets import benign_map, random_class_targets
 
 __all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "benign_maps",
-           "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "noise_floor_batch", "ablation_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
+           "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "noise_floor_batch", "ablation_batch", "member_maps_batch", "adaptive_batch",
+           "faithfulness_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
 
 #: MASK's iterations in smoke runs (the full preset runs 300 embedded / 500 ImageNet).
 SMOKE_MASK_ITERATIONS = 20
@@ -396,3 +402,68 @@ def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *
                 still(tensors["x_pgd"], ct).detach().cpu(), clean).numpy()
     keep = ("x_adv", "adv_map", "benign_map", "probe_inner_map", "probe_final_map")
     return rows, {k: v for k, v in tensors.items() if k in keep}
+
+
+def member_maps_batch(ctx: Context, interpreters, batch: Batch):
+    """Each interpreter's maps of the images of ``batch`` for the classes ``batch.ct`` (the
+    ensemble detector's inputs; for clean images pass their predicted class): rows (the
+    batch's identity) and ``{"map_<name>": (N, 1, h, w)}``. ``interpreters``: names."""
+    x, c = ctx.to_device(batch.x, batch.ct)
+    out = {}
+    for name in interpreters:
+        interp = ctx.interpreter(name)
+        out[f"map_{interp.name}"] = interp(x, c).detach().cpu()
+    return _frame(batch, {"attack": "clean"}), out
+
+
+def adaptive_batch(ctx: Context, members, batch: Batch, seed: int, *, evaluate=(), configs=None, weights=None,
+                   benign: dict | None = None, extra: dict | None = None, progress: bool = False):
+    """Adaptive ADV2 against the interpreters ``members`` at once
+    (:class:`~adv2lib.attacks.ensemble.EnsembleADV2`), benign-map targets. Rows: the attack's
+    outcome and, for every member and every interpreter of ``evaluate`` (e.g. one left out of
+    the attack), ``l1_benign_<name>`` and ``iou_benign_<name>_mean`` of its map of the returned
+    input (for ``ct``) against its benign map (``benign``: name -> maps, computed when missing).
+    Tensors: ``x_adv`` and ``map_<name>`` of every member and evaluated interpreter."""
+    from .attacks.ensemble import EnsembleADV2
+
+    x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
+    interps = [ctx.interpreter(m) for m in members]
+    attack = EnsembleADV2(ctx.victim, interps, configs=configs, weights=weights, seed=seed, progress=progress)
+    targets = {i.name: (benign or {}).get(i.name) for i in interps}
+    targets = {k: (ctx.to_device(v)[0] if v is not None else None) for k, v in targets.items()}
+    res = attack.attack(x, ct, target_maps={k: v for k, v in targets.items() if v is not None}, true_class=y)
+    maps = {n: res.probes[f"map_{n}"] for n in attack.names}
+    ref = {n: res.probes["target_maps"][n] for n in attack.names}
+    for name in evaluate:
+        interp = ctx.interpreter(name)
+        if interp.name in maps:
+            continue
+        given = (benign or {}).get(interp.name)
+        ref[interp.name] = ctx.to_device(given)[0] if given is not None else benign_map(interp, x, y)
+        maps[interp.name] = interp(res.x_adv, ct).detach()
+    cols = {}
+    for n, m in maps.items():
+        mc = map_columns(m, ref[n])
+        cols[f"l1_benign_{n}"] = mc["l1_benign"]
+        cols[f"iou_benign_{n}_mean"] = mc["iou_benign_mean"]
+    rows = result_rows(batch, res, "adaptive", cols, {"members": "+".join(attack.names), **(extra or {})})
+    rows["interpreter"] = "+".join(attack.names)
+    tensors = {"x_adv": res.x_adv, **{f"map_{n}": m for n, m in maps.items()},
+               **{f"benign_{n}": r for n, r in ref.items()}}
+    return rows, tensors
+
+
+def faithfulness_batch(ctx: Context, interpreter, batch: Batch, fraction: float = 0.2, replacement: str = "zero",
+                       n_random: int = 5, seed: int = 0):
+    """The deletion test (:func:`adv2lib.faithfulness.deletion_scores`) of ``interpreter``'s maps
+    of the clean images of ``batch`` for their true classes: per image ``p_clean``, ``p_top``
+    (the top ``fraction`` of the map deleted) and ``p_random`` (as many random pixels)."""
+    from .faithfulness import deletion_scores
+
+    interp = ctx.interpreter(interpreter)
+    x, y = ctx.to_device(batch.x, batch.y)
+    maps = interp(x, y).detach()
+    s = deletion_scores(ctx.victim, maps, x, y, fraction, replacement, n_random, seed)
+    cols = {k: v.cpu().numpy() for k, v in s.items()}
+    return _frame(batch, {"interpreter": interp.name, "attack": "deletion", **cols,
+                          "replacement": replacement, "fraction": fraction}), {}

@@ -204,6 +204,15 @@ def test_declared_runs_cover_the_book_and_both_victims(sandbox):
     # the ablations: GRAD and MASK, at least 50 images per victim (the minimum)
     abl = full[runner.ABLATION_NOTEBOOK].parameters
     assert abl["interpreters"] == ["grad", "mask"] and abl["n_images"] >= 50 and abl["victims"] == ["resnet", "densenet"]
+    # the paper's second half: every interpreter, both victims; the ensemble reads the main experiment's images
+    rob = full[runner.ROBUSTNESS_NOTEBOOK].parameters
+    assert rob["interpreters"] == ["grad", "cam", "mask", "rts"] and rob["victims"] == ["resnet", "densenet"]
+    ens = full[runner.ENSEMBLE_NOTEBOOK].parameters
+    assert ens["n_images"] == runner.N_IMAGES["full"] and ens["calibration_images"] == 100
+    assert ens["adaptive_images"] <= ens["n_images"]
+    assert full[runner.AID_NOTEBOOK].parameters["n_images"] == runner.N_IMAGES["full"]
+    # an ensemble needs two interpreters, AID needs RTS: both chapters leave a book without them
+    assert runner.ENSEMBLE_NOTEBOOK not in only_cam and runner.AID_NOTEBOOK not in only_cam
 
 
 def test_toc_lists_every_executed_notebook():

@@ -43,7 +43,7 @@ from ..validation import Bool, Choice, Int, Optional, Pair, Pairs, Real, validat
 
 __all__ = [
     "PGDConfig", "ADV2Config", "MaskADV2Config", "preset_for", "describe", "smoke_config",
-    "PROFILES", "EMBEDDED_EPS", "EMBEDDED_CONFIDENCE", "margin_for_confidence", "require_confidence", "resolve_config", "preset_notes", "EMBEDDED_NOTES", "scale_budget", "BORROWED",
+    "PROFILES", "EMBEDDED_EPS", "EMBEDDED_CONFIDENCE", "margin_for_confidence", "require_confidence", "resolve_config", "preset_notes", "EMBEDDED_NOTES", "scale_budget", "scale_eps", "BORROWED",
     "ConfigTypeError", "Int", "Real", "Bool", "Choice", "Optional", "Pair", "Pairs", "validate_fields",
 ]
 
@@ -440,6 +440,24 @@ def scale_budget(cfg, factor: float):
                        late_after=times(cfg.late_after))
     raise ConfigTypeError(f"scale_budget takes an ADV2 config (ADV2Config or MaskADV2Config), "
                           f"not {type(cfg).__name__}")
+
+
+def scale_eps(cfg, eps: float):
+    """The same attack with the L-inf budget ``eps``; the sign step ``alpha`` keeps its ratio to
+    the budget (the embedded preset's eps / alpha = 13), so a smaller ball is crossed in as many
+    steps. MASK's L2 step lengths (``pred_step``, ``interp_step_*``) are unchanged: they act
+    before the projection onto the ball. Used by the robustness experiment
+    (:func:`adv2lib.experiments.run_robustness`).
+
+    >>> cfg = scale_eps(preset_for("embedded", "cam"), 2 / 255)
+    >>> round(cfg.eps * 255, 6), round(cfg.eps / cfg.alpha, 6)
+    (2.0, 13.0)
+    """
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps <= 1:
+        raise ConfigError(f"eps must be a number in (0, 1], got {eps!r}")
+    if not isinstance(cfg, (PGDConfig, ADV2Config, MaskADV2Config)):
+        raise ConfigTypeError(f"scale_eps takes an attack config, not {type(cfg).__name__}")
+    return replace(cfg, eps=float(eps), alpha=float(eps) * cfg.alpha / cfg.eps)
 
 
 def preset_for(profile: str = "embedded", attack: str = "pgd", smoke: bool = False, **overrides):

@@ -166,9 +166,17 @@ class SaliencyNetwork(nn.Module):
         return (mask, act) if return_act else mask
 
 
-def rts_weights_path(victim_name: str, profile: str = "embedded") -> Path:
-    """``<weights_dir>/<profile>/rts_<victim>.pt``."""
-    return paths.weights_dir() / profile / f"rts_{victim_name}.pt"
+#: The trained RTS networks a victim can have: the masking network trained as Dabkowski & Gal
+#: do (``"auto"``), and the one hardened by adversarial interpretation distillation
+#: (``"aid"``, :mod:`adv2lib.interpreters.rts_aid`).
+RTS_VARIANTS = {"auto": "rts", "aid": "rts_aid"}
+
+
+def rts_weights_path(victim_name: str, profile: str = "embedded", variant: str = "auto") -> Path:
+    """``<weights_dir>/<profile>/rts_<victim>.pt`` (``variant="aid"``: ``rts_aid_<victim>.pt``)."""
+    if variant not in RTS_VARIANTS:
+        raise ValueError(f"unknown RTS variant {variant!r}: choose one of {', '.join(RTS_VARIANTS)}")
+    return paths.weights_dir() / profile / f"{RTS_VARIANTS[variant]}_{victim_name}.pt"
 
 
 def build_encoder(victim, weights="auto"):
@@ -203,7 +211,9 @@ def build_saliency_network(victim, encoder=None, **overrides) -> SaliencyNetwork
     return SaliencyNetwork(**kwargs).to(victim.device)
 
 
-def _train_command(victim_name: str, profile: str) -> str:
+def _train_command(victim_name: str, profile: str, variant: str = "auto") -> str:
+    if variant == "aid":
+        return f"python -m adv2lib train-aid {victim_name}" + ("" if profile == "embedded" else f" --profile {profile}")
     if profile == "embedded":
         return f"python -m adv2lib train-rts {victim_name}"
     return f"adv2lib.interpreters.rts_train.train_rts({victim_name!r}, profile='imagenet', ...)"
@@ -290,7 +300,9 @@ class RTS(Interpreter):
     trained masking network gives the salient region for the requested class.
 
     ``RTS(victim)`` loads ``weights/<profile>/rts_<victim.name>.pt`` (trained by
-    ``python -m adv2lib train-rts <name>``); ``weights`` may name another file, ``net`` may
+    ``python -m adv2lib train-rts <name>``); ``weights="aid"`` loads the network hardened by
+    adversarial interpretation distillation (``rts_aid_<name>.pt``, ``python -m adv2lib
+    train-aid <name>``); ``weights`` may name another file, ``net`` may
     pass a :class:`SaliencyNetwork`, and ``weights=None`` builds a randomly initialised
     decoder (for tests). The network is put in eval mode (batch-norm running statistics)
     and frozen; the map stays differentiable with respect to ``x``.
@@ -315,12 +327,13 @@ class RTS(Interpreter):
             if weights is None:
                 net = build_saliency_network(victim, encoder)
             else:
-                auto = isinstance(weights, str) and weights == "auto"
-                path = rts_weights_path(victim.name, victim.profile) if auto else Path(weights)
+                named = isinstance(weights, str) and weights in RTS_VARIANTS
+                path = rts_weights_path(victim.name, victim.profile, weights) if named else Path(weights)
                 if not path.is_file():
+                    what = "AID-hardened RTS" if weights == "aid" else "trained RTS masking network"
                     raise RTSWeightsNotFoundError(
-                        f"no trained RTS masking network for the {victim.profile} {victim.name!r} victim at {path}: "
-                        f"train it with: {_train_command(victim.name, victim.profile)}"
+                        f"no {what} for the {victim.profile} {victim.name!r} victim at {path}: "
+                        f"train it with: {_train_command(victim.name, victim.profile, weights if named else 'auto')}"
                     )
                 net = load_saliency_network(path, victim=victim, encoder=encoder)
         self.net = net.to(victim.device).eval().requires_grad_(False)

@@ -20,6 +20,8 @@ produced them (``<experiment>.json``). The comparison chapter reads only those f
 :mod:`.budget`         the attack-budget chapter's table and sentences
 :mod:`.ablation`       the confidence trade-off and the ablations: tables, sentences and
                        the measured causes the comparison chapter cites
+:mod:`.defences`       disparate robustness, the ensemble detector and its adaptive attack,
+                       AID: tables, sentences and the cells of their claims
 :mod:`.text`           :func:`scale_text`, the caption sentence of a run's scale
 :mod:`.cards`          the model cards of the victims and RTS networks
 :mod:`.chapter`        :func:`run_chapter`, the run-and-save step of every experiment chapter
@@ -34,7 +36,7 @@ from .chapter import ChapterRun, run_chapter
 from .files import EXPERIMENT_NAMES, available, load_experiment, save_experiment, scale_label, tables_dir
 from .tables import (PAPER_ROW, attack_times, confidence_profile, l1_ratios, main_table, summarize_examples,
                      table7, table7_readings, table8, table9, transfer_matrices)
-from . import ablation
+from . import ablation, defences
 from .text import scale_text
 from .claims import CLAIM_RULES, RULES, ClaimRule, verdicts, verdicts_markdown
 
@@ -43,7 +45,7 @@ LABEL = LABELS
 
 __all__ = [
     "EXPERIMENT_NAMES", "RULES", "CLAIM_RULES", "ClaimRule", "scale_label", "tables_dir", "save_experiment",
-    "load_experiment", "available", "summarize_examples", "table7", "table7_readings", "ablation", "table8", "table9", "transfer_matrices",
+    "load_experiment", "available", "summarize_examples", "table7", "table7_readings", "ablation", "defences", "table8", "table9", "transfer_matrices",
     "main_table", "verdicts", "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown",
     "attack_times", "confidence_profile", "budget_table", "budget_sentences", "l1_ratios", "iteration_budgets",
     "LEVEL_OFF", "PAPER_ROW", "run_chapter", "ChapterRun", "LABEL", "VICTIMS", "INTERPRETERS",

@@ -21,7 +21,8 @@ from .text import scale_text
 __all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "run_chapter"]
 
 #: The experiments a chapter can run (``adv2lib.experiments.run_<name>``).
-CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget", "confidence", "ablation")
+CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget", "confidence", "ablation", "robustness",
+                       "ensemble", "aid")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
         "n_images_requested": n_images,
         "n_images": {r.victim: images_per_group(r.examples) for r in results},
         "victims": [r.victim for r in results],
-        "interpreters": sorted(examples[column].unique().tolist(), key=_interpreter_rank),
+        "interpreters": sorted(examples[column].dropna().unique().tolist(), key=_interpreter_rank),
         "seconds": {r.victim: round(float(r.seconds), 1) for r in results},
         "config": {r.victim: to_jsonable(r.config) for r in results},
         "versions": versions(),
@@ -71,12 +71,13 @@ def images_per_group(examples: pd.DataFrame) -> int:
     """Attacked inputs per (interpreter, attack) -- or (source, target) -- group: the number of
     images behind each reported mean (in the patch experiment an image may serve up to three
     targets, so this counts targets, not distinct images)."""
-    keys = [c for c in ("interpreter", "attack", "variant", "source", "target") if c in examples.columns]
+    keys = [c for c in ("interpreter", "attack", "variant", "source", "target", "ensemble", "score_kind", "rts",
+                        "eps_255", "budget", "replacement") if c in examples.columns]
     if examples.empty:
         return 0
-    if "variant" in keys:           # the ablation rows: PGD's rows repeat per variant of the interpreter
-        examples = examples.assign(variant=examples["variant"].fillna(""))
-    return int(examples.groupby(keys).size().max()) if keys else len(examples)
+    # a key missing from some rows (the ablation's PGD rows have no variant, the ensemble's detection
+    # rows no attack) is a group of its own
+    return int(examples.groupby(keys, dropna=False).size().max()) if keys else len(examples)
 
 
 def load_experiment(experiment: str, profile: str = "embedded", smoke: bool = False,
