@@ -36,10 +36,14 @@ def victim_cards(profile: str = "embedded") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rts_cards(profile: str = "embedded") -> list[dict]:
-    """The RTS model cards (``weights/<profile>/rts_*.json``), as dictionaries."""
+def rts_cards(profile: str = "embedded", hardened: bool = False) -> list[dict]:
+    """The RTS model cards (``weights/<profile>/rts_<victim>.json``), as dictionaries; with
+    ``hardened``, those of the AID-hardened networks (``rts_aid_<victim>.json``) instead."""
     directory = paths.weights_dir() / profile
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("rts_*.json"))] if directory.is_dir() else []
+    if not directory.is_dir():
+        return []
+    paths_ = sorted(p for p in directory.glob("rts_*.json") if p.name.startswith("rts_aid_") == hardened)
+    return [json.loads(p.read_text()) for p in paths_]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
