@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -252,3 +253,88 @@ def test_aid_experiment_smoke(tmp_path, monkeypatch):
     assert list(cards["RTS"]) == ["original", "AID"]
     cells = defences.aid_cells(ex)
     assert len(cells) == 1 and isinstance(cells[0][1], bool)
+
+
+# --------------------------------------------------------------------------- the verdict rules (synthetic rows)
+
+def _robustness_rows(l1_by_interp, pgd_l1=0.4, n=4):
+    """Rows of a robustness run: ``l1_by_interp[i][(eps, factor)]`` = ADV2's L1 (all successful)."""
+    rows = []
+    for i, points in l1_by_interp.items():
+        for (eps, factor), l1 in points.items():
+            for p in range(n):
+                rows.append({"victim": "resnet", "interpreter": i, "attack": "adv2", "position": p, "success": True,
+                             "confidence": 0.98, "l1_benign": l1, "eps_255": eps, "budget": factor,
+                             "stage2_steps": int(100 * factor)})
+                if factor == 1:
+                    rows.append({"victim": "resnet", "interpreter": i, "attack": "pgd", "position": p,
+                                 "success": True, "confidence": 0.99, "l1_benign": pgd_l1, "eps_255": eps,
+                                 "budget": 1.0, "stage2_steps": 100})
+    return pd.DataFrame(rows)
+
+
+def test_robust_budgets_and_the_disparate_rule():
+    from adv2lib.report import defences
+
+    grid = {(2.0, 1.0): 0.30, (8.0, 1.0): 0.15, (26.0, 1.0): 0.10, (26.0, 0.5): 0.25, (26.0, 2.0): 0.08}
+    never = {k: 0.35 for k in grid}
+    ex = _robustness_rows({"cam": grid, "grad": never})
+    budgets = defences.robust_budgets(defences.robustness_table(ex)).set_index("interpreter")
+    assert budgets.loc["CAM", "δ (L1)"] == pytest.approx(0.2)
+    assert budgets.loc["CAM", "smallest eps (/255)"] == 8 and budgets.loc["CAM", "smallest iterations (x preset)"] == 1
+    assert np.isnan(budgets.loc["GRAD", "smallest eps (/255)"])
+    [(name, passed, _)] = defences.disparate_cells(ex)
+    assert name == "ResNet" and passed                       # 0.35/0.10 = 3.5 >= 1.5
+    alike = _robustness_rows({"cam": grid, "grad": dict(grid)})
+    assert not defences.disparate_cells(alike)[0][1]
+
+
+def _aid_rows(ratio_before, ratio_after, asr_after=1.0, n=10):
+    rows = []
+    for version, ratio, asr in (("original", ratio_before, 1.0), ("AID", ratio_after, asr_after)):
+        for p in range(n):
+            rows.append({"victim": "resnet", "interpreter": "rts", "rts": version, "attack": "pgd", "budget": 1.0,
+                         "position": p, "success": True, "confidence": 0.99, "l1_benign": 0.4, "seconds": 0.01})
+            rows.append({"victim": "resnet", "interpreter": "rts", "rts": version, "attack": "adv2", "budget": 1.0,
+                         "position": p, "success": p < asr * n, "confidence": 0.98, "l1_benign": 0.4 * ratio,
+                         "seconds": 0.3})
+    return pd.DataFrame(rows)
+
+
+def test_aid_rule():
+    from adv2lib.report import defences
+
+    assert defences.aid_cells(_aid_rows(0.5, 0.65))[0][1] is True         # ratio +0.15
+    assert defences.aid_cells(_aid_rows(0.5, 0.55))[0][1] is False        # +0.05, same ASR
+    assert defences.aid_cells(_aid_rows(0.5, 0.5, asr_after=0.8))[0][1] is True   # ASR -20 points
+
+
+def _detection_rows(rates):
+    """Detection rows whose successful inputs of ``source`` are flagged at ``rates[source]``."""
+    rows = []
+    for source, rate in {"calibration": 0.0, "benign": 0.0, **rates}.items():
+        for p in range(20):
+            flagged = p < rate * 20
+            rows.append({"victim": "resnet", "kind": "detection", "ensemble": "all", "score_kind": "distance",
+                         "source": source, "position": p, "success": True, "score": 1.0 if flagged else 0.1 + p / 1000,
+                         "flagged": flagged, "threshold": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_ensemble_and_adaptive_rules():
+    from adv2lib.report import defences
+
+    det = _detection_rows({"adv2 cam": 0.8, "adv2 grad": 0.2, "adaptive": 0.1})
+    cells = dict((name, ok) for name, ok, _ in defences.ensemble_cells(det))
+    assert cells == {"ResNet/CAM": True, "ResNet/GRAD": False}
+    attack = pd.DataFrame([
+        {"victim": "resnet", "kind": "adaptive", "interpreter": "cam+grad", "members": "cam+grad", "position": p,
+         "success": True, "confidence": 0.98, "l1_benign_cam": 0.2, "l1_benign_grad": 0.1, "seconds": 2.0,
+         "cpu_seconds": 4.0} for p in range(5)]
+        + [{"victim": "resnet", "kind": "single", "interpreter": i, "attack": "adv2", "position": p, "success": True,
+            "confidence": 0.98, "l1_benign": l1, "seconds": 1.0, "cpu_seconds": 2.0}
+           for i, l1 in (("cam", 0.1), ("grad", 0.1)) for p in range(5)])
+    [(name, passed, text)] = defences.adaptive_cells(pd.concat([attack, det], ignore_index=True))
+    assert name == "ResNet" and passed and "x2.00" in text            # CAM's L1 doubled
+    attack.loc[attack["kind"] == "adaptive", "l1_benign_cam"] = 0.11
+    assert not defences.adaptive_cells(pd.concat([attack, det], ignore_index=True))[0][1]
