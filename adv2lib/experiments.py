@@ -980,6 +980,9 @@ def _aid(spec, engine=None, factors=AID_FACTORS) -> ExperimentResult:
     budget, with PGD's maps under each as the reference; and the deletion test of both on the
     clean images. The original RTS at 1x is the main experiment's run (loaded, or run)."""
     start = time.perf_counter()
+    if tuple(spec.interpreters) != ("rts",):
+        raise ConfigError(f"the AID experiment attacks RTS only, got interpreters {list(spec.interpreters)} "
+                          f"(--interpreters rts)")
     factors = tuple(sorted({float(f) for f in factors} | {1.0}))
     drv = prepare(spec, engine)
     hardened = ("rts", (("weights", "aid"),))

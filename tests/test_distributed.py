@@ -102,10 +102,13 @@ def test_a_raising_task_is_reported_with_its_key_and_a_rerun_fills_the_gap(env, 
 
 
 def test_every_experiment_runs_on_ray_as_serially(env, cluster):  # noqa: F811
+    options = {"budget": {"factors": (1, 2)}, "robustness": {"eps": (8, 26), "factors": (0.5, 1)},
+               "ensemble": {"adaptive_images": 2, "calibration_images": 4}}
+    members = {"ensemble": ("cam", "rts"), "aid": ("rts",)}      # an ensemble needs two; AID hardens RTS
     for name, run in experiments.EXPERIMENTS.items():
-        extra = {"factors": (1, 2)} if name == "budget" else {}
-        a = run(**args(env, "serial", ("cam",)), **extra)
-        b = run(**args(env, "ray", ("cam",)), **extra, engine=engine())
+        extra = options.get(name, {})
+        a = run(**args(env, "serial", members.get(name, ("cam",))), **extra)
+        b = run(**args(env, "ray", members.get(name, ("cam",))), **extra, engine=engine())
         pd.testing.assert_frame_equal(a.examples.drop(columns=TIMING, errors="ignore"),
                                       b.examples.drop(columns=TIMING, errors="ignore"))
     assert_same_store(env / "serial", env / "ray")
