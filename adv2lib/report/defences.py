@@ -245,9 +245,12 @@ def _adaptive_numbers(table: pd.DataFrame, detection: pd.DataFrame, v: str) -> d
     if ada.empty:
         return None
     ada = ada.iloc[0]
+    attacked = {i for i in INTERPRETERS if label(i) in ada["attack"]}
     raises, costs = {}, []
     for _, r in sub[sub["_kind"] != "adaptive"].iterrows():
         i = r["_kind"].split(" ", 1)[1]
+        if i not in attacked:          # an interpreter the adaptive attack leaves out (MASK): not its cost
+            continue
         col = f"L1 {label(i)}"
         costs.append(r["wall s / image"])
         if col in ada and np.isfinite(ada[col]) and r[col] > 0:
@@ -269,10 +272,11 @@ def adaptive_sentences(table: pd.DataFrame, detection: pd.DataFrame) -> str:
         if n is None:
             continue
         raise_txt = ", ".join(f"{label(i)} x{r:.2f}" for i, r in n["raises"].items()) or "–"
-        lines.append(f"- **{label(v)}**: ASR {n['asr']:.0%}, MC {n['mc']:.3f}; L1 to the benign map relative to "
-                     f"the single-interpreter attack on the same images: {raise_txt}; flagged by the full ensemble "
-                     f"({PRIMARY_SCORE} score) on {n['detected']:.0%} of its successful inputs; wall time per image "
-                     f"{n['cost']:.1f}x the mean single attack's ({n['cost_sum']:.2f}x their sum).")
+        lines.append(f"- **{label(v)}**: ASR {n['asr']:.0%}, MC {n['mc']:.3f}; L1 to the benign map of each attacked "
+                     f"interpreter relative to the attack on that interpreter alone (same images): {raise_txt}; "
+                     f"flagged by the full ensemble ({PRIMARY_SCORE} score) on {n['detected']:.0%} of its successful "
+                     f"inputs; wall time per image {n['cost']:.1f}x the mean of those single attacks "
+                     f"({n['cost_sum']:.2f}x their sum).")
     return "\n".join(lines)
 
 
