@@ -250,7 +250,8 @@ def test_aid_experiment_smoke(tmp_path, monkeypatch):
     assert set(table["RTS"]) == {"original", "AID"} and set(table["iterations (x preset)"]) == {1.0, 2.0}
     assert len(defences.deletion_table(ex)) == 4
     cards = defences.aid_cards()
-    assert list(cards["RTS"]) == ["original", "AID"]
+    assert list(cards.loc[cards["victim"] == "ResNet", "RTS"]) == ["original", "AID"]
+    assert cards.loc[(cards["victim"] == "ResNet") & (cards["RTS"] == "AID"), "training s"].notna().all()
     cells = defences.aid_cells(ex)
     assert len(cells) == 1 and isinstance(cells[0][1], bool)
 
