@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .interpreters.base import minmax_normalize
 
 __all__ = ["SCORES", "FPR", "common_maps", "disagreement", "threshold_at_fpr", "detection_rate", "roc",
            "detection_summary"]
@@ -46,9 +47,7 @@ def common_maps(maps: dict, size=None) -> torch.Tensor:
         m = m.detach().float().cpu()
         if tuple(m.shape[-2:]) != tuple(size):
             m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
-        flat = m.flatten(1)
-        lo = flat.min(1, keepdim=True).values
-        out.append((flat - lo) / (flat.max(1, keepdim=True).values - lo).clamp_min(1e-8))
+        out.append(minmax_normalize(m).flatten(1))
     return torch.stack(out, 1)
 
 
