@@ -800,7 +800,9 @@ def _ablation(spec, engine=None) -> ExperimentResult:
 # =========================================================================== the paper's second half
 
 #: The L-inf budgets of the robustness experiment, in units of 1/255 (the embedded preset's is 26).
-ROBUSTNESS_EPS = (2, 4, 8, 16, 26)
+#: 2 and 4/255 were left out: at the preset's iterations ADV2 and PGD reached 0 % ASR there on 10
+#: images per victim (issue 12's first run), and each budget costs a full ADV2 run per interpreter.
+ROBUSTNESS_EPS = (8, 16, 26)
 #: Stage-2 iteration budgets of the robustness experiment (times the preset's), at the preset's eps.
 ROBUSTNESS_FACTORS = (0.25, 0.5, 1, 2)
 
@@ -1128,7 +1130,7 @@ run_robustness = _entry("robustness", """Disparate attack robustness (the paper'
     ``factors`` times the preset's stage-2 iterations with the preset's budget. PGD at the same
     L-inf budget is the reference (its rows carry the budget). Rows: ``eps_255``, ``budget``
     (iteration factor), ``stage2_steps``; ``summary`` groups by both.
-    """, defaults={"n_images": 10}, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTORS)
+    """, defaults={"n_images": 8}, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTORS)
 run_ensemble = _entry("ensemble", """Ensemble interpretation as a detector, and the adaptive ADV2 that targets it.
 
     The members are ``interpreters``. Each input is scored by how much the members' maps
