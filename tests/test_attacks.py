@@ -158,6 +158,15 @@ def test_project_and_quantize_stay_in_ball():
     assert torch.allclose(q * 255, (q * 255).round(), atol=1e-4)
 
 
+def test_project_is_the_official_arithmetic():
+    """clip_[0,1](x0 + clip_[-eps,eps](x - x0)) bit for bit (paper-spec (d); torchattacks' PGD)."""
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand((8, 1, 28, 28), generator=g)
+    x = x0 + (torch.rand(x0.shape, generator=g) * 2 - 1) * 0.3
+    eps = 26 / 255
+    assert torch.equal(project(x, x0, eps), torch.clamp(x0 + torch.clamp(x - x0, min=-eps, max=eps), min=0, max=1))
+
+
 def test_losses_match_their_formulas():
     logits = torch.tensor([[2.0, 1.0, -1.0], [0.0, 3.0, 0.5]])
     t = torch.tensor([0, 2])

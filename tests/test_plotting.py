@@ -249,6 +249,16 @@ def test_verdicts_markdown_lists_each_claim_with_its_cells():
     assert "- ResNet/CAM: L1 ADV2 0.100 vs PGD 0.300 ✓" in text
 
 
+def test_verdicts_markdown_keeps_a_note_with_a_semicolon_in_one_bullet():
+    import pandas as pd
+
+    row = {"item": "(g)12 x", "claim (paper)": "claim [P]", "verdict": "holds", "criterion": "rule",
+           "evidence (ours)": "ResNet: spread x1.61; budgets never ✓; DenseNet: spread x1.70; CAM 26/255 ✓",
+           "measured cause": ""}
+    text = report.verdicts_markdown(pd.DataFrame([row]))
+    assert "- ResNet: spread x1.61; budgets never ✓\n- DenseNet: spread x1.70; CAM 26/255 ✓" in text
+
+
 def test_one_rule_per_claim_in_the_paper_order():
     assert [r.claim for r in report.CLAIM_RULES] == [c.id for c in paper_numbers.CLAIMS]
     for rule, claim in zip(report.CLAIM_RULES, paper_numbers.CLAIMS):

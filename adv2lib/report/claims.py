@@ -15,6 +15,8 @@ The criteria were fixed before looking at the full results; they translate the p
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Iterable, Iterator, Sequence
@@ -281,7 +283,8 @@ def verdicts_markdown(table: pd.DataFrame) -> str:
     parts = []
     for _, row in table.iterrows():
         evidence = row["evidence (ours)"]
-        cells = [e.strip() for e in evidence.split(";")] if ("✓" in evidence or "✗" in evidence) else []
+        # every cell's note ends with its mark, so a ";" inside a note does not split it
+        cells = [e.strip() for e in re.split(r"(?<=[✓✗]);", evidence)] if ("✓" in evidence or "✗" in evidence) else []
         body = [f"**{row['item']}: {row['verdict']}.** {row['claim (paper)']}"]
         if row["criterion"]:
             body.append(f"*Criterion:* {row['criterion']}.")
