@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import sys
 import tempfile
 import time
 
@@ -68,6 +69,7 @@ def main(argv=None):
     parser.add_argument("--n-images", type=int, default=10)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)     # each table as soon as it is measured
     print(f"{args.experiment}, {args.n_images} images per victim, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     for victim in args.victims:
