@@ -103,7 +103,7 @@ def main(argv=None):
                 print(f"| {label} | {seconds / elapsed:.0%} |")
             events = sorted(ops.key_averages(), key=lambda e: -e.self_cpu_time_total)
             self_total = sum(e.self_cpu_time_total for e in events) or 1.0
-            print(f"\n| operator | calls | self CPU share |\n|---|---|---|")
+            print("\n| operator | calls | self CPU share |\n|---|---|---|")
             for e in events[:args.top]:
                 print(f"| {e.key} | {e.count} | {e.self_cpu_time_total / self_total:.1%} |")
 
