@@ -60,7 +60,7 @@ from .engines import Call, Shared, resolve_engine
 from .errors import ConfigError, DataError
 from .store import ResultsStore, RunKey, to_jsonable
 from .targets import pair_farthest, random_patch_maps, random_shape_maps
-from .tasks import (Batch, WorkerSpec, ablation_batch, adaptive_batch, attack_batch, benign_maps, build_context,
+from .tasks import (Batch, WorkerSpec, ablation_batch, adaptive_batch, attack_batch, build_context, maps_batch,
                     faithfulness_batch, interpreter_params, member_maps_batch, noise_floor_batch, pgd_batch,
                     pgd_maps_batch, select_chunk, transfer_batch)
 
@@ -290,6 +290,7 @@ class _Driver:
         self.worker = WorkerSpec(spec.profile, spec.victim, spec.smoke, device if self.serial else spec.device)
         self.store = ResultsStore(spec.results_dir)
         self.counts = {"computed": 0, "loaded": 0}
+        self._pgd, self._maps = None, {}
         self.inner_progress = spec.progress and self.serial
         self.interp_params = {name: interpreter_params(self.local.interpreter(name)) for name in spec.interpreters}
         self.expected = {"victim_weights": self.local.fingerprint}
@@ -392,13 +393,59 @@ class _Driver:
     # ------------------------------------------------------------------ the shared PGD run
     def pgd(self):
         """The shared PGD baseline on the selected images: ``(rows, tensors)`` (``x_adv``)."""
-        key = self.key("pgd", "none", "pgd", {"attack": to_jsonable(self.pgd_config)})
-        jobs = [self.job(key, b, pgd_batch, batch=self.batch((lo, hi)), config=self.pgd_config,
-                         seed=self.spec.seed, progress=self.inner_progress) for b, lo, hi in self.spec.batches()]
-        return self.collect(self.stage(jobs, f"pgd/{self.spec.victim}"), key)
+        if self._pgd is None:
+            key = self.key("pgd", "none", "pgd", {"attack": to_jsonable(self.pgd_config)})
+            jobs = [self.job(key, b, pgd_batch, batch=self.batch((lo, hi)), config=self.pgd_config,
+                             seed=self.spec.seed, progress=self.inner_progress) for b, lo, hi in self.spec.batches()]
+            self._pgd = self.collect(self.stage(jobs, f"pgd/{self.spec.victim}"), key)
+        return self._pgd
+
+    # ------------------------------------------------------------------ maps computed once
+    def maps(self, interpreters) -> dict:
+        """Each interpreter's maps of the selected images: ``{interpreter: {"benign_map",
+        "pgd_map"}}`` (all images; ``pgd_map``: of the shared PGD inputs, for the target classes).
+
+        They are a stored run of their own (experiment ``maps``, :func:`~adv2lib.tasks.maps_batch`),
+        keyed by the selection and the interpreter's settings but not by the experiment, so the
+        main, patch, random-class, ensemble and AID experiments (the same 100 images) compute
+        them once between them, and an experiment that attacks the same images several times
+        (budgets, confidence levels, ablations) hands the same maps to every run. Each batch is
+        the attacks' own batch, so the values are the ones the attacks would compute.
+        ``interpreters``: names or variants ``(name, options)``."""
+        wanted = [i for i in interpreters if _label(i) not in self._maps]
+        if wanted:
+            _, pgd_t = self.pgd()
+            keys, jobs = {}, []
+            for interp in wanted:
+                keys[_label(interp)] = key = self.key("maps", _name(interp), "maps",
+                                                      {"interpreter": self.params_of(interp)})
+                jobs += [self.job(key, b, maps_batch, interpreter=interp, batch=self.batch((lo, hi)),
+                                  x_pgd=pgd_t["x_adv"][lo:hi]) for b, lo, hi in self.spec.batches()]
+            done = self.stage(jobs, f"maps/{self.spec.victim}")
+            for label, key in keys.items():
+                self._maps[label] = self.collect(done, key)[1]
+        return {i: self._maps[_label(i)] for i in interpreters}
+
+    def params_of(self, interp) -> dict:
+        """The key settings of an interpreter or a variant ``(name, options)``."""
+        if isinstance(interp, str):
+            self.expect(interp)
+            return self.interp_params[interp]
+        name, options = interp
+        return interpreter_params(self.local.interpreter(name, **dict(options)))
 
     def finish(self, frames, figures, config, start, matrix=None) -> "ExperimentResult":
         return _finish(self, frames, figures, config, start, matrix)
+
+
+def _name(interp) -> str:
+    """An interpreter's name, of a plain name or a variant ``(name, options)``."""
+    return interp if isinstance(interp, str) else interp[0]
+
+
+def _label(interp):
+    """A hashable label of an interpreter or a variant ``(name, options)``."""
+    return interp if isinstance(interp, str) else (interp[0], tuple(sorted(dict(interp[1]).items())))
 
 
 def _positions(sel) -> torch.Tensor:
@@ -487,11 +534,20 @@ def _attack_stage(drv, experiment, inputs_for, params_for, desc, figure_names=AT
     return frames, figures, config
 
 
-def _pgd_inputs(drv, pgd_rows, pgd_t, sel):
-    """The shared PGD run's inputs and stored record for the images at positions ``sel``."""
+def _pgd_inputs(drv, pgd_rows, pgd_t, sel, maps=None):
+    """The shared PGD run's inputs and stored record for the images at positions ``sel``, and
+    with ``maps`` (an entry of :meth:`_Driver.maps`) the maps of those inputs."""
     sel = _positions(sel)
     record = pgd_rows.set_index("position").loc[sel.tolist()].reset_index()
-    return {"x_pgd": pgd_t["x_adv"][sel], "pgd_record": record}
+    out = {"x_pgd": pgd_t["x_adv"][sel], "pgd_record": record}
+    if maps is not None:
+        out["pgd_map"] = maps["pgd_map"][sel]
+    return out
+
+
+def _benign(maps, lo, hi) -> dict:
+    """The ``benign`` input of a batch's attack (an entry of :meth:`_Driver.maps`)."""
+    return {"benign": maps["benign_map"][lo:hi]}
 
 
 # =========================================================================== the experiments
@@ -506,9 +562,11 @@ def _main(spec, engine=None) -> ExperimentResult:
     start = time.perf_counter()
     drv = prepare(spec, engine)
     pgd_rows, pgd_t = drv.pgd()
+    maps = drv.maps(spec.interpreters)
 
     def inputs(name, lo, hi):
-        return {"batch": drv.batch((lo, hi)), **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi))}
+        return {"batch": drv.batch((lo, hi)), **_benign(maps[name], lo, hi),
+                **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[name])}
 
     frames, figures, config = _attack_stage(drv, "main", inputs, lambda name: {}, f"main/{spec.victim}")
     return drv.finish(frames, figures, {"pgd": drv.pgd_config, **config}, start)
@@ -521,13 +579,12 @@ def _patch(spec, engine=None, targets="shapes") -> ExperimentResult:
     drv = prepare(spec, engine)
     pgd_rows, pgd_t = drv.pgd()
     generator = random_shape_maps if targets == "shapes" else random_patch_maps
+    maps = drv.maps(spec.interpreters)
     target_maps, pairs, benign = {}, {}, {}
     for name in spec.interpreters:
         size = drv.local.interpreter(name).native_size
         target_maps[name] = generator(spec.n_images, size, seed=777 + spec.seed)
-        calls = [Call(benign_maps, {"interpreter": name, "x": drv.x[lo:hi], "y": drv.y[lo:hi]},
-                      f"benign maps ({name}, batch {b})", drv.expect(name)) for b, lo, hi in spec.batches()]
-        benign[name] = torch.cat(drv.calls(calls, f"patch/{spec.victim}/{name} benign maps"))
+        benign[name] = maps[name]["benign_map"]
         pairs[name] = pair_farthest(target_maps[name], benign[name], max_uses=3)
 
     def inputs(name, lo, hi):
@@ -548,10 +605,11 @@ def _random_class(spec, engine=None) -> ExperimentResult:
     pool = drv.select(pool_n, spec.seed + 1000, exclude=drv.indices.tolist())
     shared = Shared(pool)
     params = {"pool": pool_n, "pool_data": fingerprint.tensors(*pool)}
+    maps = drv.maps(spec.interpreters)
 
     def inputs(name, lo, hi):
         return {"batch": drv.batch((lo, hi)), "pool": shared, "pool_seed": spec.seed * 7919 + lo,
-                **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi))}
+                **_benign(maps[name], lo, hi), **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[name])}
 
     frames, figures, config = _attack_stage(drv, "random_class", inputs, lambda name: params,
                                             f"random_class/{spec.victim}",
@@ -628,12 +686,14 @@ def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
     drv = prepare(spec, engine)
     pgd_rows, pgd_t = drv.pgd()
     config = {"pgd": drv.pgd_config, "factors": list(factors)}
+    maps = drv.maps(spec.interpreters)
     runs, jobs = [], []
     for name in spec.interpreters:
         key = drv.key("budget", name, "pgd", {"interpreter": drv.interp_params[name]})
         runs.append((key, True))
         jobs += [drv.job(key, b, pgd_maps_batch, interpreter=name, batch=drv.batch((lo, hi)),
-                         extra={"budget": 0.0}, **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)))
+                         extra={"budget": 0.0}, **_benign(maps[name], lo, hi),
+                         **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[name]))
                  for b, lo, hi in spec.batches()]
         config[name] = {}
         for factor in factors:
@@ -643,6 +703,7 @@ def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
             runs.append((key, False))
             jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
                              seed=spec.seed, label=budget_label(factor), keep=("x_adv", "adv_map"),
+                             **_benign(maps[name], lo, hi),
                              extra={"budget": float(factor), "stage2_steps": int(cfg.steps)},
                              progress=drv.inner_progress)
                      for b, lo, hi in spec.batches()]
@@ -668,6 +729,7 @@ def _confidence(spec, engine=None, levels=CONFIDENCE_LEVELS) -> ExperimentResult
     drv = prepare(spec, engine)
     pgd_rows, pgd_t = drv.pgd()
     k = drv.local.victim.num_classes
+    maps = drv.maps(spec.interpreters)
     runs, jobs, config = [], [], {"pgd": drv.pgd_config, "levels": list(levels)}
     for name in spec.interpreters:
         base = drv.adv2_config(name)
@@ -682,8 +744,8 @@ def _confidence(spec, engine=None, levels=CONFIDENCE_LEVELS) -> ExperimentResult
             required = float(label.split("@")[1]) if "@" in label else 0.0
             jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
                              seed=spec.seed, label=label, levels=lv, keep=(), progress=drv.inner_progress,
-                             extra={"rule": rule, "required_": required},
-                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)) if with_pgd else {}))
+                             extra={"rule": rule, "required_": required}, **_benign(maps[name], lo, hi),
+                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[name]) if with_pgd else {}))
                      for b, lo, hi in spec.batches()]
             config[name][label] = cfg
     done = drv.stage(jobs, f"confidence/{spec.victim}")
@@ -775,6 +837,8 @@ def _ablation(spec, engine=None) -> ExperimentResult:
     pgd_rows, pgd_t = drv.pgd()
     runs, jobs = floor_jobs(drv)
     config = {"pgd": drv.pgd_config}
+    maps = drv.maps(list(dict.fromkeys((name, v.options) if v.options else name for name in spec.interpreters
+                                       for v in ABLATIONS.get(name, ()))))
     for name in spec.interpreters:
         config[name] = {}
         for variant in ABLATIONS.get(name, ()):
@@ -789,7 +853,8 @@ def _ablation(spec, engine=None) -> ExperimentResult:
             jobs += [drv.job(key, b, ablation_batch, interpreter=interp, batch=drv.batch((lo, hi)), config=cfg,
                              seed=spec.seed, label=f"adv2 {variant.label}", probes=variant.probes,
                              extra={"variant": variant.label}, progress=drv.inner_progress,
-                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)) if with_pgd else {}))
+                             **_benign(maps[interp], lo, hi),
+                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[interp]) if with_pgd else {}))
                      for b, lo, hi in spec.batches()]
             config[name][variant.label] = cfg
     done = drv.stage(jobs, f"ablation/{spec.victim}")
@@ -836,6 +901,7 @@ def _robustness(spec, engine=None, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTOR
     preset_eps = drv.pgd_config.eps
     budgets = sorted({e / 255 for e in eps if abs(e / 255 - preset_eps) > 1e-12} | {preset_eps})
     pgd = {e: _pgd_at(drv, e, f"robustness/{spec.victim} PGD at {e * 255:g}/255") for e in budgets}
+    maps = drv.maps(spec.interpreters)
     runs, jobs, config = [], [], {"pgd": drv.pgd_config, "eps_255": list(eps), "factors": list(factors)}
     for name in spec.interpreters:
         base = drv.adv2_config(name)
@@ -848,10 +914,13 @@ def _robustness(spec, engine=None, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTOR
                                                        "eps": e, "factor": f})
             runs.append(key)
             rows_t = pgd[e] if f == 1.0 else None
+            at_preset = abs(e - preset_eps) < 1e-12       # the stored maps are of the preset's PGD inputs
             jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
                              seed=spec.seed, keep=("adv_map", "benign_map"), progress=drv.inner_progress,
                              extra={"eps_255": round(e * 255, 4), "budget": f, "stage2_steps": int(cfg.steps)},
-                             **(_pgd_inputs(drv, *rows_t, (lo, hi)) if rows_t is not None else {}))
+                             **_benign(maps[name], lo, hi),
+                             **(_pgd_inputs(drv, *rows_t, (lo, hi), maps[name] if at_preset else None)
+                                if rows_t is not None else {}))
                      for b, lo, hi in spec.batches()]
             config[name][f"{e * 255:g}/255 x{f:g}"] = cfg
     done = drv.stage(jobs, f"robustness/{spec.victim}")
@@ -992,6 +1061,7 @@ def _aid(spec, engine=None, factors=AID_FACTORS) -> ExperimentResult:
     drv.expect("rts")
     params = {"original": drv.interp_params["rts"], "AID": interpreter_params(drv.local.interpreter(hardened))}
     pgd_rows, pgd_t = drv.pgd()
+    maps = drv.maps(list(versions.values()))
     base = drv.adv2_config("rts")
     runs, jobs, config = [], [], {"pgd": drv.pgd_config}
     for version, interp in versions.items():
@@ -1006,7 +1076,8 @@ def _aid(spec, engine=None, factors=AID_FACTORS) -> ExperimentResult:
             jobs += [drv.job(key, b, attack_batch, interpreter=interp, batch=drv.batch((lo, hi)), config=cfg,
                              seed=spec.seed, progress=drv.inner_progress,
                              **({} if key.experiment == "main" else {"keep": ("x_adv", "adv_map", "benign_map")}),
-                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi)) if f == 1.0 else {}))
+                             **_benign(maps[interp], lo, hi),
+                             **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[interp]) if f == 1.0 else {}))
                      for b, lo, hi in spec.batches()]
             config[f"{version} x{f:g}"] = cfg
         for replacement in ("zero", "blur"):

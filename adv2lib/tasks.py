@@ -15,6 +15,7 @@ task                        returns
 ==========================  ==============================================================
 :func:`select_chunk`        which images of a chunk the victim classifies correctly
 :func:`benign_maps`         an interpreter's maps of clean images for their true classes
+:func:`maps_batch`          an interpreter's maps of a batch's clean and PGD images (stored once)
 :func:`pgd_batch`           the shared PGD baseline on a batch: rows, ``x_adv``
 :func:`attack_batch`        ADV2 on a batch (+ the PGD inputs' maps): rows, tensors
 :func:`transfer_batch`      one interpreter's maps of other attacks' inputs: rows, tensors
@@ -40,7 +41,7 @@ from .attacks import ADV2, PGD
 from .errors import WeightsMismatchError
 from .targets import benign_map, random_class_targets
 
-__all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "benign_maps",
+__all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "benign_maps", "maps_batch",
            "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "noise_floor_batch", "ablation_batch", "member_maps_batch", "adaptive_batch",
            "faithfulness_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
 
@@ -236,6 +237,24 @@ def benign_maps(ctx: Context, interpreter: str, x: torch.Tensor, y: torch.Tensor
     return benign_map(ctx.interpreter(interpreter), xd, yd).cpu()
 
 
+def maps_batch(ctx: Context, interpreter, batch: Batch, x_pgd=None):
+    """``interpreter``'s maps of ``batch``: ``benign_map`` (the clean images, true classes) and,
+    given the shared PGD inputs ``x_pgd``, ``pgd_map`` (those inputs, target classes).
+
+    The experiments store this once per selection and interpreter (:meth:`_Driver.maps
+    <adv2lib.experiments._Driver.maps>`) and hand the maps to every attack on the same batch,
+    which would otherwise recompute them: for MASK each map is a full 150-step optimisation.
+    The values are the ones :func:`attack_batch` computes itself (same calls, same batch)."""
+    interp = ctx.interpreter(interpreter)
+    x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
+    tensors = {"benign_map": benign_map(interp, x, y)}
+    if x_pgd is not None:
+        (xp,) = ctx.to_device(x_pgd)
+        tensors["pgd_map"] = interp(xp, ct).detach()
+    rows = _frame(batch, {"interpreter": interp.name, "maps": "+".join(tensors)})
+    return rows, tensors
+
+
 def pgd_batch(ctx: Context, batch: Batch, config, seed: int, progress: bool = False):
     """The shared PGD baseline on ``batch``: rows and ``{"x_adv"}``."""
     x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
@@ -246,7 +265,8 @@ def pgd_batch(ctx: Context, batch: Batch, config, seed: int, progress: bool = Fa
 
 def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int, *, label: str = "adv2",
                  target_map=None, benign=None, pool=None, pool_seed: int | None = None, x_pgd=None,
-                 pgd_record=None, extra: dict | None = None, keep=None, levels=(), progress: bool = False):
+                 pgd_record=None, pgd_map=None, extra: dict | None = None, keep=None, levels=(),
+                 progress: bool = False):
     """ADV2 against ``interpreter`` on ``batch``: its rows and tensors. Given the shared PGD
     inputs ``x_pgd`` and their stored record ``pgd_record`` (the PGD run's rows for these
     images, :data:`PGD_RECORD` columns), also a PGD row per image: the record joined with the
@@ -255,7 +275,8 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
     The interpretation target is ``target_map`` when given; else, with ``pool = (test-set
     indices, images, classes)``, another class's map (:func:`~adv2lib.targets.random_class_targets`, seeded by
     ``pool_seed``); else the benign map. ``benign`` (maps of the clean images) is computed
-    when not given. ``keep``: names of the tensors to return (default: all). ``interpreter``
+    when not given, and so is ``pgd_map`` (the maps of ``x_pgd``, :func:`maps_batch`).
+    ``keep``: names of the tensors to return (default: all). ``interpreter``
     may be a variant ``(name, options)`` (:meth:`Context.interpreter`).
 
     ``levels`` (confidence levels, ``None`` for argmax only): also one row per level and
@@ -294,7 +315,7 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
                    **{f"probe_{k}": v for k, v in res.probes.items()})
     if x_pgd is not None:
         (xp,) = ctx.to_device(x_pgd)
-        pgd_map = interp(xp, ct).detach()
+        pgd_map = interp(xp, ct).detach() if pgd_map is None else ctx.to_device(pgd_map)[0]
         rows.insert(0, _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign, ref), extra))
         tensors.update(x_pgd=xp, pgd_map=pgd_map)
     out = pd.concat(rows, ignore_index=True)
@@ -313,13 +334,16 @@ def _pgd_rows(batch: Batch, interpreter: str, record, map_cols: dict, extra: dic
     return _frame(batch, {"interpreter": interpreter, "attack": "pgd", **cols, **map_cols}, extra)
 
 
-def pgd_maps_batch(ctx: Context, interpreter: str, batch: Batch, x_pgd, pgd_record, extra: dict | None = None):
+def pgd_maps_batch(ctx: Context, interpreter: str, batch: Batch, x_pgd, pgd_record, extra: dict | None = None,
+                   benign=None, pgd_map=None):
     """PGD rows of ``batch`` under ``interpreter`` (the PGD record joined with the maps of the
-    PGD inputs against the benign map) and ``{"pgd_map"}``."""
+    PGD inputs against the benign map) and ``{"pgd_map"}``; ``benign`` and ``pgd_map`` are
+    computed when not given (:func:`maps_batch`)."""
     interp = ctx.interpreter(interpreter)
     x, y, ct, xp = ctx.to_device(batch.x, batch.y, batch.ct, x_pgd)
-    pgd_map = interp(xp, ct).detach()
-    rows = _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign_map(interp, x, y)), extra)
+    pgd_map = interp(xp, ct).detach() if pgd_map is None else ctx.to_device(pgd_map)[0]
+    benign = benign_map(interp, x, y) if benign is None else benign
+    rows = _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign), extra)
     return rows, {"pgd_map": pgd_map}
 
 
@@ -355,7 +379,8 @@ def noise_floor_batch(ctx: Context, interpreter: str, batch: Batch, seeds=(0, 1)
 
 
 def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *, label: str, probes=(),
-                   x_pgd=None, pgd_record=None, extra: dict | None = None, progress: bool = False):
+                   x_pgd=None, pgd_record=None, pgd_map=None, benign=None, extra: dict | None = None,
+                   progress: bool = False):
     """:func:`attack_batch` for one ablation variant, plus the measurements ``probes`` asks
     for, as columns of the ADV2 rows (and, where they apply, of the PGD rows):
 
@@ -369,7 +394,8 @@ def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *
       jitter switched off (benign and attacked maps both recomputed that way).
     """
     rows, tensors = attack_batch(ctx, interpreter, batch, config, seed, label=label, x_pgd=x_pgd,
-                                 pgd_record=pgd_record, extra=extra, progress=progress)
+                                 pgd_record=pgd_record, pgd_map=pgd_map, benign=benign, extra=extra,
+                                 progress=progress)
     interp = ctx.interpreter(interpreter)
     x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
     adv = (rows["attack"] == label).to_numpy()

@@ -99,9 +99,9 @@ def perturb_weights(path, scale=1e-3):
 
 def test_unchanged_inputs_compute_nothing(env):
     first = run(env)
-    assert first.batches == {"computed": 2, "loaded": 0}          # the shared PGD batch and the CAM batch
+    assert first.batches == {"computed": 3, "loaded": 0}          # the shared PGD batch, CAM's maps, the CAM batch
     again = run(env)
-    assert again.batches == {"computed": 0, "loaded": 2}
+    assert again.batches == {"computed": 0, "loaded": 3}
     assert numbers(again).equals(numbers(first))
 
 
@@ -111,7 +111,7 @@ def test_other_images_are_recomputed_and_match_a_fresh_store(env, subset, monkey
     write_idx(tmp_path / "flipped", images[:, :, ::-1].copy(), labels)     # the issue's left-right flip
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "flipped"))
     flipped = run(env)
-    assert flipped.batches["computed"] == 2
+    assert flipped.batches["computed"] == 3
     assert not numbers(flipped).equals(numbers(first))
     fresh = experiments.run_main(victim="resnet", interpreters=("cam",), n_images=2, smoke=True, device="cpu",
                                  batch_size=2, progress=False, results_dir=tmp_path / "fresh")
@@ -123,19 +123,19 @@ def test_other_labels_are_recomputed(env, subset, monkeypatch, tmp_path):
     images, labels = subset
     write_idx(tmp_path / "relabelled", images, (labels + 1) % 10)
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "relabelled"))
-    assert run(env).batches["computed"] == 2
+    assert run(env).batches["computed"] == 3
 
 
 def test_other_victim_weights_are_recomputed(env):
     run(env)
     perturb_weights(env / "weights" / "embedded" / "resnet.pt")
-    assert run(env).batches["computed"] == 2
+    assert run(env).batches["computed"] == 3
 
 
 def test_other_rts_weights_recompute_the_rts_batch_only(env):
-    assert run(env, interpreters=("rts",)).batches["computed"] == 2
+    assert run(env, interpreters=("rts",)).batches["computed"] == 3
     perturb_weights(env / "weights" / "embedded" / "rts_resnet.pt")
-    assert run(env, interpreters=("rts",)).batches == {"computed": 1, "loaded": 1}   # PGD reused
+    assert run(env, interpreters=("rts",)).batches == {"computed": 2, "loaded": 1}   # RTS maps and ADV2; PGD reused
 
 
 def test_other_presets_are_recomputed(env, monkeypatch, tiny_presets):
@@ -146,20 +146,20 @@ def test_other_presets_are_recomputed(env, monkeypatch, tiny_presets):
         return cfg if name == "pgd" else dataclasses.replace(cfg, alpha=cfg.alpha / 2)
 
     monkeypatch.setattr(experiments, "preset_for", other_adv2)
-    assert run(env).batches == {"computed": 1, "loaded": 1}                          # ADV2 only
+    assert run(env).batches == {"computed": 1, "loaded": 2}                          # ADV2 only
 
     def other_pgd(profile, name, smoke=False):
         cfg = other_adv2(profile, name, smoke)
         return dataclasses.replace(cfg, steps=5) if name == "pgd" else cfg
 
     monkeypatch.setattr(experiments, "preset_for", other_pgd)
-    assert run(env).batches["computed"] == 2     # the CAM rows hold the PGD examples' maps: both recomputed
+    assert run(env).batches["computed"] == 3     # the CAM rows hold the PGD examples' maps: all recomputed
 
 
 def test_other_library_code_is_recomputed(env, monkeypatch):
     run(env)
     monkeypatch.setattr(fingerprint, "code", lambda package=None: "0123456789abcdef")
-    assert run(env).batches["computed"] == 2
+    assert run(env).batches["computed"] == 3
 
 
 def test_code_fingerprint_follows_code_not_docstrings_or_presentation(tmp_path):

@@ -89,7 +89,7 @@ def test_imagenet_run_recomputes_for_another_folder(world, monkeypatch):
     kwargs = dict(profile="imagenet", victim="resnet", interpreters=("cam",), n_images=1, smoke=True, device="cpu",
                   batch_size=1, progress=False, results_dir=world / "run-store")
     monkeypatch.setenv("IMAGENET_VAL_DIR", str(world / "val"))
-    assert experiments.run_main(**kwargs).batches == {"computed": 2, "loaded": 0}
-    assert experiments.run_main(**kwargs).batches == {"computed": 0, "loaded": 2}
+    assert experiments.run_main(**kwargs).batches == {"computed": 3, "loaded": 0}
+    assert experiments.run_main(**kwargs).batches == {"computed": 0, "loaded": 3}
     monkeypatch.setenv("IMAGENET_VAL_DIR", str(world / "imagenette"))
-    assert experiments.run_main(**kwargs).batches == {"computed": 2, "loaded": 0}
+    assert experiments.run_main(**kwargs).batches == {"computed": 3, "loaded": 0}
