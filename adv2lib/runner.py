@@ -169,6 +169,7 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
              NotebookRun("reproduce", "reproduce",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json",
+                                "book/baselines/*.json",
                                 str(tables / "*_examples.csv")))]
     return runs
 
@@ -197,6 +198,16 @@ def timings_path(scale: Scale | str) -> Path:
         profile, _, kind = scale.partition("-")
         scale = Scale(profile, kind == "smoke")
     return scale_dir(scale) / "timings.json"
+
+
+def baseline_timings(scale: Scale | str) -> tuple[Path | None, dict]:
+    """The committed timings of an earlier full build at ``scale`` (``book/baselines/timings-<scale>-<commit>.json``,
+    the newest by name), for the Reproduce chapter's speed-up table; ``(None, {})`` when none."""
+    label = scale if isinstance(scale, str) else scale.label
+    found = sorted((paths.root() / "book" / "baselines").glob(f"timings-{label}-*.json"))
+    if not found:
+        return None, {}
+    return found[-1], json.loads(found[-1].read_text())
 
 
 def build_html_dir() -> Path:

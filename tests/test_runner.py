@@ -339,3 +339,25 @@ def test_parameter_display_tags_of_the_notebook_are_kept():
     plain = new_notebook(cells=[_executed_by_papermill(DEFAULTS, INJECTED).cells[0]])
     assert runner.show_parameters_once(plain) and plain.cells[0].metadata["tags"] == ["parameters", "hide-input"]
     assert not runner.show_parameters_once(plain)                  # already collapsed: unchanged
+
+
+def test_build_speedup_compares_computed_notebooks_only():
+    from adv2lib import report
+
+    before = {"notebooks": [{"name": "01", "seconds": 800.0, "cpu_seconds": 1600.0, "computed_batches": 24},
+                            {"name": "02", "seconds": 700.0, "cpu_seconds": 1400.0, "computed_batches": 16},
+                            {"name": "gone", "seconds": 5.0, "cpu_seconds": 5.0, "computed_batches": 0}]}
+    now = {"notebooks": [{"name": "01", "seconds": 400.0, "cpu_seconds": 700.0, "computed_batches": 24},
+                         {"name": "02", "seconds": 10.0, "cpu_seconds": 9.0, "computed_batches": 0},
+                         {"name": "new", "seconds": 50.0, "cpu_seconds": 90.0, "computed_batches": 3}]}
+    table = report.build_speedup(now, before).set_index("notebook")
+    assert list(table.index) == ["01", "02", "total"]
+    assert table.loc["01", "speed-up (wall)"] == 2.0
+    assert table.loc["02", "speed-up (wall)"] != table.loc["02", "speed-up (wall)"]     # loaded only: NaN
+    assert table.loc["total", "now: wall s"] == 410.0 and table.loc["total", "speed-up (wall)"] == 1500 / 410
+
+
+def test_baseline_timings_are_committed_for_the_full_book():
+    path, baseline = runner.baseline_timings(runner.Scale("embedded", smoke=False))
+    assert path is not None and baseline["commit"] and baseline["notebooks"]
+    assert runner.baseline_timings("embedded-nosuchscale") == (None, {})

@@ -229,3 +229,31 @@ def l1_ratios(main_examples: pd.DataFrame) -> pd.DataFrame:
             row[_ours(v)] = cell(s, v, i, "adv2", "l1_benign") / cell(s, v, i, "pgd", "l1_benign")
         rows.append(row)
     return pd.DataFrame(rows).set_index("interpreter")
+
+
+def build_speedup(current: dict, baseline: dict) -> pd.DataFrame:
+    """Per-notebook wall and kernel-CPU seconds of this build beside an earlier build of the same
+    scale (both as the runner's ``timings.json`` records them), with the speed-up of each.
+
+    Only notebooks this build actually computed are compared: a notebook that found every result
+    in the store (``computed_batches == 0`` where the baseline computed some) only loaded them,
+    so its time is not the cost of its experiment; its speed-up is left empty. The last row
+    sums the notebooks present in both builds.
+    """
+    before = {n["name"]: n for n in baseline.get("notebooks", [])}
+    rows = []
+    for n in current.get("notebooks", []):
+        b = before.get(n["name"])
+        if b is None:
+            continue
+        loaded_only = n.get("computed_batches") == 0 and (b.get("computed_batches") or 0) > 0
+        rows.append({"notebook": n["name"], "before: wall s": b["seconds"], "now: wall s": n["seconds"],
+                     "before: CPU s": b.get("cpu_seconds"), "now: CPU s": n.get("cpu_seconds"),
+                     "speed-up (wall)": np.nan if loaded_only else b["seconds"] / n["seconds"]})
+    frame = pd.DataFrame(rows, columns=["notebook", "before: wall s", "now: wall s", "before: CPU s", "now: CPU s",
+                                        "speed-up (wall)"])
+    if len(frame):
+        total = frame.drop(columns=["notebook", "speed-up (wall)"]).sum(min_count=1)
+        frame.loc[len(frame)] = {"notebook": "total", **total.to_dict(),
+                                 "speed-up (wall)": total["before: wall s"] / total["now: wall s"]}
+    return frame
