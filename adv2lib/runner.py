@@ -321,13 +321,16 @@ def stale_runs(scale: Scale) -> list[str]:
 
 
 def write_stamp(scale: Scale, run: NotebookRun, key: str, seconds: float, cpu_seconds: float | None = None,
-                computed_batches: int | None = None) -> dict:
+                computed_batches: int | None = None, machine_cpu_seconds: float | None = None) -> dict:
+    def rounded(v):
+        return None if v is None or v != v else round(v, 2)
+
     stamp = {
         "name": run.name, "notebook": run.notebook, "key": key, "seconds": round(seconds, 2),
-        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 2),
+        "cpu_seconds": rounded(cpu_seconds), "machine_cpu_seconds": rounded(machine_cpu_seconds),
         "computed_batches": computed_batches,
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "parameters": run.parameters,
+        "parameters": run.parameters, "runtime": run.runtime,
         "output_sha256": sha256_file(cached_output_path(scale, run.name)),
     }
     atomic_write(stamp_path(scale, run.name), json.dumps(stamp, indent=2))
@@ -449,6 +452,22 @@ def _children_cpu_seconds() -> float:
         return float("nan")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``: user, nice, system,
+    irq, softirq, steal; NaN where there is no ``/proc``).
+
+    The kernel's CPU time (:func:`_children_cpu_seconds`) misses the Ray engine's workers, which
+    are not the kernel's children; the difference of this counter over a notebook counts them,
+    and everything else the machine ran meanwhile, so it is only the notebook's cost on a machine
+    that runs nothing else."""
+    try:
+        fields_ = Path("/proc/stat").read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields_[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return float("nan")
+
+
 def hardware() -> dict:
     """What the timings were measured on."""
     info = {"machine": platform.machine(), "system": f"{platform.system()} {platform.release()}",
@@ -524,12 +543,13 @@ def run_notebooks(runs: Sequence[NotebookRun], scale: Scale, force: bool = False
                 output.parent.mkdir(parents=True, exist_ok=True)
                 stamp_path(scale, run.name).unlink(missing_ok=True)
                 batches_before = count_result_batches(run)
-                start, cpu_start = time.perf_counter(), _children_cpu_seconds()
+                start, cpu_start, machine_start = time.perf_counter(), _children_cpu_seconds(), machine_cpu_seconds()
                 execute(run, output)
                 seconds = time.perf_counter() - start
                 cpu = _children_cpu_seconds() - cpu_start
+                machine = machine_cpu_seconds() - machine_start
                 computed = max(0, count_result_batches(run) - batches_before)
-                write_stamp(scale, run, key, seconds, cpu, computed)
+                write_stamp(scale, run, key, seconds, cpu, computed, machine)
                 report.executed.append(run.name)
                 report.seconds[run.name] = seconds
                 _say(f"{prefix}: done in {seconds:.1f} s (kernel CPU time {cpu:.1f} s, "
@@ -557,6 +577,8 @@ def write_timings(scale: Scale, runs: Sequence[NotebookRun], device: str) -> Pat
         stamp = read_stamp(scale, run.name)
         if stamp:
             notebooks.append({"name": run.name, "seconds": stamp["seconds"], "cpu_seconds": stamp.get("cpu_seconds"),
+                              "machine_cpu_seconds": stamp.get("machine_cpu_seconds"),
+                              "engine": (stamp.get("runtime") or {}).get("engine"),
                               "computed_batches": stamp.get("computed_batches"),
                               "finished_at": stamp["finished_at"],
                               "parameters": stamp["parameters"]})
