@@ -407,8 +407,8 @@ class _Driver:
 
         They are a stored run of their own (experiment ``maps``, :func:`~adv2lib.tasks.maps_batch`),
         keyed by the selection and the interpreter's settings but not by the experiment, so the
-        main, patch, random-class, ensemble and AID experiments (the same 100 images) compute
-        them once between them, and an experiment that attacks the same images several times
+        main, patch, random-class and AID experiments (the same 100 images) compute them once
+        between them, and an experiment that attacks the same images several times
         (budgets, confidence levels, ablations) hands the same maps to every run. Each batch is
         the attacks' own batch, so the values are the ones the attacks would compute.
         ``interpreters``: names or variants ``(name, options)``."""
