@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow and not gpu and not notebook and not distributed"
 BOOK_ARGS ?=
 
-.PHONY: venv data test test-all test-book test-distributed book book-smoke victims clean
+.PHONY: venv data allocator test test-all test-book test-distributed book book-smoke victims clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -21,6 +21,13 @@ data: venv
 	@$(BIN)/python -c "from adv2lib.data import locate_fashion_mnist as l; raise SystemExit(0 if l('test') and l('train') else 1)" \
 	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y dataset-fashion-mnist || { apt-get update && apt-get install -y dataset-fashion-mnist; }; \
 	     else $(BIN)/python -m adv2lib data fetch; fi; }
+
+# tcmalloc (Debian's libtcmalloc-minimal4) when we are root on Debian/Ubuntu: python -m adv2lib restarts
+# itself with it (adv2lib/allocator.py; bit-identical results, fewer page faults). Without it, glibc's
+# tunables do part of the same; ADV2_ALLOCATOR=system keeps the C library's defaults.
+allocator: venv
+	@$(BIN)/python -c "from adv2lib.allocator import find_tcmalloc as f; raise SystemExit(0 if f() else 1)" \
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y libtcmalloc-minimal4 || { apt-get update && apt-get install -y libtcmalloc-minimal4; } || echo "tcmalloc not installed: glibc tunables instead"; fi; }
 
 test: venv data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -38,16 +45,16 @@ test-all: venv data
 # issue 13). BOOK_ENGINE=serial runs them in each notebook's kernel (the numbers are the same).
 BOOK_ENGINE ?= ray
 
-book: venv data
+book: venv data allocator
 	$(if $(filter ray,$(BOOK_ENGINE)),$(BIN)/pip install -q -r requirements-distributed.txt)
 	$(BIN)/python -m adv2lib book --engine $(BOOK_ENGINE) $(BOOK_ARGS)
 
-book-smoke: venv data
+book-smoke: venv data allocator
 	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)
 
 # The smoke book, then the notebook-marked tests: papermill round trip and every chapter
 # opened in headless Chromium (CI sets ADV2_REQUIRE_BROWSER=1 so a missing browser fails).
-test-book: venv data
+test-book: venv data allocator
 	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)
 	ADV2_BOOK_ARGS="$(BOOK_ARGS)" $(BIN)/python -m pytest -m notebook
 

@@ -129,6 +129,15 @@ def _experiment(args) -> int:
     return 0
 
 
+def _info(args) -> int:
+    import torch
+
+    from .runner import hardware
+
+    print(json.dumps({**hardware(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adv2lib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-task", type=float, default=None, help="CPUs (and torch threads) per task (default 1)")
     p.add_argument("--max-retries", type=int, default=None, help="reruns of a task whose worker died (default 3)")
     p.set_defaults(func=_experiment)
+
+    p = command("info", help="print what this machine runs the attacks with (CPU, threads, CUDA, allocator) as JSON")
+    p.set_defaults(func=_info)
 
     p = command("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")
     _book_arguments(p)

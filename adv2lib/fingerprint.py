@@ -40,7 +40,8 @@ __all__ = ["tensors", "state_dict", "code", "code_files", "dataset_files", "imag
 #: numbers but never compute a stored one; a change to them does not invalidate results (it
 #: re-executes the book's notebooks, whose stamps hash the whole library).
 PRESENTATION = frozenset({"cli.py", "__main__.py", "runner.py", "report/", "plotting.py", "paper_numbers.py",
-                          "faithfulness.py", "fingerprint.py", "errors.py", "names.py", "engines.py"})
+                          "faithfulness.py", "fingerprint.py", "errors.py", "names.py", "engines.py",
+                          "allocator.py"})
 
 DIGITS = 16
 

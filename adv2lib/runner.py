@@ -494,6 +494,9 @@ def hardware() -> dict:
         info["memory_gib"] = round(pages * page_size / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
+    from .allocator import describe
+
+    info["allocator"] = describe()
     return info
 
 
