@@ -844,9 +844,7 @@ def _ablation(spec, engine=None) -> ExperimentResult:
         for variant in ABLATIONS.get(name, ()):
             cfg = variant.config(drv.adv2_config(name))
             interp = (name, variant.options) if variant.options else name
-            params = drv.interp_params[name] if not variant.options else interpreter_params(
-                drv.local.interpreter(name, **dict(variant.options)))
-            key = drv.key("ablation", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": params,
+            key = drv.key("ablation", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": drv.params_of(interp),
                                                      "variant": variant.label, "probes": list(variant.probes)})
             runs.append(key)
             with_pgd = variant.label == "preset" or bool(variant.options)
@@ -1058,8 +1056,7 @@ def _aid(spec, engine=None, factors=AID_FACTORS) -> ExperimentResult:
     drv = prepare(spec, engine)
     hardened = ("rts", (("weights", "aid"),))
     versions = {"original": "rts", "AID": hardened}
-    drv.expect("rts")
-    params = {"original": drv.interp_params["rts"], "AID": interpreter_params(drv.local.interpreter(hardened))}
+    params = {version: drv.params_of(interp) for version, interp in versions.items()}
     pgd_rows, pgd_t = drv.pgd()
     maps = drv.maps(list(versions.values()))
     base = drv.adv2_config("rts")

@@ -14,7 +14,6 @@ whatever process, order or machine it runs (on the same device type and thread c
 task                        returns
 ==========================  ==============================================================
 :func:`select_chunk`        which images of a chunk the victim classifies correctly
-:func:`benign_maps`         an interpreter's maps of clean images for their true classes
 :func:`maps_batch`          an interpreter's maps of a batch's clean and PGD images (stored once)
 :func:`pgd_batch`           the shared PGD baseline on a batch: rows, ``x_adv``
 :func:`attack_batch`        ADV2 on a batch (+ the PGD inputs' maps): rows, tensors
@@ -41,7 +40,7 @@ from .attacks import ADV2, PGD
 from .errors import WeightsMismatchError
 from .targets import benign_map, random_class_targets
 
-__all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "benign_maps", "maps_batch",
+__all__ = ["WorkerSpec", "Context", "Batch", "context", "interpreter_params", "select_chunk", "maps_batch",
            "pgd_batch", "attack_batch", "pgd_maps_batch", "transfer_batch", "noise_floor_batch", "ablation_batch", "member_maps_batch", "adaptive_batch",
            "faithfulness_batch", "map_columns", "ROW_ORDER", "PGD_RECORD"]
 
@@ -231,10 +230,10 @@ def select_chunk(ctx: Context, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor
     return ctx.victim(xd).argmax(1).cpu() == y
 
 
-def benign_maps(ctx: Context, interpreter: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``interpreter``'s maps of the clean images ``x`` for their true classes (CPU)."""
-    xd, yd = ctx.to_device(x, y)
-    return benign_map(ctx.interpreter(interpreter), xd, yd).cpu()
+def _pgd_map(ctx: Context, interp, xp: torch.Tensor, ct: torch.Tensor, pgd_map=None) -> torch.Tensor:
+    """The map of the PGD inputs ``xp`` for ``ct``: the stored one (:func:`maps_batch`) when given,
+    else computed here, with the same call."""
+    return interp(xp, ct).detach() if pgd_map is None else ctx.to_device(pgd_map)[0]
 
 
 def maps_batch(ctx: Context, interpreter, batch: Batch, x_pgd=None):
@@ -250,7 +249,7 @@ def maps_batch(ctx: Context, interpreter, batch: Batch, x_pgd=None):
     tensors = {"benign_map": benign_map(interp, x, y)}
     if x_pgd is not None:
         (xp,) = ctx.to_device(x_pgd)
-        tensors["pgd_map"] = interp(xp, ct).detach()
+        tensors["pgd_map"] = _pgd_map(ctx, interp, xp, ct)
     rows = _frame(batch, {"interpreter": interp.name, "maps": "+".join(tensors)})
     return rows, tensors
 
@@ -315,7 +314,7 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
                    **{f"probe_{k}": v for k, v in res.probes.items()})
     if x_pgd is not None:
         (xp,) = ctx.to_device(x_pgd)
-        pgd_map = interp(xp, ct).detach() if pgd_map is None else ctx.to_device(pgd_map)[0]
+        pgd_map = _pgd_map(ctx, interp, xp, ct, pgd_map)
         rows.insert(0, _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign, ref), extra))
         tensors.update(x_pgd=xp, pgd_map=pgd_map)
     out = pd.concat(rows, ignore_index=True)
@@ -341,7 +340,7 @@ def pgd_maps_batch(ctx: Context, interpreter: str, batch: Batch, x_pgd, pgd_reco
     computed when not given (:func:`maps_batch`)."""
     interp = ctx.interpreter(interpreter)
     x, y, ct, xp = ctx.to_device(batch.x, batch.y, batch.ct, x_pgd)
-    pgd_map = interp(xp, ct).detach() if pgd_map is None else ctx.to_device(pgd_map)[0]
+    pgd_map = _pgd_map(ctx, interp, xp, ct, pgd_map)
     benign = benign_map(interp, x, y) if benign is None else benign
     rows = _pgd_rows(batch, interp.name, pgd_record, map_columns(pgd_map, benign), extra)
     return rows, {"pgd_map": pgd_map}

@@ -317,10 +317,12 @@ EMBEDDED_NOTES = {
     "mask": {
         "steps": _E_BUDGET + "; 40 -> 100 outer iterations moved L1 only from 0.32 to 0.30 (ResNet, 4 images)",
         "recompute_every": "[E] 3 snapshots (0, 20, 40): each reruns the full MASK (150 Adam steps), the "
-                           "official code takes 20 over 1000 iterations. Measured (ablation chapter, 50 images, "
-                           "full build 2026-11-26): 21 snapshots lower ADV2's L1 ratio to PGD from 0.75 to 0.67 "
-                           "(ResNet) and 0.67 to 0.62 (DenseNet) at 2.9x / 3.2x the time per image (1.8 -> 5.1 s, "
-                           "2.1 -> 6.8 s) and ASR 100% -> 98% on ResNet; 11 snapshots: 0.68 / 0.64 at 1.7x / 1.9x. "
+                           "official code takes 20 over 1000 iterations. Measured (ablation chapter, 50 images): "
+                           "at commit 8030070, 21 snapshots lowered ADV2's L1 ratio to PGD from 0.75 to 0.67 "
+                           "(ResNet) and 0.67 to 0.62 (DenseNet) at 2.9x / 3.2x the time per image and ASR "
+                           "100% -> 98% on ResNet, 11 snapshots to 0.68 / 0.64 at 1.7x / 1.9x; since the official "
+                           "projection (commit 3be6858) DenseNet's 21-snapshot gain is 0.047 (0.668 -> 0.621) and "
+                           "ResNet's ratios are 0.678 (21) and 0.683 (11), at 2.9x / 2.8x and 1.9x the time. "
                            "Not adopted: no verdict changes (the ratios stay above the 0.5 criterion) and the cost "
                            "would triple MASK's share of the book",
         "pred_step": "[E] L2 step on 784 pixels; 0.1 beat 0.05 and 0.3 at 40-100 iterations",
