@@ -42,6 +42,7 @@ test-all: venv data
 
 # The full book's batch tasks run on a local Ray cluster of one-thread workers: on 2 CPU cores
 # that beat one two-thread process (ResNet main experiment, 50 images: 189.7 s against 203.8 s;
+# with tcmalloc, 2026-12-02: 105.5 s against 110.7 s;
 # issue 13). BOOK_ENGINE=serial runs them in each notebook's kernel (the numbers are the same).
 BOOK_ENGINE ?= ray
 

@@ -3,10 +3,12 @@
 PyTorch's CPU tensors come from the C library's ``malloc``. With glibc's defaults, a block of
 more than 128 KiB (an activation of a 50-image batch is 1-5 MiB here) is mapped afresh from
 the kernel and unmapped when freed, so every pass pays page faults on memory it just gave
-back. Measured on the 2-core CPU (one thread, 50 images, forward + input gradient per image,
-``scripts/bench_allocator.py``): ResNet 1.66 -> 1.21 ms with tcmalloc, DenseNet 2.07 ->
-1.69 ms; forward alone 0.91 -> 0.41 ms on ResNet. The arithmetic is untouched, so every
-result is bit-identical (``tests/test_allocator.py`` runs an attack both ways and compares).
+back. Measured on the 2-core CPU (one thread, 50 images, per image, two runs of
+``scripts/bench_allocator.py``'s measurement): forward + input gradient ResNet 1.66-2.00 ->
+1.21-1.29 ms with tcmalloc, DenseNet 2.04-2.07 -> 1.58-1.69 ms; forward alone ResNet 0.91-1.25
+-> 0.41-0.50 ms. The main experiment on 100 ResNet images took 301.6 -> 238.4 s (Ray engine).
+The arithmetic is untouched, so every result is bit-identical (``tests/test_allocator.py``
+runs attacks both ways and compares; the two main-experiment stores: 18 of 18 batches).
 
 Two ways, tried in order:
 
