@@ -119,13 +119,24 @@ class NotebookRun:
         return paths.notebooks_dir() / f"{self.notebook}.ipynb"
 
 
+#: Notebooks that run in their kernel (serial engine) when the book's engine is a *local* Ray
+#: cluster of one-thread workers: their longest task runs alone, so one worker's thread computes
+#: while the other core idles. Measured 2026-12-02 (both victims, from the same store, one after
+#: the other): the ensemble experiment took 92.9 s serially and 131.3 s on Ray; the transfer
+#: experiment 148.8 s and 144.8 s, so it stays on Ray. On a cluster (``--ray-address`` or
+#: ``RAY_ADDRESS``) every experiment notebook uses Ray.
+SERIAL_ON_LOCAL_RAY = (ENSEMBLE_NOTEBOOK,)
+
+
 def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | None = None, seed: int = 0,
                   results_dir: str | None = None, victims: Sequence[str] = VICTIMS,
                   interpreters: Sequence[str] = INTERPRETERS, engine: str = "serial") -> list[NotebookRun]:
     """Every run of the book at ``scale``, in the order they must execute.
 
     Each experiment notebook runs once and covers both victims (``victims`` parameter); the
-    experiment notebooks also get ``engine`` (a runtime parameter, outside their keys).
+    experiment notebooks also get ``engine`` (a runtime parameter, outside their keys), except
+    that those in :data:`SERIAL_ON_LOCAL_RAY` run serially when ``engine`` is a local Ray cluster
+    (no ``RAY_ADDRESS``).
     """
     from .report import tables_dir
 
@@ -156,10 +167,13 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
                             {**common, "victims": list(victims), "interpreters": list(interpreters),
                              "n_images": min(n, ROBUSTNESS["images"][size])}, runtime=dict(runtime)))
     if len(interpreters) >= 2:          # an ensemble needs two interpreters at least
+        local_ray = engine == "ray" and not os.environ.get("RAY_ADDRESS")
         runs.append(NotebookRun(ENSEMBLE_NOTEBOOK, ENSEMBLE_NOTEBOOK,
                                 {**common, "victims": list(victims), "interpreters": list(interpreters),
                                  "n_images": n, "adaptive_images": min(n, ENSEMBLE["adaptive"][size]),
-                                 "calibration_images": ENSEMBLE["calibration"][size]}, runtime=dict(runtime)))
+                                 "calibration_images": ENSEMBLE["calibration"][size]},
+                                runtime={"engine": "serial"} if local_ray and ENSEMBLE_NOTEBOOK in SERIAL_ON_LOCAL_RAY
+                                else dict(runtime)))
     if "rts" in interpreters:
         runs.append(NotebookRun(AID_NOTEBOOK, AID_NOTEBOOK, {**common, "victims": list(victims), "n_images": n},
                                 reads=("weights/embedded/rts_aid_*.json",), runtime=dict(runtime)))
@@ -660,11 +674,11 @@ def main(args: argparse.Namespace) -> int:
     scale = Scale(args.profile, args.smoke)
     if args.n_images is not None and (isinstance(args.n_images, bool) or args.n_images < 1):
         raise ConfigError(f"n_images must be a positive integer, got {args.n_images} (--n-images)")
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address  # the kernels inherit it; ray.init() joins that cluster
     runs = declared_runs(scale, device=args.device, n_images=args.n_images, seed=args.seed,
                          results_dir=args.results_dir, victims=args.victims, interpreters=args.interpreters,
                          engine=args.engine)
-    if args.ray_address:
-        os.environ["RAY_ADDRESS"] = args.ray_address  # the kernels inherit it; ray.init() joins that cluster
     if args.only:
         unknown = sorted(set(args.only) - {r.name for r in runs})
         if unknown:

@@ -257,13 +257,21 @@ def test_papermill_executes_and_injects_parameters(sandbox):
 
 
 # ------------------------------------------------------------------ engine and the parameters cell
-def test_engine_reaches_the_experiment_notebooks_but_not_their_keys(sandbox):
+def test_engine_reaches_the_experiment_notebooks_but_not_their_keys(sandbox, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")          # a cluster: every experiment notebook on Ray
     runs = {r.name: r for r in runner.declared_runs(SMOKE, engine="ray")}
     computing = (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK, runner.CONFIDENCE_NOTEBOOK,
                  runner.ABLATION_NOTEBOOK, runner.ROBUSTNESS_NOTEBOOK, runner.ENSEMBLE_NOTEBOOK, runner.AID_NOTEBOOK)
     for name in computing:
         assert runs[name].runtime == {"engine": "ray"} and "engine" not in runs[name].parameters
     assert all(not r.runtime for n, r in runs.items() if n not in computing)
+    monkeypatch.delenv("RAY_ADDRESS")                            # a local cluster: the ensemble runs in its kernel
+    local = {r.name: r.runtime for r in runner.declared_runs(SMOKE, engine="ray")}
+    assert runner.SERIAL_ON_LOCAL_RAY == (runner.ENSEMBLE_NOTEBOOK,)
+    assert {n for n in computing if local[n] == {"engine": "serial"}} == {runner.ENSEMBLE_NOTEBOOK}
+    assert all(local[n] == {"engine": "ray"} for n in computing if n != runner.ENSEMBLE_NOTEBOOK)
+    assert all(r.runtime == {"engine": "serial"} for r in runner.declared_runs(SMOKE, engine="serial")
+               if r.name in computing)
     serial = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "serial"})]
     ray = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "ray"})]
     assert runner.run_key(serial[0], SMOKE) == runner.run_key(ray[0], SMOKE)
@@ -296,7 +304,7 @@ def test_book_arguments_engine_and_ray_address(sandbox, monkeypatch):
     args = parser.parse_args(["--smoke", "--engine", "ray", "--ray-address", "10.0.0.1:6379", "--no-build"])
     assert runner.main(args) == 0
     assert seen["address"] == "10.0.0.1:6379"
-    assert {r.runtime.get("engine") for r in seen["runs"] if r.name == "01_adv2_vs_pgd"} == {"ray"}
+    assert {r.runtime.get("engine") for r in seen["runs"] if r.name in ("01_adv2_vs_pgd", "07_ensemble")} == {"ray"}
 
 
 def _executed_by_papermill(defaults: str, injected: str, param_tags=("parameters",)):
