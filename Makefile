@@ -16,10 +16,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
+# apt-get install of $(1), with one apt-get update when the package lists are stale.
+APT_INSTALL = apt-get install -y $(1) || { apt-get update && apt-get install -y $(1); }
+
 # Fashion-MNIST: Debian's package when we are root on Debian/Ubuntu, else torchvision's download.
 data: venv
 	@$(BIN)/python -c "from adv2lib.data import locate_fashion_mnist as l; raise SystemExit(0 if l('test') and l('train') else 1)" \
-	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y dataset-fashion-mnist || { apt-get update && apt-get install -y dataset-fashion-mnist; }; \
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(call APT_INSTALL,dataset-fashion-mnist); \
 	     else $(BIN)/python -m adv2lib data fetch; fi; }
 
 # tcmalloc (Debian's libtcmalloc-minimal4) when we are root on Debian/Ubuntu: python -m adv2lib restarts
@@ -27,7 +30,7 @@ data: venv
 # tunables do part of the same; ADV2_ALLOCATOR=system keeps the C library's defaults.
 allocator: venv
 	@$(BIN)/python -c "from adv2lib.allocator import find_tcmalloc as f; raise SystemExit(0 if f() else 1)" \
-	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y libtcmalloc-minimal4 || { apt-get update && apt-get install -y libtcmalloc-minimal4; } || echo "tcmalloc not installed: glibc tunables instead"; fi; }
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then { $(call APT_INSTALL,libtcmalloc-minimal4); } || echo "tcmalloc not installed: glibc tunables instead"; fi; }
 
 test: venv data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -28,7 +28,7 @@ import glob
 import os
 import sys
 
-__all__ = ["ENV", "find_tcmalloc", "fast_env", "describe", "reexec"]
+__all__ = ["ENV", "find_tcmalloc", "fast_env", "without", "describe", "reexec"]
 
 #: ``system``: keep the defaults; ``tcmalloc`` / ``glibc``: set by :func:`reexec` (what was chosen).
 ENV = "ADV2_ALLOCATOR"
@@ -47,6 +47,13 @@ def find_tcmalloc(patterns=_PATTERNS) -> str | None:
             if os.path.isfile(path):
                 return path
     return None
+
+
+def without(environ=None) -> dict:
+    """A copy of ``environ`` without the variables that choose an allocator (for a child process
+    that should choose afresh)."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", ENV)}
 
 
 def fast_env(environ=None, tcmalloc: str | None = "find") -> dict:

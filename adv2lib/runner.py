@@ -147,36 +147,38 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     tables = tables_dir(scale.profile, scale.smoke, results_dir)
     runs = [NotebookRun("intro", "intro", {**common, "n_images": n}),
             NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
-    runtime = {"engine": engine}
-    runs += [NotebookRun(name, name, dict(experiment), runtime=dict(runtime)) for name in EXPERIMENT_NOTEBOOKS]
+    local_ray = engine == "ray" and not os.environ.get("RAY_ADDRESS")
+
+    def runtime(name: str) -> dict:
+        return {"engine": "serial" if local_ray and name in SERIAL_ON_LOCAL_RAY else engine}
+
+    runs += [NotebookRun(name, name, dict(experiment), runtime=runtime(name)) for name in EXPERIMENT_NOTEBOOKS]
     budget_interps = [i for i in interpreters if i in BUDGET["interpreters"]] or list(interpreters)
     budget_n = min(n, BUDGET["images"]["smoke" if scale.smoke else "full"])
     runs.append(NotebookRun(BUDGET_NOTEBOOK, BUDGET_NOTEBOOK,
                             {**common, "victims": list(victims)[:1], "interpreters": budget_interps,
-                             "factors": list(BUDGET["factors"]), "n_images": budget_n}, runtime=dict(runtime)))
+                             "factors": list(BUDGET["factors"]), "n_images": budget_n}, runtime=runtime(BUDGET_NOTEBOOK)))
     size = "smoke" if scale.smoke else "full"
     runs.append(NotebookRun(CONFIDENCE_NOTEBOOK, CONFIDENCE_NOTEBOOK,
                             {**common, "victims": list(victims), "interpreters": list(interpreters),
                              "levels": list(CONFIDENCE["levels"][size]),
-                             "n_images": min(n, CONFIDENCE["images"][size])}, runtime=dict(runtime)))
+                             "n_images": min(n, CONFIDENCE["images"][size])}, runtime=runtime(CONFIDENCE_NOTEBOOK)))
     ablation_interps = [i for i in interpreters if i in ABLATION["interpreters"]] or list(interpreters)
     runs.append(NotebookRun(ABLATION_NOTEBOOK, ABLATION_NOTEBOOK,
                             {**common, "victims": list(victims), "interpreters": ablation_interps,
-                             "n_images": min(n, ABLATION["images"][size])}, runtime=dict(runtime)))
+                             "n_images": min(n, ABLATION["images"][size])}, runtime=runtime(ABLATION_NOTEBOOK)))
     runs.append(NotebookRun(ROBUSTNESS_NOTEBOOK, ROBUSTNESS_NOTEBOOK,
                             {**common, "victims": list(victims), "interpreters": list(interpreters),
-                             "n_images": min(n, ROBUSTNESS["images"][size])}, runtime=dict(runtime)))
+                             "n_images": min(n, ROBUSTNESS["images"][size])}, runtime=runtime(ROBUSTNESS_NOTEBOOK)))
     if len(interpreters) >= 2:          # an ensemble needs two interpreters at least
-        local_ray = engine == "ray" and not os.environ.get("RAY_ADDRESS")
         runs.append(NotebookRun(ENSEMBLE_NOTEBOOK, ENSEMBLE_NOTEBOOK,
                                 {**common, "victims": list(victims), "interpreters": list(interpreters),
                                  "n_images": n, "adaptive_images": min(n, ENSEMBLE["adaptive"][size]),
                                  "calibration_images": ENSEMBLE["calibration"][size]},
-                                runtime={"engine": "serial"} if local_ray and ENSEMBLE_NOTEBOOK in SERIAL_ON_LOCAL_RAY
-                                else dict(runtime)))
+                                runtime=runtime(ENSEMBLE_NOTEBOOK)))
     if "rts" in interpreters:
         runs.append(NotebookRun(AID_NOTEBOOK, AID_NOTEBOOK, {**common, "victims": list(victims), "n_images": n},
-                                reads=("weights/embedded/rts_aid_*.json",), runtime=dict(runtime)))
+                                reads=("weights/embedded/rts_aid_*.json",), runtime=runtime(AID_NOTEBOOK)))
     runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*.csv"), str(tables / "*.json"))),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -59,7 +58,7 @@ print(json.dumps(out))
 
 
 def environments() -> dict:
-    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", allocator.ENV)}
+    base = allocator.without()
     envs = {"C library defaults": {**base, allocator.ENV: "system"},
             "glibc tunables": {**base, **allocator.fast_env(base, tcmalloc=None)}}
     if allocator.find_tcmalloc():

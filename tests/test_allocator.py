@@ -3,7 +3,6 @@ attacks' numbers bit-identical with and without it."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +46,7 @@ def _info(env) -> dict:
 
 
 def _clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", allocator.ENV)}
-    return {**env, **extra}
+    return {**allocator.without(), **extra}
 
 
 def test_the_command_line_restarts_itself_with_the_allocator():
