@@ -32,6 +32,8 @@ __all__ = ["ENV", "find_tcmalloc", "fast_env", "without", "describe", "reexec"]
 
 #: ``system``: keep the defaults; ``tcmalloc`` / ``glibc``: set by :func:`reexec` (what was chosen).
 ENV = "ADV2_ALLOCATOR"
+#: The values of ``ADV2_ALLOCATOR``: the user's opt-out, and what :func:`reexec` records.
+CHOICES = ("system", "tcmalloc", "glibc", "preloaded")
 #: glibc caps ``mmap_threshold`` at half its heap size, 32 MiB on 64-bit; a larger value is ignored.
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
 _PATTERNS = ("/usr/lib/*/libtcmalloc_minimal.so.4", "/usr/lib64/libtcmalloc_minimal.so.4",
@@ -72,20 +74,36 @@ def fast_env(environ=None, tcmalloc: str | None = "find") -> dict:
     return {ENV: "glibc", "GLIBC_TUNABLES": f"{tunables}:{GLIBC_TUNABLES}" if tunables else GLIBC_TUNABLES}
 
 
+def _mapped(name: str) -> bool:
+    """Whether a shared library whose path contains ``name`` is loaded in this process (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return name in maps.read()
+    except OSError:
+        return False
+
+
 def describe(environ=None) -> str:
-    """The allocator this process runs with, in words (for the build's timings)."""
+    """The allocator this process runs with, in words (for the build's timings). A preloaded
+    tcmalloc or jemalloc is reported only when it is really loaded."""
     environ = os.environ if environ is None else environ
     kind = environ.get(ENV, "")
-    if kind == "tcmalloc" or kind == "preloaded":
-        return f"{kind}: LD_PRELOAD={environ.get('LD_PRELOAD', '')}"
+    preloaded = [lib for lib in ("tcmalloc", "jemalloc") if _mapped(lib)]
+    if preloaded:
+        return f"{preloaded[0]}: LD_PRELOAD={environ.get('LD_PRELOAD', '')}"
     if kind == "glibc":
         return f"glibc tunables: {environ.get('GLIBC_TUNABLES', '')}"
-    return "C library defaults" + (" (ADV2_ALLOCATOR=system)" if kind == "system" else "")
+    return "C library defaults" + (f" ({ENV}={kind})" if kind else "")
 
 
 def reexec(argv=None) -> None:
     """Restart this ``python -m adv2lib`` command with the faster allocator, once; returns
     without doing anything when there is nothing to change."""
+    value = os.environ.get(ENV)
+    if value and value not in CHOICES:
+        print(f"adv2lib: error: {ENV}={value!r} is not understood: set it to 'system' to keep the C library's "
+              f"allocator, or unset it", file=sys.stderr)
+        raise SystemExit(2)
     extra = fast_env()
     if not extra or set(extra) == {ENV}:
         os.environ.update(extra)

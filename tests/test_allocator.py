@@ -55,6 +55,20 @@ def test_the_command_line_restarts_itself_with_the_allocator():
     assert _info(_clean_env(**{allocator.ENV: "system"}))["allocator"].startswith("C library defaults")
 
 
+def test_an_unknown_setting_is_refused_in_one_line():
+    proc = subprocess.run([sys.executable, "-m", "adv2lib", "info"], env=_clean_env(**{allocator.ENV: "fast"}),
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "adv2lib: error: ADV2_ALLOCATOR='fast' is not understood: set it to 'system' to keep the C library's "
+        "allocator, or unset it"]
+
+
+def test_a_claimed_but_missing_tcmalloc_is_not_reported():
+    info = _info(_clean_env(**{allocator.ENV: "tcmalloc"}))     # claimed, but nothing preloaded
+    assert info["allocator"] == "C library defaults (ADV2_ALLOCATOR=tcmalloc)"
+
+
 _ATTACK = r"""
 import sys, torch
 from adv2lib.allocator import ENV
