@@ -123,18 +123,20 @@ def roc(benign_scores, attack_scores) -> dict:
 
 
 def detection_summary(detection):
-    """Per victim x ensemble x score x source of the ensemble experiment's detection rows: inputs
-    scored, successful ones, the share of those flagged (clean rows: the false-positive rate),
-    the AUC against the clean evaluation images, and the threshold."""
+    """Per victim x ensemble x score x scored input (split, attack, source interpreter) of the
+    ensemble experiment's detection rows: inputs scored, successful ones, the share of those
+    flagged (clean rows: the false-positive rate), the AUC against the clean evaluation images,
+    and the threshold."""
     import pandas as pd
 
     out = []
     for (v, e, k), g in detection.groupby(["victim", "ensemble", "score_kind"], sort=False):
-        clean = g[g["source"] == "benign"]["score"].to_numpy()
-        for source, h in g.groupby("source", sort=False):
+        clean = g[(g["attack"] == "clean") & (g["split"] == "evaluation")]["score"].to_numpy()
+        for (split, attack, source), h in g.groupby(["split", "attack", "source_interpreter"], sort=False, dropna=False):
             ok = h[h["success"].astype(bool)]
-            auc = float("nan") if source in ("benign", "calibration") else roc(clean, ok["score"].to_numpy())["auc"]
-            out.append({"victim": v, "ensemble": e, "score_kind": k, "source": source, "n": len(h),
+            auc = float("nan") if attack == "clean" else roc(clean, ok["score"].to_numpy())["auc"]
+            out.append({"victim": v, "ensemble": e, "score_kind": k, "split": split, "attack": attack,
+                        "source_interpreter": source, "n": len(h),
                         "n_successful": len(ok), "rate": float(ok["flagged"].mean()) if len(ok) else float("nan"),
                         "auc": auc, "threshold": float(h["threshold"].iloc[0])})
     return pd.DataFrame(out)

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from . import fingerprint, metrics, names
+from . import fingerprint, metrics, names, rows as row_schema
 from .attacks import preset_for, scale_budget
 from .attacks.config import require_confidence, scale_eps
 from .engines import Call, Shared, resolve_engine
@@ -72,7 +72,7 @@ __all__ = [
 
 INTERPRETERS = names.INTERPRETERS
 #: Bumped whenever the meaning of stored rows changes (part of every run key).
-EXPERIMENT_VERSION = 1
+EXPERIMENT_VERSION = 2          # 2: typed row columns (adv2lib.rows) instead of compound attack labels
 #: Examples kept for figures (the first images of the selection).
 N_FIGURE_EXAMPLES = 4
 SMOKE_IMAGES = 4
@@ -476,6 +476,11 @@ def _dataset_description(dataset, profile) -> dict:
 
 # =========================================================================== results
 
+#: The typed columns (:mod:`adv2lib.rows`) that tell the runs of one experiment apart: a summary
+#: has one row per victim, interpreter, attack and value of each of these an experiment has.
+GROUPS = ("source_interpreter", "variant", "budget", "eps_255", "rule", "level", "record", "rts")
+
+
 def _finish(drv, frames, figures, config, start, matrix=None) -> ExperimentResult:
     spec = drv.spec
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -485,7 +490,8 @@ def _finish(drv, frames, figures, config, start, matrix=None) -> ExperimentResul
             if col in examples:
                 examples = examples.drop(columns=col)
             examples.insert(i, col, val)
-    id_cols = [c for c in ("experiment", "profile", "victim", "interpreter", "attack", "source", "target",
+    row_schema.check(examples)
+    id_cols = [c for c in ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter",
                            "index", "position", "success") if c in examples.columns]
     iou_cols = [c for c in examples.columns if c.startswith("iou_") and not c.endswith("_mean")]
     if iou_cols:
@@ -496,7 +502,7 @@ def _finish(drv, frames, figures, config, start, matrix=None) -> ExperimentResul
         iou = iou.drop(columns="column")
     else:
         iou = pd.DataFrame()
-    by = ("victim", "source", "target") if "source" in examples.columns else ("victim", "interpreter", "attack")
+    by = ("victim", "interpreter", "attack", *GROUPS)
     keep = [c for c in examples.columns if not (c.startswith("iou_") and not c.endswith("_mean"))]
     summary = metrics.summarize(examples[keep], by=by) if len(examples) else pd.DataFrame()
     return ExperimentResult(spec.experiment, spec.profile, spec.victim, examples, iou, summary, figures,
@@ -673,11 +679,6 @@ def _transfer(spec, engine=None) -> ExperimentResult:
     return result
 
 
-def budget_label(factor) -> str:
-    """The ``attack`` label of ADV2 rows run with ``factor`` times the preset's stage-2 budget."""
-    return f"adv2 x{factor:g}"
-
-
 def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
     start = time.perf_counter()
     factors = tuple(float(f) if float(f) != int(f) else int(f) for f in factors)
@@ -692,7 +693,7 @@ def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
         key = drv.key("budget", name, "pgd", {"interpreter": drv.interp_params[name]})
         runs.append((key, True))
         jobs += [drv.job(key, b, pgd_maps_batch, interpreter=name, batch=drv.batch((lo, hi)),
-                         extra={"budget": 0.0}, **_benign(maps[name], lo, hi),
+                         **_benign(maps[name], lo, hi),
                          **_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[name]))
                  for b, lo, hi in spec.batches()]
         config[name] = {}
@@ -702,12 +703,12 @@ def _budget(spec, engine=None, factors=BUDGET_FACTORS) -> ExperimentResult:
                                                    "factor": factor})
             runs.append((key, False))
             jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
-                             seed=spec.seed, label=budget_label(factor), keep=("x_adv", "adv_map"),
+                             seed=spec.seed, keep=("x_adv", "adv_map"),
                              **_benign(maps[name], lo, hi),
                              extra={"budget": float(factor), "stage2_steps": int(cfg.steps)},
                              progress=drv.inner_progress)
                      for b, lo, hi in spec.batches()]
-            config[name][budget_label(factor)] = cfg
+            config[name][f"x{factor:g}"] = cfg
     done = drv.stage(jobs, f"budget/{spec.victim}")
     frames = [drv.collect(done, key)[0].drop(columns="batch") for key, _ in runs]
     return drv.finish(frames, {}, config, start)
@@ -733,28 +734,29 @@ def _confidence(spec, engine=None, levels=CONFIDENCE_LEVELS) -> ExperimentResult
     runs, jobs, config = [], [], {"pgd": drv.pgd_config, "levels": list(levels)}
     for name in spec.interpreters:
         base = drv.adv2_config(name)
-        plan = [("select", require_confidence(base, None), (None, *levels), True)]
-        plan += [(f"hold@{c:g}", require_confidence(base, c, k), (), False) for c in levels]
+        # (rule, level held or 0 for argmax only, config, levels recorded, with PGD rows)
+        plan = [("select", 0.0, require_confidence(base, None), (None, *levels), True)]
+        plan += [("hold", c, require_confidence(base, c, k), (), False) for c in levels]
         config[name] = {}
-        for label, cfg, lv, with_pgd in plan:
+        for rule, level, cfg, lv, with_pgd in plan:
             key = drv.key("confidence", name, "adv2", {"attack": to_jsonable(cfg), "interpreter": drv.interp_params[name],
-                                                       "label": label, "levels": [c for c in lv if c is not None]})
+                                                       "rule": rule, "level": level,
+                                                       "levels": [c for c in lv if c is not None]})
             runs.append(key)
-            rule = "hold" if label.startswith("hold") else "select"
-            required = float(label.split("@")[1]) if "@" in label else 0.0
             jobs += [drv.job(key, b, attack_batch, interpreter=name, batch=drv.batch((lo, hi)), config=cfg,
-                             seed=spec.seed, label=label, levels=lv, keep=(), progress=drv.inner_progress,
-                             extra={"rule": rule, "required_": required}, **_benign(maps[name], lo, hi),
+                             seed=spec.seed, levels=lv, keep=(), progress=drv.inner_progress,
+                             extra={"rule": rule, "level": level, "record": "returned"}, **_benign(maps[name], lo, hi),
                              **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[name]) if with_pgd else {}))
                      for b, lo, hi in spec.batches()]
-            config[name][label] = cfg
+            config[name][f"{rule} {level:g}"] = cfg
     done = drv.stage(jobs, f"confidence/{spec.victim}")
     frames = []
     for key in runs:
         rows = drv.collect(done, key)[0].drop(columns="batch")
-        # the level rows carry their own level; the run's rows the level they held
-        rows["required"] = rows["required"].fillna(rows["required_"]) if "required" in rows else rows["required_"]
-        frames.append(rows.drop(columns="required_"))
+        pgd = rows["attack"] == "pgd"           # the reference: no rule, level or record of its own
+        rows.loc[pgd, ["rule", "record"]] = None
+        rows.loc[pgd, "level"] = float("nan")
+        frames.append(rows)
     return drv.finish(frames, {}, config, start)
 
 
@@ -849,7 +851,7 @@ def _ablation(spec, engine=None) -> ExperimentResult:
             runs.append(key)
             with_pgd = variant.label == "preset" or bool(variant.options)
             jobs += [drv.job(key, b, ablation_batch, interpreter=interp, batch=drv.batch((lo, hi)), config=cfg,
-                             seed=spec.seed, label=f"adv2 {variant.label}", probes=variant.probes,
+                             seed=spec.seed, probes=variant.probes,
                              extra={"variant": variant.label}, progress=drv.inner_progress,
                              **_benign(maps[interp], lo, hi),
                              **(_pgd_inputs(drv, pgd_rows, pgd_t, (lo, hi), maps[interp]) if with_pgd else {}))
@@ -962,22 +964,24 @@ def _ensemble(spec, engine=None, adaptive_images=ADAPTIVE_IMAGES, calibration_im
     run(ExperimentSpec(**{**spec.__dict__, "experiment": "transfer"}), drv.engine)
     pgd_rows, _ = drv.pgd()
     batches = [b for b, _, _ in spec.batches()]
-    maps = {"benign": {}, "pgd": {}, **{f"adv2 {s}": {} for s in members}}
-    success = {"benign": torch.ones(spec.n_images, dtype=torch.bool),
-               "pgd": torch.tensor(pgd_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy())}
+    # the inputs scored, by (attack, source interpreter): member -> maps
+    clean, pgd = ("clean", None), ("pgd", None)
+    maps = {clean: {}, pgd: {}, **{("adv2", s): {} for s in members}}
+    success = {clean: torch.ones(spec.n_images, dtype=torch.bool),
+               pgd: torch.tensor(pgd_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy())}
     main_rows = []
     for t in members:
         rows, tensors = drv.store.load_run(_transfer_key(drv, t, members), batches)
-        maps["benign"][t] = tensors["benign_map"]
-        maps["pgd"][t] = tensors["map_pgd"]
+        maps[clean][t] = tensors["benign_map"]
+        maps[pgd][t] = tensors["map_pgd"]
         for s in members:
-            maps[f"adv2 {s}"][t] = tensors[f"map_{s}"]
+            maps[("adv2", s)][t] = tensors[f"map_{s}"]
         mrows, _ = drv.store.load_run(_main_key(drv, t), batches)
         main_rows.append(mrows[mrows["attack"] == "adv2"].drop(columns="batch"))
     main_rows = pd.concat(main_rows, ignore_index=True).sort_values(["interpreter", "position"])
     for s in members:
         ok = main_rows[main_rows["interpreter"] == s].sort_values("position")["success"].to_numpy(dtype=bool)
-        success[f"adv2 {s}"] = torch.tensor(ok.copy())
+        success[("adv2", s)] = torch.tensor(ok.copy())
     # 2. held-out clean images (disjoint from the attacked ones) for the threshold
     cal_idx, cal_x, cal_y = drv.select(n_cal, spec.seed + 2000, exclude=drv.indices.tolist())
     cal_key = drv.key("ensemble", "+".join(members), "calibration",
@@ -994,46 +998,50 @@ def _ensemble(spec, engine=None, adaptive_images=ADAPTIVE_IMAGES, calibration_im
                          "n_adaptive": n_adapt, "evaluate": members})
     adapt_batches = _sub_batches(n_adapt, spec.batch_size)
     jobs += [drv.job(adapt_key, b, adaptive_batch, members=adaptive, batch=drv.batch((lo, hi)), seed=spec.seed,
-                     evaluate=members, configs=configs, benign={m: maps["benign"][m][lo:hi] for m in members},
+                     evaluate=members, configs=configs, benign={m: maps[clean][m][lo:hi] for m in members},
                      progress=drv.inner_progress) for b, lo, hi in adapt_batches]
     done = drv.stage(jobs, f"ensemble/{spec.victim}")
     _, cal_t = ResultsStore.concat({b: done[(cal_key.relpath(), b)] for b, _, _ in cal_batches})
     adapt_rows, adapt_t = ResultsStore.concat({b: done[(adapt_key.relpath(), b)] for b, _, _ in adapt_batches})
-    maps["adaptive"] = {m: adapt_t[f"map_{m}"] for m in members}
-    success["adaptive"] = torch.tensor(adapt_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy())
-    # 4. the detector (cheap, here): every ensemble x score x source
+    maps[("adaptive", None)] = {m: adapt_t[f"map_{m}"] for m in members}
+    once = adapt_rows.drop_duplicates("position").sort_values("position")      # one row per image and interpreter
+    success[("adaptive", None)] = torch.tensor(once["success"].to_numpy(dtype=bool).copy())
+    # 4. the detector (cheap, here): every ensemble x score x input. Ensemble "all": every member;
+    # "adaptive": the members the adaptive attack attacks (the others left out)
     ensembles = {"all": members}
     if left_out and len(adaptive) >= 2:
-        ensembles["without " + "+".join(left_out)] = adaptive
+        ensembles["adaptive"] = adaptive
     rows = []
-    for label_, group in ensembles.items():
+    for ensemble_, group in ensembles.items():
         for score in ens.SCORES:
             cal_scores = ens.disagreement({m: cal_t[f"map_{m}"] for m in group}, score).numpy()
             threshold = ens.threshold_at_fpr(cal_scores, ens.FPR)
-            rows.append(pd.DataFrame({"kind": "detection", "ensemble": label_, "score_kind": score,
-                                      "source": "calibration", "position": range(n_cal),
-                                      "index": cal_idx.numpy(), "success": True, "score": cal_scores,
-                                      "flagged": cal_scores > threshold, "threshold": threshold}))
-            for source, by_member in maps.items():
+            rows.append(pd.DataFrame({"kind": "detection", "ensemble": ensemble_, "score_kind": score,
+                                      "attack": "clean", "source_interpreter": None, "split": "calibration",
+                                      "position": range(n_cal), "index": cal_idx.numpy(), "success": True,
+                                      "score": cal_scores, "flagged": cal_scores > threshold, "threshold": threshold}))
+            for (attack_, source_), by_member in maps.items():
                 values = ens.disagreement({m: by_member[m] for m in group}, score).numpy()
                 n = len(values)
-                rows.append(pd.DataFrame({"kind": "detection", "ensemble": label_, "score_kind": score,
-                                          "source": source, "position": range(n), "index": drv.indices[:n].numpy(),
-                                          "success": success[source][:n].numpy(), "score": values,
+                rows.append(pd.DataFrame({"kind": "detection", "ensemble": ensemble_, "score_kind": score,
+                                          "attack": attack_, "source_interpreter": source_, "split": "evaluation",
+                                          "position": range(n), "index": drv.indices[:n].numpy(),
+                                          "success": success[(attack_, source_)][:n].numpy(), "score": values,
                                           "flagged": values > threshold, "threshold": threshold}))
     detection = pd.concat(rows, ignore_index=True)
     for i, (col, val) in enumerate((("experiment", spec.experiment), ("profile", spec.profile),
                                     ("victim", spec.victim))):
         detection.insert(i, col, val)
     adapt_rows = adapt_rows.drop(columns="batch")
-    adapt_rows["kind"] = "adaptive"
-    single = main_rows[main_rows["position"] < n_adapt].copy()
-    single["kind"] = "single"
+    adapt_rows["kind"] = "attack"
+    single = main_rows[main_rows["position"] < n_adapt].copy()      # attack "adv2": one interpreter alone
+    single["kind"] = "attack"
     examples = pd.concat([adapt_rows, single], ignore_index=True)
     result = drv.finish([examples], {"adaptive": {k: v[:N_FIGURE_EXAMPLES].clone() for k, v in adapt_t.items()}},
                         {"pgd": drv.pgd_config, "members": members, "adaptive": adaptive, "left_out": left_out,
                          "attacks": configs, "n_calibration": n_cal, "n_adaptive": n_adapt}, start)
     result.examples = pd.concat([result.examples, detection], ignore_index=True)
+    row_schema.check(result.examples)
     result.summary = ens.detection_summary(detection)
     return result
 

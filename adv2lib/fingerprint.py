@@ -8,8 +8,9 @@ store (experiment keys) and the book runner (notebook stamps) build their keys f
                             (dtype, shape and bytes of each tensor)
 :func:`state_dict`          a model's parameters and buffers (victim, RTS network, RTS
                             encoder), whatever file or enum they came from
-:func:`code`                the library code that computes numbers: every ``adv2lib``
-                            module except the presentation ones (:data:`PRESENTATION`),
+:func:`code`                the library code that computes numbers: the batch tasks and
+                            experiment plans (:data:`ROOTS`) and every ``adv2lib`` module
+                            they import, found by following their imports (:func:`code_files`),
                             as syntax trees (a docstring or comment edit keeps results)
 :func:`dataset_files`       the dataset a profile reads, for the runner's stamps (the
                             Fashion-MNIST IDX files by content; an ImageNet folder by its
@@ -34,14 +35,14 @@ import torch
 from . import paths
 from .fileio import sha256_file
 
-__all__ = ["tensors", "state_dict", "code", "code_files", "dataset_files", "imagenet_weights", "PRESENTATION"]
+__all__ = ["tensors", "state_dict", "code", "code_files", "imports", "dataset_files", "imagenet_weights", "ROOTS"]
 
-#: Modules (file names in the package's top folder) and subpackages (``"<name>/"``) that present
-#: numbers but never compute a stored one; a change to them does not invalidate results (it
-#: re-executes the book's notebooks, whose stamps hash the whole library).
-PRESENTATION = frozenset({"cli.py", "__main__.py", "runner.py", "report/", "plotting.py", "paper_numbers.py",
-                          "faithfulness.py", "fingerprint.py", "errors.py", "names.py", "engines.py",
-                          "allocator.py"})
+#: The modules whose code computes stored numbers: the batch tasks (:mod:`adv2lib.tasks`) and the
+#: experiment plans that choose their inputs (:mod:`adv2lib.experiments`: images, targets, pairings,
+#: seeds). Their import closure is what a result's key covers; every other module (the report, the
+#: plots, the runner, the CLI) can change without recomputing anything, and the book's notebook
+#: stamps, which hash the whole library, re-render the chapters instead.
+ROOTS = ("tasks.py", "experiments.py")
 
 DIGITS = 16
 
@@ -72,17 +73,66 @@ def state_dict(module: torch.nn.Module) -> str:
     return h.hexdigest()[:DIGITS]
 
 
-def code_files(package: Path | None = None) -> list[Path]:
-    """The library source files whose code computes stored numbers (``package``: the
-    ``adv2lib`` directory, this one by default)."""
+def _module_file(pkg: Path, parts: list[str]) -> Path | None:
+    """The file of the package module ``parts`` (relative to ``pkg``): ``a/b.py`` or ``a/b/__init__.py``."""
+    base = pkg.joinpath(*parts) if parts else pkg
+    for candidate in (base.with_suffix(".py") if parts else None, base / "__init__.py"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def imports(path: Path, package: Path | None = None) -> set[Path]:
+    """The package's files that the module at ``path`` imports, anywhere in its code (module level
+    or inside a function), with the ``__init__.py`` of every package on the way: ``import adv2lib.x``,
+    ``from adv2lib.x import y``, ``from .x import y``, ``from . import x`` (``x`` a module or a name
+    of the package's ``__init__``)."""
     pkg = Path(package) if package is not None else Path(__file__).resolve().parent
-    files = [p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts]
-    return sorted(p for p in files if not _is_presentation(p.relative_to(pkg).parts))
+    here = list(path.resolve().relative_to(pkg.resolve()).parent.parts)
+    top = pkg.name
+    found: set[Path] = set()
+
+    def add(parts: list[str], names=()) -> None:
+        for i in range(len(parts) + 1):                     # the packages on the way, then the module
+            f = _module_file(pkg, parts[:i])
+            if f is not None:
+                found.add(f)
+        for name in names:                                  # ``from pkg import module``
+            f = _module_file(pkg, [*parts, name])
+            if f is not None:
+                found.add(f)
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                dotted = alias.name.split(".")
+                if dotted[0] == top:
+                    add(dotted[1:])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else list(here)
+                parts = base + (node.module.split(".") if node.module else [])
+            elif node.module and node.module.split(".")[0] == top:
+                parts = node.module.split(".")[1:]
+            else:
+                continue
+            add(parts, [a.name for a in node.names])
+    return found
 
 
-def _is_presentation(parts: tuple[str, ...]) -> bool:
-    """Whether the package file at relative path ``parts`` is listed in :data:`PRESENTATION`."""
-    return (len(parts) == 1 and parts[0] in PRESENTATION) or (len(parts) > 1 and f"{parts[0]}/" in PRESENTATION)
+def code_files(package: Path | None = None) -> list[Path]:
+    """The library source files whose code computes stored numbers: :data:`ROOTS` and the closure of
+    their imports within the package (``package``: the ``adv2lib`` directory, this one by default)."""
+    pkg = Path(package) if package is not None else Path(__file__).resolve().parent
+    todo = [pkg / r for r in ROOTS]
+    seen: set[Path] = set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        todo.extend(imports(f, pkg) - seen)
+    return sorted(seen)
 
 
 _CODE_CACHE: dict[tuple, str] = {}
@@ -105,11 +155,11 @@ def code(package: Path | None = None) -> str:
     """Hash of :func:`code_files` (relative names and syntax trees without docstrings), cached
     per modification times."""
     pkg = Path(package) if package is not None else Path(__file__).resolve().parent
-    files = code_files(pkg)
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    listing = sorted(p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts)
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in listing)
     if stamp not in _CODE_CACHE:
         h = hashlib.sha256()
-        for p in files:
+        for p in code_files(pkg):
             h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + _code_text(p.read_text()).encode() + b"\0")
         _CODE_CACHE[stamp] = h.hexdigest()[:DIGITS]
     return _CODE_CACHE[stamp]

@@ -142,13 +142,15 @@ def transfer_matrix(frame, value: str = "l1_benign", successful_only: bool = Tru
     explains them), entries = mean ``value`` (L1 of the target interpreter's map for ``ct``
     to its benign map).
 
-    ``frame`` is a tidy DataFrame with columns ``source``, ``target``, ``value`` (and
-    ``success`` when ``successful_only``: the paper's code averages over successful
-    examples). Row order: the interpreters, then ``pgd``.
+    ``frame`` is a tidy DataFrame of the transfer experiment's rows: ``interpreter`` (the one
+    explaining), ``attack`` ("pgd" or "adv2"), ``source_interpreter`` (the one ADV2 attacked),
+    ``value`` (and ``success`` when ``successful_only``: the paper's code averages over
+    successful examples). Row order: the interpreters, then ``pgd``.
     """
     df = frame
     if successful_only and "success" in df:
         df = df[df["success"].astype(bool)]
+    df = df.assign(source=df["source_interpreter"].where(df["attack"] != "pgd", "pgd"), target=df["interpreter"])
     table = df.pivot_table(index="source", columns="target", values=value, aggfunc="mean")
     order = [s for s in INTERPRETERS if s in table.index]
     order += [s for s in table.index if s not in order and s != "pgd"] + (["pgd"] if "pgd" in table.index else [])
@@ -170,7 +172,7 @@ def summarize(frame, by=("victim", "interpreter", "attack"), successful_only: bo
     by = [c for c in by if c in frame.columns]
     metric_cols = [c for c in frame.columns if c.startswith("l1_") or c.startswith("iou")]
     rows = []
-    for key, group in frame.groupby(by, sort=False):
+    for key, group in frame.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         # Rows without an attack outcome (the ablation's noise-floor rows) count as they are.
         ok = group["success"].astype(bool) if "success" in group else pd.Series(True, index=group.index)

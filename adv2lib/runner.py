@@ -41,44 +41,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from . import paths
+from . import chapters, paths
 from .engines import ENGINES
 from .errors import ConfigError
 from .fileio import atomic_write, sha256_bytes, sha256_file
 from .names import INTERPRETERS, PROFILES, VICTIMS
 
-#: Notebook sources under ``notebooks/``, in book order. The four experiments get the
-#: experiment parameters; the others get only the scale (they read what the experiments wrote).
+#: Notebook sources under ``notebooks/``, in book order, and the sizes of their experiments: the
+#: chapter plan (:mod:`adv2lib.chapters`).
 EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class", "04_transferability")
-#: Not an experiment of the paper: ADV2 with more iterations on a subset (one victim, GRAD and MASK).
 BUDGET_NOTEBOOK = "05_attack_budget"
-#: Not experiments of the paper either: what holding a confidence costs, and why GRAD and MASK resist.
 CONFIDENCE_NOTEBOOK, ABLATION_NOTEBOOK = "05b_confidence", "05c_ablations"
-#: The paper's second half: disparate attack robustness and the two countermeasures.
 ROBUSTNESS_NOTEBOOK, ENSEMBLE_NOTEBOOK, AID_NOTEBOOK = "06_robustness", "07_ensemble", "08_aid"
-BOOK_NOTEBOOKS = ("intro", "models", *EXPERIMENT_NOTEBOOKS, BUDGET_NOTEBOOK, CONFIDENCE_NOTEBOOK, ABLATION_NOTEBOOK,
-                  ROBUSTNESS_NOTEBOOK, ENSEMBLE_NOTEBOOK, AID_NOTEBOOK, "paper_vs_ours", "reproduce")
-
-#: Images per experiment for each scale. The issue asks for at least 100 per experiment in
-#: the full embedded book; the smoke book attacks a handful with very few iterations.
-N_IMAGES = {"smoke": 2, "full": 100}
-#: The budget chapter reruns ADV2 at 1x, 2x and 4x its iterations: fewer images, one victim and
-#: the two interpreters whose presets are furthest below the official iteration counts.
-BUDGET = {"images": {"smoke": 2, "full": 20}, "interpreters": ("grad", "mask"), "factors": (1, 2, 4)}
-#: The confidence trade-off: every interpreter, both victims, 20 images. Each held level is one more
-#: full attack per image (the selection rule's levels come free with the argmax-only run), so the
-#: full book holds three levels: 0.9, the preset's 0.97 and 0.99 (MASK: about 5 s per image and run
-#: on DenseNet, 2 CPU cores); the smoke book only the preset's.
-CONFIDENCE = {"images": {"smoke": 2, "full": 20}, "levels": {"smoke": (0.97,), "full": (0.9, 0.97, 0.99)}}
-#: The ablations of GRAD and MASK (issue 11 asks for at least 50 images per victim).
-ABLATION = {"images": {"smoke": 2, "full": 50}, "interpreters": ("grad", "mask")}
-
-#: Disparate robustness: every interpreter, both victims, three L-inf and four iteration budgets,
-#: so few images (each budget is one more ADV2 run per image; issue 12 allows 10 minutes).
-ROBUSTNESS = {"images": {"smoke": 2, "full": 8}}
-#: Ensemble interpretation: the detector reads the main and transfer experiments' maps (all their
-#: images) and held-out clean images; the adaptive attack runs on the first images only.
-ENSEMBLE = {"adaptive": {"smoke": 2, "full": 20}, "calibration": {"smoke": 8, "full": 100}}
+BOOK_NOTEBOOKS = chapters.NOTEBOOKS
+N_IMAGES = chapters.N_IMAGES
 
 BUILD_DIR_NAME = "_build"
 
@@ -143,7 +119,6 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     n = n_images if n_images is not None else N_IMAGES["smoke" if scale.smoke else "full"]
     common = {"profile": scale.profile, "smoke": scale.smoke, "device": device, "seed": seed,
               "results_dir": results_dir}
-    experiment = {**common, "victims": list(victims), "interpreters": list(interpreters), "n_images": n}
     tables = tables_dir(scale.profile, scale.smoke, results_dir)
     runs = [NotebookRun("intro", "intro", {**common, "n_images": n}),
             NotebookRun("models", "models", {"profile": scale.profile}, reads=("weights/embedded/*.json",))]
@@ -152,33 +127,21 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     def runtime(name: str) -> dict:
         return {"engine": "serial" if local_ray and name in SERIAL_ON_LOCAL_RAY else engine}
 
-    runs += [NotebookRun(name, name, dict(experiment), runtime=runtime(name)) for name in EXPERIMENT_NOTEBOOKS]
-    budget_interps = [i for i in interpreters if i in BUDGET["interpreters"]] or list(interpreters)
-    budget_n = min(n, BUDGET["images"]["smoke" if scale.smoke else "full"])
-    runs.append(NotebookRun(BUDGET_NOTEBOOK, BUDGET_NOTEBOOK,
-                            {**common, "victims": list(victims)[:1], "interpreters": budget_interps,
-                             "factors": list(BUDGET["factors"]), "n_images": budget_n}, runtime=runtime(BUDGET_NOTEBOOK)))
-    size = "smoke" if scale.smoke else "full"
-    runs.append(NotebookRun(CONFIDENCE_NOTEBOOK, CONFIDENCE_NOTEBOOK,
-                            {**common, "victims": list(victims), "interpreters": list(interpreters),
-                             "levels": list(CONFIDENCE["levels"][size]),
-                             "n_images": min(n, CONFIDENCE["images"][size])}, runtime=runtime(CONFIDENCE_NOTEBOOK)))
-    ablation_interps = [i for i in interpreters if i in ABLATION["interpreters"]] or list(interpreters)
-    runs.append(NotebookRun(ABLATION_NOTEBOOK, ABLATION_NOTEBOOK,
-                            {**common, "victims": list(victims), "interpreters": ablation_interps,
-                             "n_images": min(n, ABLATION["images"][size])}, runtime=runtime(ABLATION_NOTEBOOK)))
-    runs.append(NotebookRun(ROBUSTNESS_NOTEBOOK, ROBUSTNESS_NOTEBOOK,
-                            {**common, "victims": list(victims), "interpreters": list(interpreters),
-                             "n_images": min(n, ROBUSTNESS["images"][size])}, runtime=runtime(ROBUSTNESS_NOTEBOOK)))
-    if len(interpreters) >= 2:          # an ensemble needs two interpreters at least
-        runs.append(NotebookRun(ENSEMBLE_NOTEBOOK, ENSEMBLE_NOTEBOOK,
-                                {**common, "victims": list(victims), "interpreters": list(interpreters),
-                                 "n_images": n, "adaptive_images": min(n, ENSEMBLE["adaptive"][size]),
-                                 "calibration_images": ENSEMBLE["calibration"][size]},
-                                runtime=runtime(ENSEMBLE_NOTEBOOK)))
-    if "rts" in interpreters:
-        runs.append(NotebookRun(AID_NOTEBOOK, AID_NOTEBOOK, {**common, "victims": list(victims), "n_images": n},
-                                reads=("weights/embedded/rts_aid_*.json",), runtime=runtime(AID_NOTEBOOK)))
+    reads = {AID_NOTEBOOK: ("weights/embedded/rts_aid_*.json",)}
+    for ch in chapters.PLAN:
+        if ch.experiment is None:
+            continue
+        # a chapter of some interpreters runs those asked for, or (budget, ablation) all asked for; AID needs RTS
+        interps = [i for i in interpreters if i in ch.interpreters] if ch.interpreters else list(interpreters)
+        interps = interps or ([] if ch.experiment == "aid" else list(interpreters))
+        if (ch.experiment == "ensemble" and len(interps) < 2) or not interps:
+            continue                    # an ensemble needs two interpreters; AID needs RTS
+        params = {**common, "victims": list(victims)[:1] if ch.one_victim else list(victims),
+                  **chapters.sizes(ch.experiment, scale.smoke, n)}
+        if ch.experiment != "aid":
+            params["interpreters"] = interps
+        runs.append(NotebookRun(ch.notebook, ch.notebook, params, reads=reads.get(ch.notebook, ()),
+                                runtime=runtime(ch.notebook)))
     runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*.csv"), str(tables / "*.json"))),

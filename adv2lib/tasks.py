@@ -262,7 +262,7 @@ def pgd_batch(ctx: Context, batch: Batch, config, seed: int, progress: bool = Fa
     return rows.drop(columns="interpreter"), {"x_adv": res.x_adv}
 
 
-def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int, *, label: str = "adv2",
+def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int, *,
                  target_map=None, benign=None, pool=None, pool_seed: int | None = None, x_pgd=None,
                  pgd_record=None, pgd_map=None, extra: dict | None = None, keep=None, levels=(),
                  progress: bool = False):
@@ -280,9 +280,9 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
 
     ``levels`` (confidence levels, ``None`` for argmax only): also one row per level and
     image for the selection rule at that level, recorded in the same run
-    (:class:`~adv2lib.attacks.loop.LevelRecord`): ``attack = "<label>@<level>"``, ``success``
-    whether a checked iterate reached the level, its ``confidence`` and its map's distances;
-    column ``required`` holds the level (0 for argmax). The attack's own probes
+    (:class:`~adv2lib.attacks.loop.LevelRecord`): ``record = "level"``, ``rule = "select"``,
+    ``level`` (0 for argmax only), ``success`` whether a checked iterate reached the level, its
+    ``confidence`` and its map's distances (:mod:`adv2lib.rows`). The attack's own probes
     (``AttackResult.probes``, e.g. MASK's ``inner_map``) are returned as ``probe_<name>`` tensors.
     """
     interp = ctx.interpreter(interpreter)
@@ -302,13 +302,13 @@ def attack_batch(ctx: Context, interpreter: str, batch: Batch, config, seed: int
     res = ADV2(ctx.victim, interp, config=config, seed=seed, progress=progress, levels=levels).attack(
         x, ct, target_map=ctx.to_device(mt)[0], true_class=y)
     ref = mt.cpu() if own_target else None
-    rows = [result_rows(batch, res, label, map_columns(res.adv_map, benign, ref), extra)]
+    rows = [result_rows(batch, res, "adv2", map_columns(res.adv_map, benign, ref), extra)]
     for level, rec in res.levels.items():
         found = rec["found"]
-        cols = {"attack": f"{label}@{'argmax' if level is None else f'{level:g}'}",
+        cols = {"attack": "adv2", "record": "level", "rule": "select", "level": 0.0 if level is None else float(level),
                 "success": found.numpy(), "confidence": rec["confidence"].masked_fill(~found, float("nan")).numpy(),
-                "required": 0.0 if level is None else float(level), **map_columns(rec["map"], benign, ref)}
-        rows.append(_frame(batch, cols, extra))
+                **map_columns(rec["map"], benign, ref)}
+        rows.append(_frame(batch, cols, {k: v for k, v in extra.items() if k not in cols}))
     tensors.update(x=x, x_adv=res.x_adv, benign_map=benign, adv_map=res.adv_map, target_map=mt,
                    true_class=batch.y, target_class=batch.ct, index=batch.indices,
                    **{f"probe_{k}": v for k, v in res.probes.items()})
@@ -348,7 +348,9 @@ def pgd_maps_batch(ctx: Context, interpreter: str, batch: Batch, x_pgd, pgd_reco
 
 def transfer_batch(ctx: Context, interpreter: str, batch: Batch, sources: dict, benign):
     """``interpreter``'s maps (for ``ct``) of every source's adversarial inputs (``sources``:
-    name -> ``(x_adv, success)`` for ``batch``), compared with its benign maps ``benign``."""
+    name -> ``(x_adv, success)`` for ``batch``; name ``"pgd"`` or the interpreter ADV2 attacked),
+    compared with its benign maps ``benign``. Rows: ``interpreter`` (the one explaining),
+    ``attack`` ("pgd" or "adv2") and ``source_interpreter`` (the one ADV2 attacked; None for PGD)."""
     interp = ctx.interpreter(interpreter)
     (ct,) = ctx.to_device(batch.ct)
     frames, maps = [], {}
@@ -358,7 +360,8 @@ def transfer_batch(ctx: Context, interpreter: str, batch: Batch, sources: dict, 
         cols = map_columns(m, benign)
         cols.pop("l1_target")
         frames.append(pd.DataFrame({
-            "source": name, "target": interp.name, **batch.identity(), "success": success.numpy(),
+            "interpreter": interp.name, "attack": "pgd" if name == "pgd" else "adv2",
+            "source_interpreter": None if name == "pgd" else name, **batch.identity(), "success": success.numpy(),
             "l1_benign": cols.pop("l1_benign"), "iou_benign_mean": cols.pop("iou_benign_mean"), **cols}))
     return pd.concat(frames, ignore_index=True), {"benign_map": benign, **maps}
 
@@ -377,7 +380,7 @@ def noise_floor_batch(ctx: Context, interpreter: str, batch: Batch, seeds=(0, 1)
                           "iou_floor_mean": cols["iou_benign_mean"]}), {"maps": torch.stack(maps, 1)}
 
 
-def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *, label: str, probes=(),
+def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *, probes=(),
                    x_pgd=None, pgd_record=None, pgd_map=None, benign=None, extra: dict | None = None,
                    progress: bool = False):
     """:func:`attack_batch` for one ablation variant, plus the measurements ``probes`` asks
@@ -392,12 +395,12 @@ def ablation_batch(ctx: Context, interpreter, batch: Batch, config, seed: int, *
     * ``"no_jitter"`` (MASK): ``l1_benign_nojitter``: the L1 to the benign map with MASK's
       jitter switched off (benign and attacked maps both recomputed that way).
     """
-    rows, tensors = attack_batch(ctx, interpreter, batch, config, seed, label=label, x_pgd=x_pgd,
+    rows, tensors = attack_batch(ctx, interpreter, batch, config, seed, x_pgd=x_pgd,
                                  pgd_record=pgd_record, pgd_map=pgd_map, benign=benign, extra=extra,
                                  progress=progress)
     interp = ctx.interpreter(interpreter)
     x, y, ct = ctx.to_device(batch.x, batch.y, batch.ct)
-    adv = (rows["attack"] == label).to_numpy()
+    adv = (rows["attack"] == "adv2").to_numpy()
     inputs = {"benign": (x, y), "adv": (tensors["x_adv"], ct)}
     if x_pgd is not None:
         inputs["pgd"] = (tensors["x_pgd"], ct)
@@ -444,10 +447,11 @@ def member_maps_batch(ctx: Context, interpreters, batch: Batch):
 def adaptive_batch(ctx: Context, members, batch: Batch, seed: int, *, evaluate=(), configs=None, weights=None,
                    benign: dict | None = None, extra: dict | None = None, progress: bool = False):
     """Adaptive ADV2 against the interpreters ``members`` at once
-    (:class:`~adv2lib.attacks.ensemble.EnsembleADV2`), benign-map targets. Rows: the attack's
-    outcome and, for every member and every interpreter of ``evaluate`` (e.g. one left out of
-    the attack), ``l1_benign_<name>`` and ``iou_benign_<name>_mean`` of its map of the returned
-    input (for ``ct``) against its benign map (``benign``: name -> maps, computed when missing).
+    (:class:`~adv2lib.attacks.ensemble.EnsembleADV2`), benign-map targets. Rows: one per image
+    and interpreter, for every member and every interpreter of ``evaluate`` (e.g. one left out
+    of the attack; column ``attacked`` says which): the attack's outcome, and ``l1_benign`` and
+    ``iou_benign_mean`` of that interpreter's map of the returned input (for ``ct``) against its
+    benign map (``benign``: name -> maps, computed when missing).
     Tensors: ``x_adv`` and ``map_<name>`` of every member and evaluated interpreter."""
     from .attacks.ensemble import EnsembleADV2
 
@@ -466,13 +470,14 @@ def adaptive_batch(ctx: Context, members, batch: Batch, seed: int, *, evaluate=(
         given = (benign or {}).get(interp.name)
         ref[interp.name] = ctx.to_device(given)[0] if given is not None else benign_map(interp, x, y)
         maps[interp.name] = interp(res.x_adv, ct).detach()
-    cols = {}
+    frames = []
     for n, m in maps.items():
         mc = map_columns(m, ref[n])
-        cols[f"l1_benign_{n}"] = mc["l1_benign"]
-        cols[f"iou_benign_{n}_mean"] = mc["iou_benign_mean"]
-    rows = result_rows(batch, res, "adaptive", cols, {"members": "+".join(attack.names), **(extra or {})})
-    rows["interpreter"] = "+".join(attack.names)
+        rows = result_rows(batch, res, "adaptive", {"l1_benign": mc["l1_benign"], "iou_benign_mean": mc["iou_benign_mean"]},
+                           {"attacked": n in attack.names, **(extra or {})})
+        rows["interpreter"] = n
+        frames.append(rows)
+    rows = pd.concat(frames, ignore_index=True)
     tensors = {"x_adv": res.x_adv, **{f"map_{n}": m for n, m in maps.items()},
                **{f"benign_{n}": r for n, r in ref.items()}}
     return rows, tensors

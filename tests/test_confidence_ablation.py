@@ -132,8 +132,10 @@ def test_noise_floor_and_ablation_probes(victim, batch):
     assert rows["seeded"].all() and rows["l1_floor"].sum() > 0     # MASK's jitter seeds differ
     assert maps["maps"].shape[1] == 2
     cfg = preset_for("embedded", "grad", smoke=True)
-    rows, tensors = ablation_batch(ctx, ("grad", (("tau", 1e-2),)), b, cfg, 0, label="adv2 tau", probes=("surrogate",))
-    adv = rows[rows["attack"] == "adv2 tau"]
+    rows, tensors = ablation_batch(ctx, ("grad", (("tau", 1e-2),)), b, cfg, 0, probes=("surrogate",),
+                                   extra={"variant": "tau"})
+    adv = rows[rows["attack"] == "adv2"]
+    assert (adv["variant"] == "tau").all()
     assert adv["l1_surrogate_adv"].notna().all() and adv["l1_surrogate_benign"].notna().all()
     assert ctx.interpreter("grad", tau=1e-2).tau == 1e-2 and ctx.interpreter("grad").tau != 1e-2
 
@@ -199,11 +201,18 @@ def test_confidence_and_ablation_experiments_smoke(tmp_path):
 
     r = experiments.run_confidence(victim="resnet", n_images=2, smoke=True, results_dir=tmp_path, progress=False,
                                    interpreters=("cam",), levels=(0.9,))
-    assert {"pgd", "select", "select@argmax", "select@0.9", "hold@0.9"} == set(r.examples["attack"])
+    ex = r.examples
+    assert set(ex["attack"]) == {"pgd", "adv2"}
+    adv = ex[ex["attack"] == "adv2"]
+    runs = set(zip(adv["rule"], adv["level"], adv["record"]))
+    assert runs == {("select", 0.0, "returned"), ("select", 0.0, "level"), ("select", 0.9, "level"),
+                    ("hold", 0.9, "returned")}
+    assert ex.loc[ex["attack"] == "pgd", ["rule", "record"]].isna().all().all()
     r = experiments.run_ablation(victim="resnet", n_images=2, smoke=True, results_dir=tmp_path, progress=False,
                                  interpreters=("grad",))
     assert set(r.examples.loc[r.examples["attack"] == "floor", "interpreter"]) == {"grad", "cam", "mask", "rts"}
-    assert {f"adv2 {v.label}" for v in experiments.ABLATIONS["grad"]} <= set(r.examples["attack"])
+    adv = r.examples[r.examples["attack"] == "adv2"]
+    assert {v.label for v in experiments.ABLATIONS["grad"]} == set(adv["variant"])
     again = experiments.run_ablation(victim="resnet", n_images=2, smoke=True, results_dir=tmp_path,
                                      progress=False, interpreters=("grad",))
     assert again.batches["computed"] == 0

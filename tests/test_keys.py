@@ -207,3 +207,53 @@ def test_book_stamps_follow_the_imagenet_folder_and_weights(tmp_path, monkeypatc
     (tmp_path / "weights" / "imagenet" / "resnet50.pth").write_bytes(b"local weights")
     local_weights = runner.run_key(intro, scale)
     assert len({key, other_folder, local_weights}) == 3
+
+
+def _scratch_package(tmp_path):
+    pkg = tmp_path / "adv2lib"
+    shutil.copytree(fingerprint.code_files()[0].parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
+
+
+def test_code_files_are_the_import_closure_of_the_tasks_and_plans():
+    """Issue 22: the key covers what the tasks import (module level or inside a function), found
+    by following imports, not a hand-kept list: faithfulness.py (imported inside
+    tasks.faithfulness_batch) is in; the report, the plots, the runner and the statistics are out."""
+    pkg = fingerprint.code_files()[0].parent
+    names = {p.relative_to(pkg).as_posix() for p in fingerprint.code_files()}
+    assert {"tasks.py", "experiments.py", "faithfulness.py", "metrics.py", "targets.py", "attacks/adv2.py",
+            "interpreters/mask.py", "interpreters/rts.py", "rows.py"} <= names
+    assert not {n for n in names if n.startswith("report/")}
+    assert not names & {"plotting.py", "runner.py", "cli.py", "stats.py", "chapters.py", "allocator.py"}
+
+
+def test_editing_deletion_scores_recomputes_the_aid_rows_and_a_report_edit_does_not(tmp_path, monkeypatch):
+    """Editing ``faithfulness.deletion_scores`` in a scratch copy of the package changes the code
+    hash, so the AID experiment's stored deletion rows are recomputed; editing a report module
+    changes nothing and reloads them."""
+    from adv2lib import experiments
+
+    if not (paths.weights_dir() / "embedded" / "rts_aid_resnet.pt").is_file():
+        pytest.skip("needs the committed AID-hardened RTS")
+    pkg = _scratch_package(tmp_path)
+    base = fingerprint.code(pkg)
+    report = pkg / "report" / "claims.py"
+    report.write_text(report.read_text() + "\nNEW_BAR = 0.6\n")
+    assert fingerprint.code(pkg) == base
+    faith = pkg / "faithfulness.py"
+    source = faith.read_text()
+    assert "def deletion_scores(" in source
+    faith.write_text(source.replace("def deletion_scores(", "def _unused():\n    return 1\n\n\ndef deletion_scores(", 1))
+    edited = fingerprint.code(pkg)
+    assert edited != base
+
+    kwargs = dict(victim="resnet", n_images=2, smoke=True, results_dir=tmp_path / "results", progress=False,
+                  factors=(1,), batch_size=2)
+    monkeypatch.setattr(fingerprint, "code", lambda package=None: base)
+    first = experiments.run_aid(**kwargs)
+    assert first.batches["computed"] > 0
+    assert experiments.run_aid(**kwargs).batches["computed"] == 0          # a report edit: all reloaded
+    monkeypatch.setattr(fingerprint, "code", lambda package=None: edited)
+    again = experiments.run_aid(**kwargs)
+    assert again.batches["computed"] == first.batches["computed"]          # every AID batch, deletion rows included
+    assert (again.examples["attack"] == "deletion").any()

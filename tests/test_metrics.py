@@ -67,7 +67,9 @@ def test_transfer_matrix_pivots_sources_by_targets():
     for s in ("grad", "cam", "pgd"):
         for t in ("grad", "cam"):
             for v, ok in ((0.1, True), (0.3, True), (9.0, False)):
-                rows.append({"source": s, "target": t, "l1_benign": v + (s != t), "success": ok})
+                rows.append({"interpreter": t, "attack": "pgd" if s == "pgd" else "adv2",
+                             "source_interpreter": None if s == "pgd" else s, "l1_benign": v + (s != t),
+                             "success": ok})
     m = transfer_matrix(pd.DataFrame(rows))
     assert list(m.index) == ["grad", "cam", "pgd"] and list(m.columns) == ["grad", "cam"]
     assert m.loc["grad", "grad"] == pytest.approx(0.2)       # failures excluded

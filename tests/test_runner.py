@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from adv2lib import runner
+from adv2lib import chapters, runner
 
 
 def _write_notebook(path: Path, body: str = "print(answer)") -> None:
@@ -192,7 +192,8 @@ def test_declared_runs_cover_the_book_and_both_victims(sandbox):
     assert full["01_adv2_vs_pgd"].parameters["n_images"] == 7
     budget = runner.declared_runs(FULL)[list(runner.BOOK_NOTEBOOKS).index(runner.BUDGET_NOTEBOOK)].parameters
     assert budget["victims"] == ["resnet"] and budget["interpreters"] == ["grad", "mask"]
-    assert budget["n_images"] == runner.BUDGET["images"]["full"] and budget["factors"] == [1, 2, 4]
+    assert budget["n_images"] == chapters.chapter(runner.BUDGET_NOTEBOOK).sizes["full"]["n_images"]
+    assert budget["factors"] == [1, 2, 4]
     assert full[runner.BUDGET_NOTEBOOK].parameters["n_images"] == 7          # never more than the book's images
     only_cam = {r.name: r for r in runner.declared_runs(FULL, interpreters=["cam"])}
     assert only_cam[runner.BUDGET_NOTEBOOK].parameters["interpreters"] == ["cam"]

@@ -1,0 +1,99 @@
+"""The book's chapter plan: which notebook runs which experiment, at what size, in what order.
+
+One declarative table, read by the book runner (:func:`adv2lib.runner.declared_runs`), by
+:func:`adv2lib.report.run_chapter` (the sizes a chapter runs at when its notebook is run by
+hand) and by the tests. A chapter's ``sizes`` give, per scale (``"smoke"``, ``"full"``), the
+experiment's parameters beyond profile, victims, seed and device; ``"n_images": None`` means the
+book's image count (100 full, 2 smoke, ``--n-images``).
+
+>>> chapter("06_robustness").sizes["full"]["n_images"]
+40
+>>> [c.notebook for c in PLAN][:3]
+['intro', 'models', '01_adv2_vs_pgd']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Chapter", "PLAN", "N_IMAGES", "chapter", "by_experiment", "sizes", "NOTEBOOKS"]
+
+#: Images per victim and experiment of the book, per scale.
+N_IMAGES = {"smoke": 2, "full": 100}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One notebook of the book: ``notebook`` (under ``notebooks/``), the ``experiment`` it runs
+    (None: it reads what others wrote), its parameters per scale (``sizes``), whether it runs on
+    one victim only, the interpreters it attacks when not all (``interpreters``) and why it is
+    that size (``why``)."""
+
+    notebook: str
+    experiment: str | None = None
+    sizes: dict = field(default_factory=dict)
+    interpreters: tuple | None = None
+    one_victim: bool = False
+    why: str = ""
+
+
+PLAN: tuple[Chapter, ...] = (
+    Chapter("intro"),
+    Chapter("models"),
+    Chapter("01_adv2_vs_pgd", "main", {s: {"n_images": None} for s in N_IMAGES}),
+    Chapter("02_targeted_patch", "patch", {s: {"n_images": None} for s in N_IMAGES}),
+    Chapter("03_random_class", "random_class", {s: {"n_images": None} for s in N_IMAGES}),
+    Chapter("04_transferability", "transfer", {s: {"n_images": None} for s in N_IMAGES}),
+    Chapter("05_attack_budget", "budget",
+            {"smoke": {"n_images": 2, "factors": [1, 2, 4]}, "full": {"n_images": 20, "factors": [1, 2, 4]}},
+            interpreters=("grad", "mask"), one_victim=True,
+            why="ADV2 at 1x, 2x and 4x its iterations: one victim, the two interpreters whose presets are furthest "
+                "below the official iteration counts, 20 images"),
+    Chapter("05b_confidence", "confidence",
+            {"smoke": {"n_images": 2, "levels": [0.97]}, "full": {"n_images": 20, "levels": [0.9, 0.97, 0.99]}},
+            why="each held level is one more full attack per image; the selection rule's levels come free"),
+    Chapter("05c_ablations", "ablation", {"smoke": {"n_images": 2}, "full": {"n_images": 50}},
+            interpreters=("grad", "mask"), why="issue 11: at least 50 images per victim"),
+    Chapter("06_robustness", "robustness", {"smoke": {"n_images": 2}, "full": {"n_images": 40}},
+            why="three L-inf and four iteration budgets per interpreter; 40 images so that a 90% success bar "
+                "can be decided (Wilson interval of 40 of 40: [0.91, 1]; of 8 of 8 it was [0.68, 1])"),
+    Chapter("07_ensemble", "ensemble",
+            {"smoke": {"n_images": None, "adaptive_images": 2, "calibration_images": 8},
+             "full": {"n_images": None, "adaptive_images": 50, "calibration_images": 100}},
+            why="the detector reads the main and transfer experiments' maps; the adaptive attack runs on the "
+                "first 50 images (20 before: a rate near 50% carried about +-0.22)"),
+    Chapter("08_aid", "aid", {s: {"n_images": None} for s in N_IMAGES}, interpreters=("rts",)),
+    Chapter("paper_vs_ours"),
+    Chapter("reproduce"),
+)
+
+#: The notebooks in book order.
+NOTEBOOKS = tuple(c.notebook for c in PLAN)
+
+
+def chapter(notebook: str) -> Chapter:
+    """The plan's entry of ``notebook``."""
+    for c in PLAN:
+        if c.notebook == notebook:
+            return c
+    raise KeyError(f"no chapter {notebook!r} in the plan: {', '.join(NOTEBOOKS)}")
+
+
+def by_experiment(experiment: str) -> Chapter:
+    """The chapter that runs ``experiment``."""
+    for c in PLAN:
+        if c.experiment == experiment:
+            return c
+    raise KeyError(f"no chapter runs experiment {experiment!r}")
+
+
+def sizes(experiment: str, smoke: bool, n_images: int | None = None) -> dict:
+    """The parameters the chapter of ``experiment`` runs with at a scale: its plan entry, with
+    ``n_images`` None replaced by the book's count (``n_images``, default :data:`N_IMAGES`) and a
+    chapter's own count capped by it."""
+    scale = "smoke" if smoke else "full"
+    book_n = n_images if n_images is not None else N_IMAGES[scale]
+    out = dict(by_experiment(experiment).sizes.get(scale, {}))
+    for key in ("n_images", "adaptive_images"):
+        if key in out:
+            out[key] = book_n if out[key] is None else min(book_n, out[key])
+    return out
