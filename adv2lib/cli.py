@@ -115,11 +115,19 @@ def _experiment(args) -> int:
     experiments.preflight(args.profile, victims, chosen or ("grad", "cam", "mask", "rts"),
                           100 if args.n_images is None else args.n_images, args.seed,
                           args.batch_size, args.device if engine.name == "serial" else "cpu")
+    from . import chapters
+
     for victim in victims:
         for name in names:
+            # the book's size of this experiment (the chapter plan), unless given
+            planned = chapters.sizes(name, args.smoke)
+            if args.n_images is not None:
+                planned["n_images"] = args.n_images
+            plan_interps = chapters.by_experiment(name).interpreters
+            interps = chosen if chosen is not None else plan_interps
             result = experiments.EXPERIMENTS[name](
-                profile=args.profile, victim=victim, **({} if chosen is None else {"interpreters": chosen}),
-                **({} if args.n_images is None else {"n_images": args.n_images}), seed=args.seed, smoke=args.smoke, device=args.device,
+                profile=args.profile, victim=victim, **({} if interps is None else {"interpreters": interps}),
+                **planned, seed=args.seed, smoke=args.smoke, device=args.device,
                 results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
             print(f"== {name} / {victim}: {result.seconds:.0f} s ({result.batches['computed']} result batches "
                   f"computed, {result.batches['loaded']} loaded from {result.results_dir})")
@@ -190,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "confidence", "ablation",
                                     "robustness", "ensemble", "aid", "all"],
                    help="all: the four attack experiments of the paper (main, patch, random_class, transfer); "
-                        "--n-images defaults to each experiment's own (100 for those four)")
+                        "--n-images and the other sizes default to the book's (adv2lib/chapters.py)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])
     p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
     p.add_argument("--interpreters", nargs="+", default=None,
