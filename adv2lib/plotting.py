@@ -817,3 +817,51 @@ def aid_bars(table: pd.DataFrame) -> Figure:
         ax.set_ylim(0, 1.1 if col == "ASR" else None)
     _legend_once(fig, axes)
     return fig
+
+
+# =========================================================================== estimates with intervals (seaborn)
+def interval_plot(frame: pd.DataFrame, x: str, color: str | None = None, col: str | None = None,
+                  row: str | None = None, kind: str = "bar", ylabel: str = "", xlabel: str = "",
+                  logx: bool = False, size: tuple[float, float] | None = None, sharey: bool = True) -> Figure:
+    """Estimates with their 95% intervals (a tidy frame with ``estimate``, ``lo``, ``hi``, e.g. from
+    :mod:`adv2lib.report.estimates`), drawn with :mod:`seaborn.objects`: dodged bars with interval
+    lines (``kind="bar"``) or points joined by lines with interval lines (``kind="line"``), one
+    colour per value of ``color``, one panel per value of ``col`` (and ``row``). Raw values are
+    shown by their labels; the order of a column is its order in ``frame``. The intervals are
+    drawn as they were computed (:mod:`adv2lib.stats`), never recomputed here.
+    """
+    import seaborn as sns
+    import seaborn.objects as so
+
+    from .report.present import label as _display
+
+    df = frame.copy()
+    for c in (x, color, col, row):
+        if c is not None and c in df and not (c == x and kind == "line"):
+            df[c] = df[c].map(_display)
+    panels = (df[col].nunique() if col else 1, df[row].nunique() if row else 1)
+    fig = plt.figure(figsize=size or (3.4 * panels[0] + 1.2, 2.7 * panels[1]))
+    plot = so.Plot(df, x=x, y="estimate", ymin="lo", ymax="hi", **({"color": color} if color else {}))
+    if col or row:
+        plot = plot.facet(**({"col": col} if col else {}), **({"row": row} if row else {}))
+    if kind == "bar":
+        plot = plot.add(so.Bar(), so.Dodge()).add(so.Range(color="black", linewidth=1), so.Dodge())
+    else:
+        plot = plot.add(so.Line(marker="o", pointsize=4)).add(so.Range(linewidth=1.2))
+    if logx:
+        plot = plot.scale(x=so.Continuous(trans="log"))
+    plot = plot.share(y=sharey).label(x=xlabel, y=ylabel, color="").theme({**sns.axes_style("ticks"),
+                                                                          **matplotlib.rcParams})
+    plot.on(fig).plot()
+    return fig
+
+
+def reference_line(fig: Figure, values: dict, panel_of=None, style: str = "--", color: str = "black",
+                   name: str | None = None) -> None:
+    """Horizontal reference lines on a figure's panels: ``values`` maps a panel title (the label
+    of its ``col`` value) to a value; ``panel_of`` all panels when ``values`` is a number."""
+    for ax in fig.axes:
+        title = ax.get_title()
+        v = values if isinstance(values, (int, float)) else values.get(title, values.get(title.split(" | ")[0]))
+        if v is not None and np.isfinite(v):
+            ax.axhline(v, ls=style, color=color, lw=1, label=name)

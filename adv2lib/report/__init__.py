@@ -33,7 +33,8 @@ from ..names import INTERPRETERS, LABELS, VICTIMS
 from .budget import LEVEL_OFF, budget_sentences, budget_table, iteration_budgets
 from .cards import card_table, rts_cards, victim_cards
 from .chapter import ChapterRun, run_chapter
-from .files import EXPERIMENT_NAMES, available, load_experiment, save_experiment, scale_label, tables_dir
+from .files import EXPERIMENT_NAMES, Table, available, load, load_experiment, save_experiment, scale_label, tables_dir
+from . import cells, estimates, present
 from .tables import (PAPER_ROW, attack_times, build_speedup, confidence_profile, l1_ratios, main_table,
                      summarize_examples, table7, table7_readings, table8, table9, transfer_matrices)
 from . import ablation, defences
@@ -44,7 +45,7 @@ from .claims import CLAIM_RULES, RULES, ClaimRule, verdicts, verdicts_markdown
 LABEL = LABELS
 
 __all__ = [
-    "EXPERIMENT_NAMES", "RULES", "CLAIM_RULES", "ClaimRule", "scale_label", "tables_dir", "save_experiment",
+    "EXPERIMENT_NAMES", "Table", "load", "cells", "estimates", "present", "RULES", "CLAIM_RULES", "ClaimRule", "scale_label", "tables_dir", "save_experiment",
     "load_experiment", "available", "summarize_examples", "table7", "table7_readings", "ablation", "defences", "table8", "table9", "transfer_matrices",
     "main_table", "verdicts", "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown",
     "attack_times", "build_speedup", "confidence_profile", "budget_table", "budget_sentences", "l1_ratios", "iteration_budgets",

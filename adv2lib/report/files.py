@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +20,7 @@ from ..fileio import atomic_write
 from ..names import INTERPRETERS
 
 __all__ = ["EXPERIMENT_NAMES", "scale_label", "tables_dir", "save_experiment", "load_experiment", "available",
-           "images_per_group"]
+           "images_per_group", "Table", "load"]
 
 #: The experiments whose tables the comparison chapter reads, in book order.
 EXPERIMENT_NAMES = ("main", "patch", "random_class", "transfer")
@@ -71,8 +72,8 @@ def images_per_group(examples: pd.DataFrame) -> int:
     """Attacked inputs per (interpreter, attack) -- or (source, target) -- group: the number of
     images behind each reported mean (in the patch experiment an image may serve up to three
     targets, so this counts targets, not distinct images)."""
-    keys = [c for c in ("interpreter", "attack", "variant", "source", "target", "ensemble", "score_kind", "rts",
-                        "eps_255", "budget", "replacement") if c in examples.columns]
+    keys = [c for c in ("interpreter", "attack", "variant", "source_interpreter", "ensemble", "score_kind", "split",
+                        "rts", "eps_255", "budget", "rule", "level", "record", "replacement") if c in examples.columns]
     if examples.empty:
         return 0
     # a key missing from some rows (the ablation's PGD rows have no variant, the ensemble's detection
@@ -103,3 +104,28 @@ def _interpreter_rank(name: str) -> int:
     """Sort key: the paper's interpreters in table order, then PGD, then anything else."""
     order = (*INTERPRETERS, "pgd")
     return order.index(name) if name in order else len(order)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One experiment's saved table: its per-image ``rows`` (:mod:`adv2lib.rows`) and ``meta``
+    (what produced them); ``scale`` is the caption sentence of its size."""
+
+    experiment: str
+    rows: pd.DataFrame
+    meta: dict
+
+    @property
+    def scale(self) -> str:
+        from .text import scale_text
+
+        return scale_text(self.meta)
+
+
+def load(experiment: str, profile: str = "embedded", smoke: bool = False,
+         results_dir: str | Path | None = None) -> Table:
+    """The saved table of ``experiment`` at a scale (:func:`save_experiment`): what every chapter,
+    the comparison chapter included, reads, so that a chapter's figures and the verdict page
+    show the same rows. A missing table raises :class:`~adv2lib.errors.ResultsNotFoundError`."""
+    rows, meta = load_experiment(experiment, profile, smoke, results_dir)
+    return Table(experiment, rows, meta)
