@@ -39,7 +39,7 @@ from .tables import (PAPER_ROW, attack_times, build_speedup, confidence_profile,
                      summarize_examples, table7, table7_readings, table8, table9, transfer_matrices)
 from . import ablation, defences
 from .text import scale_text
-from .claims import CLAIM_RULES, RULES, ClaimRule, verdicts, verdicts_markdown
+from .claims import CLAIM_RULES, RULES, ClaimRule, claim_tests, verdicts
 
 #: Display labels (the chapters' name for :data:`adv2lib.names.LABELS`).
 LABEL = LABELS
@@ -47,7 +47,7 @@ LABEL = LABELS
 __all__ = [
     "EXPERIMENT_NAMES", "Table", "load", "cells", "estimates", "present", "RULES", "CLAIM_RULES", "ClaimRule", "scale_label", "tables_dir", "save_experiment",
     "load_experiment", "available", "summarize_examples", "table7", "table7_readings", "ablation", "defences", "table8", "table9", "transfer_matrices",
-    "main_table", "verdicts", "victim_cards", "rts_cards", "scale_text", "card_table", "verdicts_markdown",
+    "main_table", "verdicts", "victim_cards", "rts_cards", "scale_text", "card_table", "claim_tests",
     "attack_times", "build_speedup", "confidence_profile", "budget_table", "budget_sentences", "l1_ratios", "iteration_budgets",
     "LEVEL_OFF", "PAPER_ROW", "run_chapter", "ChapterRun", "LABEL", "VICTIMS", "INTERPRETERS",
 ]
