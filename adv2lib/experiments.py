@@ -97,11 +97,12 @@ class ExperimentResult:
       target; equals ``l1_benign`` in ``main``), ``iou_benign_XX`` / ``iou_target_XX``
       (IoU test at k = XX %), ``iou_benign_mean`` / ``iou_target_mean`` (mean over k),
       ``seconds`` / ``cpu_seconds`` (attack wall / process-CPU time per image). Transfer
-      rows have ``source`` and ``target`` (interpreters; source ``pgd`` for the PGD row)
-      instead of ``interpreter``/``attack``.
+      rows: ``interpreter`` is the one explaining the input, ``attack`` "pgd" or "adv2" and
+      ``source_interpreter`` the interpreter ADV2 attacked. The columns are those of
+      :mod:`adv2lib.rows`; each experiment's own are described with its ``run_*`` function.
     * ``iou`` -- long form of the IoU columns: ..., ``reference`` ("benign"/"target"),
       ``k``, ``iou``.
-    * ``summary`` -- per (victim, interpreter, attack): ``n``, ``asr``, ``mc``, mean and std
+    * ``summary`` -- per (victim, interpreter, attack, and the typed columns of :data:`GROUPS`): ``n``, ``asr``, ``mc``, mean and std
       of the L1 columns and the mean IoU, map metrics over successful examples
       (:func:`adv2lib.metrics.summarize`).
     * ``matrix`` -- transfer only: source x target mean L1 to the benign map
@@ -720,9 +721,9 @@ CONFIDENCE_LEVELS = (0.8, 0.9, 0.95, 0.99)
 
 def _confidence(spec, engine=None, levels=CONFIDENCE_LEVELS) -> ExperimentResult:
     """What a confident attacker pays: for each interpreter, (a) the argmax-only attack, with
-    the selection rule recorded at every level in the same run (rows ``select@<c>``), and (b)
-    the attack that holds each level while it optimises the map (rows ``hold@<c>``,
-    :func:`~adv2lib.attacks.config.require_confidence`)."""
+    the selection rule recorded at every level in the same run (``rule = "select"``,
+    ``record = "level"``), and (b) the attack that holds each level while it optimises the map
+    (``rule = "hold"``, :func:`~adv2lib.attacks.config.require_confidence`)."""
     start = time.perf_counter()
     levels = tuple(sorted(float(c) for c in levels))
     if not levels or any(not 0 < c < 1 for c in levels):
@@ -933,7 +934,7 @@ def _robustness(spec, engine=None, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTOR
 #: Held-out clean images on which the detector's threshold is set (5% false positives).
 CALIBRATION_IMAGES = {"full": 100, "smoke": 8}
 #: Images attacked by the adaptive ADV2 (the first of the selection).
-ADAPTIVE_IMAGES = 20
+ADAPTIVE_IMAGES = 50
 
 
 def _sub_batches(n: int, size: int):
@@ -1116,10 +1117,15 @@ _SPEC_ARGUMENTS = [p for name, p in inspect.signature(ExperimentSpec.make).param
                    if name not in ("cls", "experiment")]
 
 
-def _entry(experiment: str, doc: str, defaults: dict | None = None, **options):
-    """The public ``run_<experiment>`` function: :meth:`ExperimentSpec.make`'s arguments (with
-    ``defaults`` replacing some of their defaults), then ``engine`` and the experiment's
-    ``options``; it builds the spec and calls :func:`run`."""
+def _entry(experiment: str, defaults: dict | None = None, **options):
+    """A decorator: the public ``run_<experiment>`` function, with the decorated stub's docstring
+    (a docstring, so editing it keeps the stored results: :func:`adv2lib.fingerprint.code`), and
+    :meth:`ExperimentSpec.make`'s arguments (with ``defaults`` replacing some of their defaults),
+    then ``engine`` and the experiment's ``options``; it builds the spec and calls :func:`run`."""
+    return lambda stub: _entry_function(experiment, stub.__doc__, defaults, **options)
+
+
+def _entry_function(experiment: str, doc: str, defaults: dict | None = None, **options):
     params = [p.replace(default=(defaults or {}).get(p.name, p.default)) for p in _SPEC_ARGUMENTS]
     params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
                for name, default in {"engine": None, **options}.items()]
@@ -1138,67 +1144,86 @@ def _entry(experiment: str, doc: str, defaults: dict | None = None, **options):
     return entry
 
 
-run_main = _entry("main", """PGD vs ADV2 against each interpreter, benign-map target (the paper's main tables).
+@_entry("main")
+def run_main():
+    """PGD vs ADV2 against each interpreter, benign-map target (the paper's main tables).
 
     Per interpreter and image: the PGD example's map and the ADV2 example's map (both for
     ``ct``, by the real interpreter) are compared with the benign map (for the true class).
     ``examples`` holds ``attack`` in {"pgd", "adv2"}; ``summary`` gives ASR, MC, mean L1 to the
     benign map and mean IoU per (interpreter, attack). See :class:`ExperimentResult`.
-    """)
-run_patch = _entry("patch", """ADV2 towards random patch/shape maps (paper Table 7 and its IoU figure).
+    """
+@_entry("patch", targets="shapes")
+def run_patch():
+    """ADV2 towards random patch/shape maps (paper Table 7 and its IoU figure).
 
     ``targets="shapes"`` (default): the official generator, circles and rotated rectangles
     (seed ``777 + seed``); ``"patches"``: axis-aligned rectangles. ``n_images`` targets are
     drawn; each is paired with the selected benign image whose map is farthest from it, each
     image at most 3 times (official pairing). Rows give ``l1_target`` (Δt), ``l1_benign`` (Δb)
     and the IoU w.r.t. both, for ADV2 and -- as a reference -- for the shared PGD examples.
-    """, targets="shapes")
-run_random_class = _entry("random_class", """ADV2 towards another class's interpretation (paper Table 8).
+    """
+@_entry("random_class")
+def run_random_class():
+    """ADV2 towards another class's interpretation (paper Table 8).
 
     For each attacked image (prediction target ``ct``), the interpretation target is the map,
     for its own class ``c~t`` (``c~t`` not in {y, ct}), of a random correctly classified test
     image of class ``c~t`` drawn from a pool disjoint from the attacked images
     (:func:`adv2lib.targets.random_class_targets`). Rows: ASR, MC, ``l1_target``, IoU w.r.t.
     the target and the benign map, for ADV2 and for the shared PGD examples.
-    """)
-run_transfer = _entry("transfer", """Transferability across interpreters (paper Table 9): the ADV2 inputs of the main
+    """
+@_entry("transfer")
+def run_transfer():
+    """Transferability across interpreters (paper Table 9): the ADV2 inputs of the main
     experiment, built against interpreter A (rows; plus the shared PGD inputs, row ``pgd``),
     explained by interpreter B (columns) for ``ct``; entry = L1 to B's benign map.
 
     The adversarial inputs are *reused* from the main experiment's store (the main
     experiment runs first when they are missing). ``matrix`` is the full table, diagonal
     included (the diagonal equals the main experiment's ADV2 L1).
-    """)
-run_budget = _entry("budget", """ADV2 with a larger iteration budget: is the gap between our numbers and the paper's a budget gap?
+    """
+@_entry("budget", defaults={"interpreters": ("grad", "mask"), "n_images": 20}, factors=BUDGET_FACTORS)
+def run_budget():
+    """ADV2 with a larger iteration budget: is the gap between our numbers and the paper's a budget gap?
 
     The embedded presets run far fewer stage-2 iterations than the official code (GRAD 100 instead
     of 704, MASK 40 outer iterations instead of 1000). For each interpreter and ``factor`` this
     runs the main experiment's ADV2 (benign-map target, same images and target classes) with
     ``scale_budget(preset, factor)`` (:func:`~adv2lib.attacks.scale_budget`): ``factor`` times the stage-2
-    iterations, same warm start and, for MASK, the same number of full-MASK snapshots. Rows are
-    labelled ``attack = "adv2 x<factor>"`` (column ``budget`` holds the factor and
-    ``stage2_steps`` the iterations); PGD rows (the shared PGD inputs' maps) are the reference.
+    iterations, same warm start and, for MASK, the same number of full-MASK snapshots. ADV2 rows
+    have ``attack = "adv2"``, ``budget`` (the factor) and ``stage2_steps`` (the iterations); PGD
+    rows (the shared PGD inputs' maps, ``budget`` missing) are the reference.
     Not an experiment of the paper.
-    """, defaults={"interpreters": ("grad", "mask"), "n_images": 20}, factors=BUDGET_FACTORS)
+    """
 
 
-run_confidence = _entry("confidence", """What a confident attacker pays (not an experiment of the paper).
+@_entry("confidence", defaults={"n_images": 20}, levels=CONFIDENCE_LEVELS)
+def run_confidence():
+    """What a confident attacker pays (not an experiment of the paper).
 
-    For each interpreter: the argmax-only ADV2 (the selection rule recorded at each of
-    ``levels`` in the same run: rows ``select@<c>``, ``success`` = some checked iterate
-    reached ``c``) and ADV2 holding ``p(ct) >= c`` while it optimises the map (rows
-    ``hold@<c>``), with PGD's rows as the reference. Column ``required`` holds the level.
-    """, defaults={"n_images": 20}, levels=CONFIDENCE_LEVELS)
-run_ablation = _entry("ablation", """Why GRAD and MASK resist: ablations (not an experiment of the paper).
+    For each interpreter: the argmax-only ADV2 (``rule = "select"``, ``level = 0``), with the
+    selection rule recorded at each of ``levels`` in the same run (rows ``record = "level"``,
+    ``level = c``, ``success`` = some checked iterate reached ``c``), and ADV2 holding
+    ``p(ct) >= c`` while it optimises the map (``rule = "hold"``, ``level = c``); the attacks'
+    own outputs have ``record = "returned"``. PGD's rows (no rule) are the reference.
+    """
+
+
+@_entry("ablation", defaults={"interpreters": ("grad", "mask"), "n_images": 50})
+def run_ablation():
+    """Ablations of the attacks on GRAD and MASK (not an experiment of the paper).
 
     Every paper interpreter's noise floor on clean images (rows ``attack = "floor"``), then,
-    for each interpreter asked for, the variants of :data:`ABLATIONS` (rows ``attack = "adv2
-    <variant>"``, column ``variant``), with PGD's rows where the metric's interpreter is the
+    for each interpreter asked for, the variants of :data:`ABLATIONS` (rows ``attack = "adv2"``,
+    column ``variant``), with PGD's rows where the metric's interpreter is the
     variant's own, and the probes each variant measures (:func:`~adv2lib.tasks.ablation_batch`).
-    """, defaults={"interpreters": ("grad", "mask"), "n_images": 50})
+    """
 
 
-run_robustness = _entry("robustness", """Disparate attack robustness (the paper's second observation on the prediction-interpretation gap).
+@_entry("robustness", defaults={"n_images": 40}, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTORS)
+def run_robustness():
+    """Disparate attack robustness (the paper's second observation on the prediction-interpretation gap).
 
     For each interpreter: ADV2 (benign-map target, the main experiment's images and target
     classes) at every L-inf budget of ``eps`` (units of 1/255; the sign step keeps its ratio to
@@ -1206,8 +1231,12 @@ run_robustness = _entry("robustness", """Disparate attack robustness (the paper'
     ``factors`` times the preset's stage-2 iterations with the preset's budget. PGD at the same
     L-inf budget is the reference (its rows carry the budget). Rows: ``eps_255``, ``budget``
     (iteration factor), ``stage2_steps``; ``summary`` groups by both.
-    """, defaults={"n_images": 8}, eps=ROBUSTNESS_EPS, factors=ROBUSTNESS_FACTORS)
-run_ensemble = _entry("ensemble", """Ensemble interpretation as a detector, and the adaptive ADV2 that targets it.
+    """
+
+
+@_entry("ensemble", adaptive_images=ADAPTIVE_IMAGES, calibration_images=None)
+def run_ensemble():
+    """Ensemble interpretation as a detector, and the adaptive ADV2 that targets it.
 
     The members are ``interpreters``. Each input is scored by how much the members' maps
     disagree (:func:`adv2lib.ensemble.disagreement`, both scores), flagged above the threshold
@@ -1216,12 +1245,19 @@ run_ensemble = _entry("ensemble", """Ensemble interpretation as a detector, and 
     inputs and each member's ADV2 inputs of the main experiment (their maps come from the
     transfer experiment's store), and adaptive ADV2 (:class:`~adv2lib.attacks.ensemble.EnsembleADV2`)
     against every member that can share a sign step (MASK cannot) on the first
-    ``adaptive_images`` images. ``examples``: detection rows (``kind = "detection"``: ensemble,
-    score kind, source, score, flagged) and attack rows (``kind`` "adaptive" or "single": the
-    main experiment's single-interpreter ADV2 on the same images); ``summary``: detection rate
-    and AUC per ensemble x score x source.
-    """, adaptive_images=ADAPTIVE_IMAGES, calibration_images=None)
-run_aid = _entry("aid", """Adversarial interpretation distillation: ADV2 against the RTS hardened by
+    ``adaptive_images`` images. ``examples``: detection rows (``kind = "detection"``:
+    ``ensemble`` "all" or "adaptive" (the members the adaptive attack attacks), ``score_kind``,
+    ``split``, the input scored as ``attack`` ("clean", "pgd", "adv2" with its
+    ``source_interpreter``, "adaptive"), ``score``, ``flagged``) and attack rows (``kind =
+    "attack"``: ``attack = "adaptive"``, one row per image and interpreter, ``attacked`` saying
+    whether the attack attacked it; ``attack = "adv2"``: the main experiment's single-interpreter
+    ADV2 on the same images); ``summary``: detection rate and AUC per ensemble x score x input.
+    """
+
+
+@_entry("aid", defaults={"interpreters": ("rts",)}, factors=AID_FACTORS)
+def run_aid():
+    """Adversarial interpretation distillation: ADV2 against the RTS hardened by
     :func:`adv2lib.interpreters.rts_aid.train_aid` (weights ``rts_aid_<victim>.pt``).
 
     ADV2 that knows the RTS it attacks (benign-map target: the map of the RTS attacked),
@@ -1229,7 +1265,7 @@ run_aid = _entry("aid", """Adversarial interpretation distillation: ADV2 against
     ``factors`` times the preset's iteration budget, with PGD rows under each; plus the
     deletion test of both RTS networks on the clean images (rows ``attack = "deletion"``).
     Column ``rts``: "original" or "AID".
-    """, defaults={"interpreters": ("rts",)}, factors=AID_FACTORS)
+    """
 
 
 #: The experiments of the paper (``experiment all``).
