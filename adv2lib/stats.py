@@ -38,7 +38,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["Interval", "mean", "paired", "rate", "decide", "RESAMPLES", "LEVEL", "SEED", "HOLDS", "FAILS",
-           "INCONCLUSIVE", "METHOD"]
+           "INCONCLUSIVE", "METHOD", "MIN_BOOTSTRAP_N"]
 
 #: Bootstrap resamples per interval.
 RESAMPLES = 2000
@@ -46,6 +46,10 @@ RESAMPLES = 2000
 LEVEL = 0.95
 #: Seed of the bootstrap's generator, fresh at every call.
 SEED = 0
+#: Fewest images on which a bootstrap interval may decide a verdict: with fewer, the percentile
+#: bootstrap's intervals are too narrow (two images have three distinct resamples), so
+#: :func:`decide` says "inconclusive". Wilson intervals are valid at any n.
+MIN_BOOTSTRAP_N = 10
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 #: One sentence for captions and the Method chapter.
 METHOD = (f"95% intervals: percentile bootstrap over images ({RESAMPLES:,} resamples, seeded) for means, "
@@ -61,6 +65,7 @@ class Interval:
     lo: float
     hi: float
     n: int
+    method: str = "bootstrap"
 
     @property
     def defined(self) -> bool:
@@ -100,7 +105,7 @@ def mean(values) -> Interval:
     """Mean of the finite ``values`` with its bootstrap interval over them.
 
     >>> mean([1.0, 1.0, float("nan")])
-    Interval(estimate=1.0, lo=1.0, hi=1.0, n=2)
+    Interval(estimate=1.0, lo=1.0, hi=1.0, n=2, method='bootstrap')
     """
     v = _finite(values)
     if len(v) == 0:
@@ -160,7 +165,7 @@ def rate(successes: Sequence[bool] | None = None, *, k: int | None = None, n: in
     from scipy.stats import binomtest
 
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=LEVEL, method="wilson")
-    return Interval(k / n, float(ci.low), float(ci.high), int(n))
+    return Interval(k / n, float(ci.low), float(ci.high), int(n), "wilson")
 
 
 def decide(interval: Interval, bar: float, side: str) -> str:
@@ -169,7 +174,7 @@ def decide(interval: Interval, bar: float, side: str) -> str:
 
     **holds** when the whole interval lies on the claim's side, **does not hold** when the
     whole interval lies on the other side, **inconclusive at n = ...** otherwise (and when
-    there is no interval).
+    there is no interval, or a bootstrap interval on fewer than :data:`MIN_BOOTSTRAP_N` images).
 
     >>> decide(Interval(0.4, 0.3, 0.45, 100), 0.5, "<=")
     'holds'
@@ -178,7 +183,8 @@ def decide(interval: Interval, bar: float, side: str) -> str:
     """
     if side not in (">=", "<=", ">", "<"):
         raise ValueError(f"side must be one of >=, <=, >, <; got {side!r}")
-    if not interval.defined or not (math.isfinite(interval.lo) and math.isfinite(interval.hi)):
+    if (not interval.defined or not (math.isfinite(interval.lo) and math.isfinite(interval.hi))
+            or (interval.method == "bootstrap" and interval.n < MIN_BOOTSTRAP_N)):
         return f"{INCONCLUSIVE} at n = {interval.n}"
     if side in (">=", ">"):
         if interval.lo >= bar if side == ">=" else interval.lo > bar:

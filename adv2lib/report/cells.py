@@ -14,12 +14,15 @@ one tidy frame (:func:`judge`), which :mod:`.claims` combines:
   when every cell is, and holds **partly** otherwise, with the counts (:func:`claim_verdict`).
 
 A bar names its source: a number of the paper (table and reading), or "our bar" with a reason;
-for our bars the verdict is also given with the bar moved by -20 % and +20 % (:data:`SHIFTS`).
+for our bars the verdict is also given with the bar 20 % stricter and 20 % looser (:data:`SHIFT`):
+moved by a fifth of its size against or toward the claim, or, for a bar on a probability that the
+claim wants high (``bounded``), by a fifth of its distance to 1, so that a bar of 0.9 becomes 0.92
+and 0.88, never 1.08.
 
 >>> from adv2lib.stats import Interval
 >>> bar = Bar(0.5, "<=", "our bar: the paper's 'much closer' read as at most half of PGD's distance")
 >>> row = judge("l1", {"victim": "resnet", "interpreter": "cam"}, "L1 ADV2 / PGD", Interval(0.4, 0.3, 0.45, 100), bar)
->>> row["verdict"], row["verdict at -20%"], row["verdict at +20%"]
+>>> row["verdict"], row[STRICTER], row[LOOSER]
 ('holds', 'inconclusive at n = 100', 'holds')
 """
 from __future__ import annotations
@@ -31,10 +34,11 @@ import pandas as pd
 
 from .. import stats
 
-__all__ = ["Bar", "SHIFTS", "judge", "combine", "claim_verdict", "CELL_KEYS"]
+__all__ = ["Bar", "SHIFT", "STRICTER", "LOOSER", "judge", "combine", "claim_verdict", "cell_verdicts", "CELL_KEYS"]
 
-#: The sensitivity of a verdict to one of our bars: the bar moved by these factors.
-SHIFTS = (0.8, 1.2)
+#: The sensitivity of a verdict to one of our bars: the bar moved by this fraction either way.
+SHIFT = 0.2
+STRICTER, LOOSER = "verdict, bar 20% stricter", "verdict, bar 20% looser"
 #: The columns that name a cell (those a test row has).
 CELL_KEYS = ("victim", "interpreter", "source_interpreter", "column")
 
@@ -47,17 +51,18 @@ class Bar:
     value: float
     side: str
     source: str
+    bounded: bool = False
 
     @property
     def ours(self) -> bool:
         return self.source.lower().startswith("our bar")
 
-    def moved(self, factor: float) -> "Bar":
-        return Bar(self.value * factor, self.side, self.source)
-
-
-def _shift_name(factor: float) -> str:
-    return f"verdict at {round((factor - 1) * 100):+d}%"
+    def moved(self, stricter: bool) -> "Bar":
+        """The bar moved by :data:`SHIFT` against the claim (``stricter``) or toward it."""
+        room = (1.0 - self.value) if self.bounded and self.side in (">=", ">") else abs(self.value)
+        step = SHIFT * room * (1 if stricter else -1)
+        return Bar(self.value + step if self.side in (">=", ">") else self.value - step, self.side, self.source,
+                   self.bounded)
 
 
 def judge(claim: str, where: dict, statistic: str, interval: stats.Interval, bar: Bar) -> dict:
@@ -67,8 +72,8 @@ def judge(claim: str, where: dict, statistic: str, interval: stats.Interval, bar
     row = {"claim": claim, **where, "statistic": statistic, "estimate": interval.estimate, "lo": interval.lo,
            "hi": interval.hi, "n": interval.n, "side": bar.side, "bar": bar.value, "bar source": bar.source,
            "ours": bar.ours, "verdict": stats.decide(interval, bar.value, bar.side)}
-    for f in SHIFTS:
-        row[_shift_name(f)] = stats.decide(interval, bar.moved(f).value, bar.side) if bar.ours else ""
+    for name, stricter in ((STRICTER, True), (LOOSER, False)):
+        row[name] = stats.decide(interval, bar.moved(stricter).value, bar.side) if bar.ours else ""
     return row
 
 
