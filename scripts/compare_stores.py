@@ -1,10 +1,12 @@
 """Compare two results stores batch by batch: the same runs, rows and tensors.
 
-    python scripts/compare_stores.py STORE_A STORE_B [--ignore-code] [--atol 0]
+    python scripts/compare_stores.py STORE_A STORE_B [--ignore-code] [--ignore-version] [--atol 0]
 
 Runs are matched by their key (the run directory); with ``--ignore-code`` by the key with the
 library-code hash left out, so that the stores of two versions of the library can be compared
-(the code hash is part of every key by design). Rows are compared column by column, the
+(the code hash is part of every key by design); ``--ignore-version`` also leaves out the
+experiment version (bumped when the rows' schema changes: then the numeric columns the two
+versions share are compared, and the label columns that changed are listed). Rows are compared column by column, the
 timing columns (``seconds``, ``cpu_seconds``) left out; tensors with ``torch.equal`` (or within
 ``--atol``). Prints one line per differing batch and a summary; exits 1 when anything differs.
 """
@@ -23,13 +25,15 @@ from adv2lib.store import ResultsStore, params_hash
 TIMING = ("seconds", "cpu_seconds")
 
 
-def runs(root: Path, ignore_code: bool) -> dict:
+def runs(root: Path, ignore_code: bool, ignore_version: bool = False) -> dict:
     out = {}
     for manifest in root.glob("*/*/*/*/*/*/manifest.json"):
         info = json.loads(manifest.read_text())
         params = dict(info["params"])
         if ignore_code:
             params.pop("code", None)
+        if ignore_version:
+            params.pop("version", None)
         ident = (info["experiment"], info["profile"], info["victim"], info["interpreter"], info["attack"],
                  info["seed"], params_hash(params))
         out[ident] = manifest.parent
@@ -76,9 +80,10 @@ def main(argv=None) -> int:
     parser.add_argument("a", type=Path)
     parser.add_argument("b", type=Path)
     parser.add_argument("--ignore-code", action="store_true")
+    parser.add_argument("--ignore-version", action="store_true")
     parser.add_argument("--atol", type=float, default=0.0)
     args = parser.parse_args(argv)
-    ra, rb = runs(args.a, args.ignore_code), runs(args.b, args.ignore_code)
+    ra, rb = runs(args.a, args.ignore_code, args.ignore_version), runs(args.b, args.ignore_code, args.ignore_version)
     only_a, only_b = sorted(set(ra) - set(rb)), sorted(set(rb) - set(ra))
     for ident in only_a:
         print(f"only in {args.a}: {'/'.join(map(str, ident))}")

@@ -1,0 +1,104 @@
+"""The Reproduce chapter's tables: this build's run times, the speed-up against a recorded build,
+the attack cost stored with every result, the hardware and the versions.
+
+Each function returns ``(table, caption)``: a pandas Styler (or ``None`` when there is nothing to
+show) and the caption sentence, so that a notebook cell is one call,
+``present.show(*reproduce.build_times(profile, smoke))``.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from .. import paths, runner, utils
+from .present import TableSpec, styled
+from .tables import attack_times, build_speedup
+
+__all__ = ["timings", "build_times", "speedup", "attack_cost", "hardware", "versions"]
+
+
+def timings(profile: str, smoke: bool) -> dict:
+    """The runner's record of this scale's last build (per-notebook times, hardware)."""
+    path = runner.timings_path(runner.Scale(profile, smoke))
+    return json.loads(path.read_text()) if path.is_file() else {"notebooks": [], "hardware": runner.hardware()}
+
+
+def build_times(profile: str, smoke: bool):
+    """Per notebook: wall time, the kernel's and the machine's CPU time, new result batches."""
+    t = timings(profile, smoke)
+    frame = pd.DataFrame([{"notebook": n["name"], "wall s": n["seconds"], "kernel CPU s": n.get("cpu_seconds"),
+                           "machine CPU s": n.get("machine_cpu_seconds"), "new batches": n.get("computed_batches"),
+                           "finished (UTC)": n["finished_at"]} for n in t["notebooks"]])
+    if frame.empty:
+        return None, "No timings recorded yet."
+    engine = ", ".join(sorted({str(n["engine"]) for n in t["notebooks"] if n.get("engine")})) or "not recorded"
+    table = styled(frame, TableSpec(list(frame.columns), formats={"wall s": "{:.1f}", "kernel CPU s": "{:.1f}",
+                                                                 "machine CPU s": "{:.1f}", "new batches": "{:.0f}"}))
+    text = (f"**Run time of each notebook** at scale `{t.get('scale')}` (device `{t.get('device')}`), as the runner "
+            f"measured it when it last executed it: wall time; the CPU time (user + system, all cores) of the "
+            f"notebook's kernel, which leaves out the Ray engine's workers; and the CPU time the whole machine spent "
+            f"while the notebook ran (`/proc/stat`), which counts the workers and anything else running. Engine: "
+            f"`{engine}`. Total wall time {frame['wall s'].sum() / 60:.1f} min, not counting this chapter and the "
+            f"site build. *New batches* counts the batches of attack results the notebook computed; a notebook "
+            f"with none only loaded stored results, so its time is not its experiment's cost (the attack-cost "
+            f"table below is). These are single measurements, not estimates over images: no interval.")
+    return table, text
+
+
+def speedup(profile: str, smoke: bool):
+    """This build beside the recorded one in ``book/baselines/`` (wall-time ratio per notebook)."""
+    t = timings(profile, smoke)
+    path, baseline = runner.baseline_timings(runner.Scale(profile, smoke))
+    frame = build_speedup(t, baseline) if baseline else pd.DataFrame()
+    if frame.empty:
+        return None, ("No earlier build is recorded at this scale (`book/baselines/`), so there is nothing to "
+                      "compare with.")
+    formats = {c: "{:.1f}" for c in frame.columns if c.endswith(" s")} | {"speed-up (wall)": "{:.2f}x"}
+    hw_then, hw_now = baseline.get("hardware", {}), t.get("hardware", {})
+    text = (f"**This build against the build at commit `{baseline.get('commit')}`** (`{path.name}`): wall and "
+            f"kernel CPU seconds of each notebook and the wall-time speed-up (compare wall times: the kernel's "
+            f"CPU time leaves out the Ray engine's workers). {baseline.get('note', '')} Hardware then: "
+            f"{hw_then.get('cpu')}, {hw_then.get('cpu_count')} cores; now: {hw_now.get('cpu')}, "
+            f"{hw_now.get('cpu_count')} cores; memory allocator then: "
+            f"{hw_then.get('allocator', 'the C library defaults (not recorded)')}, now: "
+            f"{hw_now.get('allocator', 'not recorded')}. A notebook that only loaded stored results has no speed-up.")
+    return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
+
+
+def attack_cost(profile: str, smoke: bool, results_dir=None):
+    """Attack time per image of each experiment, victim and attack, as stored with the results."""
+    from .files import available, load
+
+    tables = {name: load(name, profile, smoke, results_dir).rows for name in available(profile, smoke, results_dir)}
+    frame = attack_times(tables)
+    if frame.empty:
+        return None, "No experiment results at this scale yet."
+    formats = {"wall s / image": "{:.2f}", "CPU s / image": "{:.2f}", "wall min (total)": "{:.1f}"}
+    text = (f"**Attack time per image** for each experiment, victim and attack, as recorded when the attack ran "
+            f"(wall and process-CPU seconds of the batched attack call, divided by the batch size). PGD is the "
+            f"shared baseline, run once per victim. Not included: benign maps, target maps, the maps of the PGD "
+            f"inputs and the transfer experiment, which only re-interprets stored inputs. Sum of the wall times: "
+            f"{frame['wall min (total)'].sum():.1f} min.")
+    return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
+
+
+def hardware(profile: str, smoke: bool):
+    """The machine the timings were measured on."""
+    hw = timings(profile, smoke).get("hardware", {})
+    frame = pd.DataFrame({"hardware": list(hw.keys()), "value": [str(v) for v in hw.values()]})
+    return styled(frame, TableSpec(["hardware", "value"])), ""
+
+
+def versions():
+    """Key packages: pinned (``requirements-lock.txt``) and this build's."""
+    lock = paths.root() / "requirements-lock.txt"
+    pins = dict(line.split("==", 1) for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    key = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "seaborn", "captum", "papermill",
+           "jupyter-book", "sphinx", "myst-nb"]
+    frame = pd.DataFrame([{"package": k, "pinned (requirements-lock.txt)": pins.get(k, pins.get(k.capitalize(), "–")),
+                           "this build": utils.versions().get(k, "")} for k in key])
+    return styled(frame, TableSpec(list(frame.columns))), ("Key packages: the pinned versions the published build "
+                                                           "used, and the versions this build ran with (for the "
+                                                           "library's own dependencies). The full list is in "
+                                                           "`requirements-lock.txt`.")
