@@ -26,8 +26,10 @@ from ..names import INTERPRETERS
 from . import defences
 from .cells import LOOSER, STRICTER, Bar, cell_verdicts, claim_verdict, judge
 from .estimates import estimates, interval_of, paired_rate, paired_ratio, successful
+from .tables import paper_l1_ratios
 
-__all__ = ["ClaimRule", "CLAIM_RULES", "RULES", "claim_tests", "verdicts", "BARS", "table9_ratios"]
+__all__ = ["ClaimRule", "CLAIM_RULES", "RULES", "claim_tests", "verdicts", "BARS", "verdict_table", "evidence_table",
+           "bar_sources"]
 
 
 def _ordered_interpreters(rows: pd.DataFrame, column: str = "interpreter") -> list[str]:
@@ -40,13 +42,6 @@ def _cells(rows: pd.DataFrame):
     for v in dict.fromkeys(rows["victim"]):
         for i in _ordered_interpreters(rows[rows["victim"] == v]):
             yield v, i, rows[(rows["victim"] == v) & (rows["interpreter"] == i)]
-
-
-def table9_ratios() -> dict:
-    """The paper's Table 9 diagonal over its PGD row, per interpreter (a reading of the paper's
-    numbers, not a measurement): the nearest the recovered text comes to the main L1 table."""
-    values = paper.TABLE9["values"]
-    return {i: values[i][i] / values["pgd"][i] for i in paper.TABLE9["columns"]}
 
 
 def _numbers(values: dict, fmt: str = "{:.2f}") -> str:
@@ -62,8 +57,10 @@ BARS = {
     "effective_mc": Bar(0.9, ">=", f"our bar: the paper reports MC {_numbers(paper.TABLE8['mc'])} for ADV2 (Table 8, "
                                    f"GRAD / CAM / MASK / RTS); 'close to 1' read as at least 0.9", bounded=True),
     "l1": Bar(0.5, "<=", "our bar: 'much closer' read as at most half of PGD's distance on the same images; the "
-                         f"paper's Table 9 diagonal over its PGD row gives {_numbers(table9_ratios())} (GRAD / CAM / "
-                         "MASK / RTS, approximate CAM and MASK order; the Table 7 readings do not enter)"),
+                         f"paper's Table 9 diagonal over its PGD row gives {_numbers(paper_l1_ratios('B'))} (GRAD / "
+                         "CAM / MASK / RTS) under reading B of its CAM and MASK cells, all below the bar, but "
+                         f"{_numbers(paper_l1_ratios('A'))} under reading A: the paper's own numbers meet this "
+                         "bar only under reading B"),
     "iou_level": Bar(0.5, ">=", "our bar: 'overlap strongly' read as a mean IoU with the benign map of at least 0.5 "
                                 "(the paper's IoU numbers were not recovered)"),
     "iou_pgd": Bar(0.0, ">", "the claim itself: ADV2's IoU with the benign map above PGD's on the same images"),
