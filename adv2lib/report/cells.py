@@ -81,32 +81,32 @@ def _kind(verdict: str) -> str:
     return "inconclusive" if verdict.startswith(stats.INCONCLUSIVE) else verdict
 
 
+def _inconclusive(verdicts: list[str]) -> str:
+    """The verdict of inconclusive ones: "inconclusive at n = N" when they agree on N."""
+    found = [v for v in verdicts if _kind(v) == "inconclusive"]
+    return found[0] if len(set(found)) == 1 else stats.INCONCLUSIVE
+
+
 def combine(verdicts: Iterable[str]) -> str:
-    """A cell's verdict from its tests' verdicts."""
-    verdicts = list(verdicts)
-    if not verdicts:
-        return "not tested"
-    kinds = [_kind(v) for v in verdicts]
-    if all(k == stats.HOLDS for k in kinds):
-        return stats.HOLDS
-    if any(k == stats.FAILS for k in kinds):
-        return stats.FAILS
-    n = [v for v in verdicts if _kind(v) == "inconclusive"]
-    return n[0] if len(set(n)) == 1 else stats.INCONCLUSIVE
+    """A cell's verdict from its tests' verdicts: holds when all hold, does not hold when one does not."""
+    return _aggregate(list(verdicts), any_fails=True)
 
 
 def claim_verdict(cell_verdicts: Iterable[str]) -> str:
     """A claim's verdict from its cells' verdicts (see the module docstring)."""
-    verdicts = list(cell_verdicts)
+    return _aggregate(list(cell_verdicts), any_fails=False)
+
+
+def _aggregate(verdicts: list[str], any_fails: bool) -> str:
     if not verdicts:
         return "not tested"
     kinds = [_kind(v) for v in verdicts]
     if all(k == stats.HOLDS for k in kinds):
         return stats.HOLDS
-    if all(k == stats.FAILS for k in kinds):
+    if (any if any_fails else all)(k == stats.FAILS for k in kinds):
         return stats.FAILS
-    if all(k == "inconclusive" for k in kinds):
-        return verdicts[0] if len(set(verdicts)) == 1 else stats.INCONCLUSIVE
+    if any_fails or all(k == "inconclusive" for k in kinds):
+        return _inconclusive(verdicts)
     h, f, i = (sum(k == x for k in kinds) for x in (stats.HOLDS, stats.FAILS, "inconclusive"))
     return f"partly ({h} of {len(kinds)} cells hold, {f} do not, {i} inconclusive)"
 

@@ -13,7 +13,8 @@ from ..errors import ResultsNotFoundError
 from . import claims
 from .files import Table, load
 
-__all__ = ["EXPERIMENTS", "load_all", "sources", "show_evidence", "verdict_counts", "magnitudes"]
+__all__ = ["EXPERIMENTS", "load_all", "sources", "show_evidence", "verdict_counts", "magnitudes", "bar_table",
+           "interventions"]
 
 #: Every experiment the comparison chapter reads, in book order.
 EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget", "confidence", "ablation", "robustness",
@@ -77,7 +78,7 @@ def magnitudes(tables: dict[str, Table]) -> dict:
     our ResNet's mean exceeds, as counts, for the chapter's prose (glued)."""
     from .. import paper_numbers as paper
 
-    out = {}
+    out = {"table9_larger": "n/a", "table9_cells": "n/a", "table7_larger": "n/a", "table7_cells": "n/a"}
     if "transfer" in tables:
         rows_ = tables["transfer"].rows
         rows_ = rows_[(rows_["victim"] == "resnet") & rows_["success"].astype(bool)]
@@ -85,7 +86,7 @@ def magnitudes(tables: dict[str, Table]) -> dict:
         means = rows_.assign(source=src).groupby(["source", "interpreter"])["l1_benign"].mean()
         values = paper.TABLE9["values"]
         cells = [(s, t) for s in values for t in values[s] if (s, t) in means.index]
-        out["table9_larger"] = sum(means[(s, t)] > values[s][t] for s, t in cells)
+        out["table9_larger"] = int(sum(means[(s, t)] > values[s][t] for s, t in cells))
         out["table9_cells"] = len(cells)
     if "patch" in tables:
         rows_ = tables["patch"].rows
@@ -99,5 +100,40 @@ def magnitudes(tables: dict[str, Table]) -> dict:
                     if i in means.index:
                         larger += means.loc[i, column] > v
                         total += 1
-        out["table7_larger"], out["table7_cells"] = larger, total
+        out["table7_larger"], out["table7_cells"] = int(larger), total
     return out
+
+
+def bar_table(tests: pd.DataFrame):
+    """Every bar the verdicts use, once (pandas Styler)."""
+    from .present import TableSpec, styled
+
+    bars = claims.bar_sources(tests)
+    symbol = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+    bars = bars.assign(bar=[f"{symbol.get(s, s)} {b:g}" for s, b in zip(bars["side"], bars["bar"])])
+    return styled(bars, TableSpec(["claim", "statistic", "bar", "bar source"]))
+
+
+def interventions(rows: dict, tests: pd.DataFrame):
+    """``(table, caption)``: for the main experiment's L1 and IoU cells that do not hold, the
+    interventions measured on the same victim, interpreter and images (the confidence and ablation
+    chapters: :func:`adv2lib.report.ablation.measured_effects`). These are measurements of what the
+    intervention changes in that cell, not causes attached to other experiments' cells."""
+    from . import ablation
+    from .present import TableSpec, styled
+
+    if "confidence" not in rows and "ablation" not in rows:
+        return None, "*The confidence and ablation chapters have not been run at this scale.*"
+    effects = ablation.measured_effects(rows.get("confidence"), rows.get("ablation"))
+    failing = claims.cell_verdicts(tests[tests["claim"].isin(["l1", "iou"])]) if len(tests) else pd.DataFrame()
+    if failing.empty or effects is None or effects.empty:
+        return None, "*No intervention was measured on a failing cell.*"
+    failing = failing[failing["verdict"] != "holds"][["victim", "interpreter"]].drop_duplicates()
+    mine = effects.merge(failing, on=["victim", "interpreter"])
+    if mine.empty:
+        return None, "*No intervention was measured on a cell of the L1 or IoU claims that does not hold.*"
+    return styled(mine, TableSpec(list(mine.columns))), (
+        "**Interventions measured on the cells of the L1 and IoU claims that do not hold** (same victim, interpreter "
+        "and images as the main experiment; the confidence and ablation chapters): ADV2's L1 ratio to PGD before "
+        "and after each intervention with 95% intervals, the paired change and its verdict against our bar. They "
+        "say what each intervention changes in that cell; they are not attached to other experiments' cells.")

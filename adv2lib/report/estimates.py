@@ -88,6 +88,28 @@ def _values(rows: pd.DataFrame, metric: str, on: Sequence[str]) -> pd.Series:
     return pd.Series(v.to_numpy(dtype=float), index=pd.MultiIndex.from_frame(rows[list(on)]))
 
 
+def _select(rows: pd.DataFrame, where: dict) -> pd.DataFrame:
+    return rows[np.logical_and.reduce([rows[k] == v for k, v in where.items()])]
+
+
+def _pairs(rows, by, metric, a, b, on, a_rows=None, b_rows=None):
+    """Per group of ``by`` of the ``a`` rows: ``(key, a values, b values)``, the ``metric`` of successful
+    rows (NaN otherwise) of the same images (matched on ``on``), ``b`` taken from the rows with the same
+    values of the ``by`` columns that are not ``a``'s or ``b``'s own selectors."""
+    a = {"attack": "adv2"} if a is None else a
+    b = {"attack": "pgd"} if b is None else b
+    a_rows = _select(rows, a) if a_rows is None else a_rows
+    b_rows = _select(rows, b) if b_rows is None else b_rows
+    for key, group in _groups(a_rows, by):
+        match = b_rows
+        for col, val in key.items():
+            if col in match.columns and col not in a and col not in b:
+                match = match[(match[col] == val) | (pd.isna(val) & match[col].isna())]
+        va, vb = _values(group, metric, on), _values(match, metric, on)
+        vb = vb[~vb.index.duplicated()].reindex(va.index)
+        yield key, va.to_numpy(), vb.to_numpy()
+
+
 def paired_ratio(rows: pd.DataFrame, by: Sequence[str], metric: str = "l1_benign", a: dict | None = None,
                  b: dict | None = None, on: Sequence[str] = ("position",), kind: str = "ratio",
                  a_rows: pd.DataFrame | None = None, b_rows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -98,21 +120,9 @@ def paired_ratio(rows: pd.DataFrame, by: Sequence[str], metric: str = "l1_benign
     ``{"attack": "adv2"}``, ``{"attack": "pgd"}``); ``a_rows`` / ``b_rows`` give them directly
     (then ``by`` groups ``a_rows`` and each group is matched with the ``b_rows`` of the same key
     on the ``by`` columns ``b_rows`` has)."""
-    a = {"attack": "adv2"} if a is None else a
-    b = {"attack": "pgd"} if b is None else b
-    if a_rows is None:
-        a_rows = rows[np.logical_and.reduce([rows[k] == v for k, v in a.items()])]
-    if b_rows is None:
-        b_rows = rows[np.logical_and.reduce([rows[k] == v for k, v in b.items()])]
     out = []
-    for key, group in _groups(a_rows, by):
-        match = b_rows
-        for col, val in key.items():
-            if col in match.columns and col not in a and col not in b:
-                match = match[(match[col] == val) | (pd.isna(val) & match[col].isna())]
-        va, vb = _values(group, metric, on), _values(match, metric, on)
-        vb = vb[~vb.index.duplicated()].reindex(va.index)
-        iv = stats.paired(va.to_numpy(), vb.to_numpy(), kind)
+    for key, va, vb in _pairs(rows, by, metric, a, b, on, a_rows, b_rows):
+        iv = stats.paired(va, vb, kind)
         out.append({**key, "metric": f"{metric} {kind}", "estimate": iv.estimate, "lo": iv.lo, "hi": iv.hi, "n": iv.n})
     return pd.DataFrame(out)
 
@@ -121,20 +131,10 @@ def paired_rate(rows: pd.DataFrame, by: Sequence[str], metric: str = "l1_benign"
                 b: dict | None = None, on: Sequence[str] = ("position",)) -> pd.DataFrame:
     """Per group of ``by``: the share of images (where both are successful) on which ``metric``
     under ``a`` is below ``metric`` under ``b`` (default: ADV2's map closer than PGD's), Wilson."""
-    a = {"attack": "adv2"} if a is None else a
-    b = {"attack": "pgd"} if b is None else b
-    a_rows = rows[np.logical_and.reduce([rows[k] == v for k, v in a.items()])]
-    b_rows = rows[np.logical_and.reduce([rows[k] == v for k, v in b.items()])]
     out = []
-    for key, group in _groups(a_rows, by):
-        match = b_rows
-        for col, val in key.items():
-            if col in match.columns and col not in a and col not in b:
-                match = match[match[col] == val]
-        va, vb = _values(group, metric, on), _values(match, metric, on)
-        vb = vb[~vb.index.duplicated()].reindex(va.index)
-        both = np.isfinite(va.to_numpy()) & np.isfinite(vb.to_numpy())
-        iv = stats.rate((va.to_numpy() < vb.to_numpy())[both])
+    for key, va, vb in _pairs(rows, by, metric, a, b, on):
+        both = np.isfinite(va) & np.isfinite(vb)
+        iv = stats.rate((va < vb)[both])
         out.append({**key, "metric": f"{metric} closer", "estimate": iv.estimate, "lo": iv.lo, "hi": iv.hi,
                     "n": iv.n})
     return pd.DataFrame(out)
