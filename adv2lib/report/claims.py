@@ -324,7 +324,7 @@ def evidence_table(tests: pd.DataFrame, claim: str):
     pct = mine["statistic"].str.contains("ASR|share", regex=True)
     mine["95% interval"] = [interval_text(r.estimate, r.lo, r.hi, "{:.0%}" if p else "{:.3f}")
                             for r, p in zip(mine.itertuples(), pct)]
-    symbol = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+    symbol = {">=": "≥", "<=": "≤", ">": "above", "<": "below"}
     mine["bar"] = [f"{symbol[r.side]} {r.bar:.0%}" if p and r.bar != 0 else f"{symbol[r.side]} {r.bar:g}"
                    for r, p in zip(mine.itertuples(), pct)]
     columns = [c for c in ("victim", "interpreter", "source_interpreter") if c in mine and mine[c].notna().any()]

@@ -64,7 +64,7 @@ def show_evidence(tests: pd.DataFrame, verdicts: pd.DataFrame) -> None:
     from IPython.display import Markdown, display
 
     for _, row in verdicts.iterrows():
-        head = f"**{row['item']}: {row['verdict']}.** {row['claim (paper)']}\n\n*Criterion:* {row['criterion']}."
+        head = f"**{row['item']}: {row['verdict']}.** {row['claim (paper)']}\n\n*Criterion:* {row['criterion'].rstrip('.')}."
         if row["sensitivity"]:
             head += f" *With our bars 20% stricter / looser:* {row['sensitivity']}."
         display(Markdown(head))
@@ -109,7 +109,7 @@ def bar_table(tests: pd.DataFrame):
     from .present import TableSpec, styled
 
     bars = claims.bar_sources(tests)
-    symbol = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+    symbol = {">=": "≥", "<=": "≤", ">": "above", "<": "below"}
     bars = bars.assign(bar=[f"{symbol.get(s, s)} {b:g}" for s, b in zip(bars["side"], bars["bar"])])
     return styled(bars, TableSpec(["claim", "statistic", "bar", "bar source"]))
 

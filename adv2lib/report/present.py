@@ -144,7 +144,7 @@ def show(obj, text: str | None = None) -> None:
         Figure = ()
     if isinstance(obj, str):
         display(Markdown(obj))
-    else:
+    elif obj is not None:                   # None: nothing to show, only the caption (e.g. "not run yet")
         display(obj)
     if Figure and isinstance(obj, Figure):
         import matplotlib.pyplot as plt
