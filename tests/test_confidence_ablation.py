@@ -15,7 +15,7 @@ from adv2lib.attacks.config import (EMBEDDED_CONFIDENCE, ADV2Config, MaskADV2Con
 from adv2lib.errors import ConfigError
 from adv2lib.interpreters import CAM, GRAD, MASK
 from adv2lib.models import victim_weights_path
-from adv2lib.report import ablation, claims
+from adv2lib.report import ablation
 
 EPS = 0.1
 
@@ -141,59 +141,6 @@ def test_noise_floor_and_ablation_probes(victim, batch):
 
 
 # --------------------------------------------------------------------------- report
-
-def _ablation_rows():
-    rows = []
-    for var, l1 in (("preset", 0.6), ("fix", 0.35), ("nothing", 0.59)):
-        for pos in range(4):
-            rows.append({"victim": "resnet", "interpreter": "grad", "attack": f"adv2 {var}", "variant": var,
-                         "position": pos, "success": True, "confidence": 0.97, "l1_benign": l1, "seconds": 1.0})
-    for pos in range(4):
-        rows.append({"victim": "resnet", "interpreter": "grad", "attack": "pgd", "variant": "preset",
-                     "position": pos, "success": True, "confidence": 0.99, "l1_benign": 1.0, "seconds": 1.0})
-        rows.append({"victim": "resnet", "interpreter": "grad", "attack": "floor", "variant": np.nan,
-                     "position": pos, "success": np.nan, "l1_floor": 0.0, "iou_floor_mean": 1.0, "seeded": False})
-    return pd.DataFrame(rows)
-
-
-def test_ablation_table_verdicts():
-    t = ablation.ablation_table(_ablation_rows()).set_index("variant")
-    assert t.loc["preset", "L1 / PGD"] == pytest.approx(0.6)
-    assert t.loc["fix", "effect"] == "explains the gap"       # 0.60 -> 0.35 closes all of 0.60 - 0.5
-    assert t.loc["nothing", "effect"] == "no effect"
-    floor = ablation.floor_table(_ablation_rows())
-    assert floor["deterministic"].all() and floor["two runs"].iloc[0] == "the same call twice"
-
-
-def test_verdicts_name_the_measured_cause_of_failing_cells():
-    rows = []
-    for interp, l1 in (("grad", 0.7), ("cam", 0.3)):
-        for attack, value in (("adv2", l1), ("pgd", 1.0)):
-            rows.append({"victim": "resnet", "interpreter": interp, "attack": attack, "position": 0, "success": True,
-                         "confidence": 0.97, "l1_benign": value, "iou_benign_mean": 0.5})
-    table = claims.verdicts({"main": pd.DataFrame(rows)}, causes={"*": {"GRAD": "surrogate far from the exact map"}})
-    l1 = table[table["item"].str.contains("L1")].iloc[0]
-    assert l1["verdict"] == "partly"
-    assert l1["measured cause"] == "GRAD: surrogate far from the exact map"
-    assert "Measured causes" in claims.verdicts_markdown(table)
-
-
-def test_confidence_table_and_costs():
-    rows = []
-    for attack, rule, req, l1 in (("select@argmax", "select", 0.0, 0.3), ("select@0.97", "select", 0.97, 0.5),
-                                  ("hold@0.97", "hold", 0.97, 0.4), ("pgd", "select", 0.0, 1.0)):
-        for pos in range(3):
-            rows.append({"victim": "resnet", "interpreter": "cam", "attack": attack, "rule": rule, "required": req,
-                         "position": pos, "success": True, "confidence": 0.98, "l1_benign": l1,
-                         "iou_benign_mean": 0.4})
-    df = pd.DataFrame(rows)
-    costs = ablation.confidence_costs(df, 0.97)
-    assert costs[("ResNet", "CAM")] == (pytest.approx(0.3), pytest.approx(0.4))
-    assert "holding it during the attack 0.400" in ablation.confidence_sentences(ablation.confidence_table(df), 0.97)
-    causes = ablation.claim_causes(df, None, 0.97)
-    assert causes["*"]["CAM"].startswith("ResNet: holding p(ct) ≥ 0.97 moves the L1 ratio to PGD from 0.30")
-    assert "MC 0.98 argmax only" in causes["effective"]["CAM"]         # prediction claims cite the confidence
-
 
 @pytest.mark.skipif(not victim_weights_path("resnet").is_file(), reason="needs the trained embedded ResNet")
 def test_confidence_and_ablation_experiments_smoke(tmp_path):

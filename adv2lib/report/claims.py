@@ -316,7 +316,7 @@ def verdict_table(verdicts_: pd.DataFrame):
 def evidence_table(tests: pd.DataFrame, claim: str):
     """The tests of one claim: the cell, the statistic with its 95% interval, the bar and the verdict
     (and, for our bars, the verdicts at the moved bars), as a pandas Styler."""
-    from .present import TableSpec, interval_text, styled
+    from .present import SIDES, TableSpec, interval_text, styled
 
     mine = tests[tests["claim"] == claim].copy()
     if mine.empty:
@@ -324,8 +324,7 @@ def evidence_table(tests: pd.DataFrame, claim: str):
     pct = mine["statistic"].str.contains("ASR|share", regex=True)
     mine["95% interval"] = [interval_text(r.estimate, r.lo, r.hi, "{:.0%}" if p else "{:.3f}")
                             for r, p in zip(mine.itertuples(), pct)]
-    symbol = {">=": "≥", "<=": "≤", ">": "above", "<": "below"}
-    mine["bar"] = [f"{symbol[r.side]} {r.bar:.0%}" if p and r.bar != 0 else f"{symbol[r.side]} {r.bar:g}"
+    mine["bar"] = [f"{SIDES[r.side]} {r.bar:.0%}" if p and r.bar != 0 else f"{SIDES[r.side]} {r.bar:g}"
                    for r, p in zip(mine.itertuples(), pct)]
     columns = [c for c in ("victim", "interpreter", "source_interpreter") if c in mine and mine[c].notna().any()]
     shifted = [c for c in (STRICTER, LOOSER) if c in mine and (mine[c] != "").any()]

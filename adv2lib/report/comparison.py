@@ -106,11 +106,10 @@ def magnitudes(tables: dict[str, Table]) -> dict:
 
 def bar_table(tests: pd.DataFrame):
     """Every bar the verdicts use, once (pandas Styler)."""
-    from .present import TableSpec, styled
+    from .present import SIDES, TableSpec, styled
 
     bars = claims.bar_sources(tests)
-    symbol = {">=": "≥", "<=": "≤", ">": "above", "<": "below"}
-    bars = bars.assign(bar=[f"{symbol.get(s, s)} {b:g}" for s, b in zip(bars["side"], bars["bar"])])
+    bars = bars.assign(bar=[f"{SIDES.get(s, s)} {b:g}" for s, b in zip(bars["side"], bars["bar"])])
     return styled(bars, TableSpec(["claim", "statistic", "bar", "bar source"]))
 
 
@@ -132,7 +131,7 @@ def interventions(rows: dict, tests: pd.DataFrame):
     mine = effects.merge(failing, on=["victim", "interpreter"])
     if mine.empty:
         return None, "*No intervention was measured on a cell of the L1 or IoU claims that does not hold.*"
-    return styled(mine, TableSpec(list(mine.columns))), (
+    return ablation.effects_view(mine), (
         "**Interventions measured on the cells of the L1 and IoU claims that do not hold** (same victim, interpreter "
         "and images as the main experiment; the confidence and ablation chapters): ADV2's L1 ratio to PGD before "
         "and after each intervention with 95% intervals, the paired change and its verdict against our bar. They "

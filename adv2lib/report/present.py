@@ -52,6 +52,10 @@ VALUE_LABELS = {"select": "selection among iterates", "hold": "attack holds it",
                 "AID": "AID", "clean": "clean", "adaptive": "adaptive ADV2", "all": "all members"}
 
 
+#: How a bar's side reads in a table (no raw "<" in HTML).
+SIDES = {">=": "≥", "<=": "≤", ">": "above", "<": "below"}
+
+
 def label(value) -> str:
     """The display label of a raw value (a name, a number, a missing value)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -78,11 +82,13 @@ def wide(estimates: pd.DataFrame, index: Sequence[str], metrics: Sequence[str] |
     metrics = list(metrics) if metrics is not None else list(dict.fromkeys(estimates["metric"]))
     index = [c for c in index if c in estimates.columns]
     rows = []
-    keys = list(dict.fromkeys(map(tuple, estimates[index].astype(object).itertuples(index=False, name=None))))
+    # missing key values as None, so that the rows of one group (e.g. PGD's, without a variant) are one key
+    keys = list(dict.fromkeys(tuple(None if pd.isna(v) else v for v in key)
+                              for key in estimates[index].astype(object).itertuples(index=False, name=None)))
     for key in keys:
         sel = estimates
         for col, val in zip(index, key):
-            sel = sel[(sel[col] == val) | (sel[col].isna() & pd.isna(val))]
+            sel = sel[sel[col].isna()] if val is None else sel[sel[col] == val]
         row = {col: label(val) for col, val in zip(index, key)}
         for m in metrics:
             hit = sel[sel["metric"] == m]
