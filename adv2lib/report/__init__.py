@@ -15,13 +15,13 @@ produced them (``<experiment>.json``). The comparison chapter reads only those f
                        ``paper-results.md``), :func:`main_table` (our PGD-vs-ADV2 table),
                        :func:`attack_times`, :func:`confidence_profile`, :func:`l1_ratios`
 :mod:`.claims`         each qualitative claim of ``paper-spec.md`` section (g) with a verdict
-                       (holds / partly / does not hold / not tested), by the rules listed in
+                       judged with intervals (holds / does not hold / inconclusive / partly), by the rules in
                        :data:`CLAIM_RULES`
-:mod:`.budget`         the attack-budget chapter's table and sentences
-:mod:`.ablation`       the confidence trade-off and the ablations: tables, sentences and
-                       the measured causes the comparison chapter cites
+:mod:`.budget`         the attack-budget chapter's estimates and tests
+:mod:`.ablation`       the confidence trade-off and the ablations: estimates, tests and
+                       the measured effects of each intervention (:func:`~.ablation.measured_effects`)
 :mod:`.defences`       disparate robustness, the ensemble detector and its adaptive attack,
-                       AID: tables, sentences and the cells of their claims
+                       AID: estimates and the tests of their claims
 :mod:`.text`           :func:`scale_text`, the caption sentence of a run's scale
 :mod:`.cards`          the model cards of the victims and RTS networks
 :mod:`.chapter`        :func:`run_chapter`, the run-and-save step of every experiment chapter
@@ -30,7 +30,7 @@ produced them (``<experiment>.json``). The comparison chapter reads only those f
 from __future__ import annotations
 
 from ..names import INTERPRETERS, LABELS, VICTIMS
-from .budget import LEVEL_OFF, budget_sentences, budget_table, iteration_budgets
+from .budget import LEVEL_OFF, budget_table, budget_tests, iteration_budgets
 from .cards import card_table, rts_cards, victim_cards
 from .chapter import ChapterRun, run_chapter
 from .files import EXPERIMENT_NAMES, Table, available, load, load_experiment, save_experiment, scale_label, tables_dir
@@ -48,6 +48,6 @@ __all__ = [
     "EXPERIMENT_NAMES", "Table", "load", "cells", "estimates", "present", "RULES", "CLAIM_RULES", "ClaimRule", "scale_label", "tables_dir", "save_experiment",
     "load_experiment", "available", "summarize_examples", "table7", "table7_readings", "ablation", "defences", "table8", "table9", "transfer_matrices",
     "main_table", "verdicts", "victim_cards", "rts_cards", "scale_text", "card_table", "claim_tests",
-    "attack_times", "build_speedup", "confidence_profile", "budget_table", "budget_sentences", "l1_ratios", "iteration_budgets",
+    "attack_times", "build_speedup", "confidence_profile", "budget_table", "budget_tests", "l1_ratios", "iteration_budgets",
     "LEVEL_OFF", "PAPER_ROW", "run_chapter", "ChapterRun", "LABEL", "VICTIMS", "INTERPRETERS",
 ]
