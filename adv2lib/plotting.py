@@ -8,8 +8,7 @@ bilinearly only for display (:func:`adv2lib.interpreters.upsample_map`) and over
 image as JET heat maps, as the paper's figures do.
 
 >>> results = [run_main(victim=v, smoke=True) for v in ("resnet", "densenet")]   # doctest: +SKIP
->>> rate_table(combine(results, "summary"))                                      # doctest: +SKIP
->>> l1_bars(combine(results, "summary"))                                         # doctest: +SKIP
+>>> l1_bars(combine(results, "examples"))                                        # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 from .names import INTERPRETERS, LABELS, VICTIMS
 
 __all__ = [
-    "LABELS", "book_style", "class_names", "combine", "rate_table", "metric_table", "l1_bars", "iou_curves",
+    "LABELS", "book_style", "class_names", "combine", "l1_bars", "iou_curves",
     "reference_bars", "confidence_curves", "ablation_bars", "transfer_heatmaps", "attack_grid", "patch_grid", "random_class_grid",
     "transfer_grid", "one_picture", "show_panel", "show", "caption", "preset_table", "training_curves", "loss_curves",
     "budget_curves", "robustness_curves", "roc_curves", "aid_bars",
@@ -131,14 +130,22 @@ def _fmt_value(v) -> str:
 
 
 def training_curves(cards: Sequence[dict]) -> Figure:
-    """Test accuracy after each training epoch, from the model cards' ``history``."""
+    """Test accuracy after each training epoch, from the model cards' ``history``, with its Wilson
+    95% interval on the card's test images as a band."""
+    from . import stats
+
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
     for card in cards:
         hist = card.get("history") or []
         epochs = [h.get("epoch") for h in hist if "test_accuracy" in h]
         acc = [h["test_accuracy"] for h in hist if "test_accuracy" in h]
         if epochs:
-            ax.plot(epochs, acc, marker="o", ms=3, label=_label(card.get("name", "?")))
+            line, = ax.plot(epochs, acc, marker="o", ms=3, label=_label(card.get("name", "?")))
+            n = int(card.get("test_images") or 0)
+            if n:
+                ivs = [stats.rate(k=int(round(a * n)), n=n) for a in acc]
+                ax.fill_between(epochs, [iv.lo for iv in ivs], [iv.hi for iv in ivs], color=line.get_color(),
+                                alpha=0.25, lw=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
     ax.legend(frameon=False)
@@ -163,247 +170,142 @@ def loss_curves(cards: Sequence[dict], x: str = "step") -> Figure:
     return fig
 
 
-# =========================================================================== tables
-def rate_table(summary: pd.DataFrame, attacks: Sequence[str] = ("pgd", "adv2")) -> "pd.io.formats.style.Styler":
-    """ASR and MC per victim x attack (rows) and interpreter (columns), as in the paper's
-    main prediction table. ASR counts every attacked image; MC averages p(ct) over the
-    successful ones."""
-    df = summary[summary["attack"].isin(attacks)]
-    table = df.pivot_table(index=["victim", "attack"], columns="interpreter", values=["asr", "mc"], aggfunc="first")
-    table = table.swaplevel(0, 1, axis=1)
-    interps = _ordered(table.columns.get_level_values(0), INTERPRETERS)
-    table = table.reindex(columns=pd.MultiIndex.from_product([interps, ["asr", "mc"]]))
-    rows = [(v, a) for v in _ordered(df["victim"], VICTIMS) for a in attacks if (v, a) in table.index]
-    table = table.loc[rows]
-    return _styled(table, {"asr": "{:.0%}", "mc": "{:.2f}"})
-
-
-def metric_table(summary: pd.DataFrame, metrics: dict, index=("victim",), attack: str | None = "adv2"):
-    """A compact table: rows = ``index`` x metric label, columns = interpreter.
-
-    ``metrics`` maps a column of ``summary`` to ``(label, format)``, e.g.
-    ``{"l1_benign": ("Δb", "{:.3f}"), "l1_target": ("Δt", "{:.3f}")}``.
-    """
-    df = summary if attack is None else summary[summary["attack"] == attack]
-    rows = []
-    for key, group in df.groupby(list(index), sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        for col, (label, _) in metrics.items():
-            row = {**{_index_name(i): _label(k) for i, k in zip(index, key)}, "metric": label}
-            for _, r in group.iterrows():
-                row[_label(r["interpreter"])] = r[col]
-            rows.append(row)
-    table = pd.DataFrame(rows).set_index([_index_name(i) for i in index] + ["metric"])
-    cols = [_label(c) for c in _ordered(df["interpreter"], INTERPRETERS)]
-    table = table[cols]
-    styler = table.style
-    for col, (label, fmt) in metrics.items():
-        idx = table.index[table.index.get_level_values("metric") == label]
-        styler = styler.format(fmt, subset=pd.IndexSlice[idx, :], na_rep="–")
-    return styler
-
-
-def _index_name(name: str) -> str:
-    return {"victim": "victim", "attack": "attack"}.get(name, name)
-
-
-def _styled(table: pd.DataFrame, formats: dict):
-    styler = table.style
-    for metric, fmt in formats.items():
-        cols = [c for c in table.columns if c[-1] == metric]
-        styler = styler.format(fmt, subset=cols, na_rep="–")
-    return styler.format_index(_label, axis=0, level=list(range(table.index.nlevels))).format_index(
-        lambda c: _label(c).upper() if c in ("asr", "mc") else _label(c), axis=1,
-        level=list(range(table.columns.nlevels)))
-
-
 # =========================================================================== bar and line charts
-def _victims(frame: pd.DataFrame) -> list:
-    return _ordered(frame["victim"], VICTIMS)
-
-
-def _bars(ax, groups, series: dict, errors: dict | None = None, colors: dict | None = None, fmt="{:.2f}"):
-    """Grouped bars: ``series`` maps a legend label to one value per group."""
-    n = len(series)
-    width = 0.8 / max(n, 1)
-    x = np.arange(len(groups))
-    for i, (name, values) in enumerate(series.items()):
-        err = None if errors is None else errors.get(name)
-        pos = x - 0.4 + width * (i + 0.5)
-        bars = ax.bar(pos, values, width, yerr=err, capsize=2, label=_label(name),
-                      color=(colors or COLORS).get(name), error_kw={"lw": 0.8})
-        for b, v in zip(bars, values):
-            if np.isfinite(v):
-                ax.annotate(fmt.format(v), (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 1), textcoords="offset points")
-    ax.set_xticks(x, [_label(g) for g in groups])
-
-
-def _floor_marks(ax, interps, victim, floors) -> None:
-    """The interpreters' noise floors (``{(victim, interpreter): L1}``, raw names) as short dotted
-    lines across their groups of bars."""
-    first = True
-    for k, interp in enumerate(interps):
-        value = (floors or {}).get((victim, interp))
-        if value is not None and np.isfinite(value):
-            ax.hlines(value, k - 0.45, k + 0.45, colors="black", linestyles=":", lw=1.2,
-                      label="noise floor" if first else None)
-            first = False
-
-
-def l1_bars(summary: pd.DataFrame, value: str = "l1_benign", attacks: Sequence[str] = ("pgd", "adv2"),
+def l1_bars(rows: pd.DataFrame, metric: str = "l1_benign", attacks: Sequence[str] = ("pgd", "adv2"),
             ylabel: str = "L1 distance to the benign map", floors: dict | None = None) -> Figure:
-    """Mean L1 distance of the PGD and ADV2 maps to the benign map, per interpreter and victim
-    (successful attacks only; error bars: one standard deviation over images). ``floors``
+    """Mean L1 distance of the PGD and ADV2 maps to the benign map (or ``metric``) over successful
+    attacks, with 95% intervals (:func:`adv2lib.report.tables.main_table`; ``rows`` may be that
+    frame already), one panel per interpreter (rows: victims, when more than one; a shared y
+    scale per interpreter, since L1 values compare within an interpreter only). ``floors``
     (``{(victim, interpreter): L1}``) draws each interpreter's noise floor as a dotted line."""
-    victims = _victims(summary)
-    fig, axes = plt.subplots(1, len(victims), figsize=(3.6 * len(victims), 2.8), sharey=True, squeeze=False)
-    for ax, victim in zip(axes[0], victims):
-        df = summary[summary["victim"] == victim]
-        interps = _ordered(df["interpreter"], INTERPRETERS)
-        series, errors = {}, {}
-        for attack in attacks:
-            sub = df[df["attack"] == attack].set_index("interpreter").reindex(interps)
-            series[attack] = sub[value].to_numpy(dtype=float)
-            if f"{value}_std" in sub:
-                errors[attack] = np.nan_to_num(sub[f"{value}_std"].to_numpy(dtype=float))
-        _bars(ax, interps, series, errors)
-        _floor_marks(ax, interps, victim, floors)
-        ax.set_title(_label(victim))
-        ax.set_ylabel(ylabel if ax is axes[0][0] else "")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+    from .report.tables import main_table
+
+    est = rows if "estimate" in rows.columns else main_table(rows, [metric], attacks)
+    est = est[(est["metric"] == metric) & est["attack"].isin(attacks)]
+    row = "victim" if est["victim"].nunique() > 1 else None
+    ncol, nrow = est["interpreter"].nunique(), est["victim"].nunique() if row else 1
+    fig = interval_plot(est, x="attack", col="interpreter", row=row, kind="bar", ylabel=ylabel,
+                        sharey="col", size=(1.9 * ncol + 1.2, 2.3 * nrow))
+    reference_line(fig, _panel_values(_floor_frame(floors), row), style=":", name="noise floor")
     return fig
 
 
-def budget_curves(examples: pd.DataFrame, floors: dict | None = None) -> Figure:
-    """The budget experiment (:func:`adv2lib.experiments.run_budget`): mean L1 distance to the
-    benign map (top row) and MC (bottom row) of ADV2 against its stage-2 budget (x the preset),
-    one panel per interpreter, one line per victim; PGD's value is the dashed line of the
-    same colour, the interpreter's noise floor (``floors``, ``{(victim, interpreter): L1}``)
-    the dotted one. Means over successful attacks, error bars one standard deviation."""
-    from .metrics import summarize
+def _panel_values(frame: pd.DataFrame, row: str | None, value: str = "estimate") -> dict:
+    """``{panel title: value}`` for :func:`reference_line` on an :func:`interval_plot` faceted by
+    interpreter (columns) and, when ``row``, by victim (rows)."""
+    from .report.present import label
 
-    s = summarize(examples, by=("victim", "interpreter", "attack", "budget"))
-    interps, victims = _ordered(s["interpreter"], INTERPRETERS), _victims(s)
-    fig, axes = plt.subplots(2, len(interps), figsize=(2.8 * len(interps), 4.4), sharex=True, squeeze=False)
-    colours = dict(zip(victims, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for j, interp in enumerate(interps):
-        for victim in victims:
-            sub = s[(s["interpreter"] == interp) & (s["victim"] == victim)]
-            adv, pgd = sub[sub["attack"] != "pgd"].sort_values("budget"), sub[sub["attack"] == "pgd"]
-            for i, (col, err) in enumerate((("l1_benign", "l1_benign_std"), ("mc", None))):
-                ax = axes[i][j]
-                ax.errorbar(adv["budget"], adv[col], yerr=None if err is None else adv[err].fillna(0),
-                            marker="o", ms=4, capsize=2, lw=1.2, color=colours[victim],
-                            label=f"ADV2, {_label(victim)}")
-                if len(pgd):
-                    ax.axhline(float(pgd[col].iloc[0]), ls="--", lw=1, color=colours[victim],
-                               label=f"PGD, {_label(victim)}")
-                if i == 0 and floors and (victim, interp) in floors:
-                    ax.axhline(floors[(victim, interp)], ls=":", lw=1.2, color=colours[victim],
-                               label=f"noise floor, {_label(victim)}")
-        axes[0][j].set_title(_label(interp))
-        axes[1][j].set_xscale("log", base=2)
-        ticks = sorted(s.loc[s["attack"] != "pgd", "budget"].unique())
-        axes[1][j].set_xticks(ticks, [f"{t:g}x" for t in ticks])
-        axes[1][j].set_xlabel("stage-2 iterations (x preset)")
-    axes[0][0].set_ylabel("L1 to the benign map")
-    axes[1][0].set_ylabel("MC (mean p(ct))")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(handles)), frameon=False)
+    out = {}
+    for _, r in frame.iterrows():
+        title = label(r["interpreter"]) + (f" | {label(r['victim'])}" if row else "")
+        out[title] = float(r[value])
+    return out
+
+
+def _floor_frame(floors: dict | None) -> pd.DataFrame:
+    return pd.DataFrame([{"victim": v, "interpreter": i, "estimate": x} for (v, i), x in (floors or {}).items()],
+                        columns=["victim", "interpreter", "estimate"])
+
+
+def budget_curves(rows: pd.DataFrame, floors: dict | None = None, metric: str = "l1_benign") -> Figure:
+    """The budget experiment (:func:`adv2lib.experiments.run_budget`): ADV2's ``metric`` (mean over
+    successful attacks: ``"l1_benign"``, the L1 distance to the benign map, or ``"mc"``) against
+    its stage-2 budget (x the preset, log scale), with 95% intervals
+    (:func:`adv2lib.report.budget.budget_estimates`); one panel per interpreter (rows: victims,
+    when more than one). Dashed: PGD on the same images; dotted (L1 only): the interpreter's
+    noise floor (``floors``, ``{(victim, interpreter): L1}``)."""
+    from .report.budget import budget_estimates
+    from .report.present import METRIC_LABELS
+
+    est = budget_estimates(rows)
+    est = est[est["metric"] == metric]
+    adv, pgd = est[est["attack"] == "adv2"], est[est["attack"] == "pgd"]
+    row = "victim" if adv["victim"].nunique() > 1 else None
+    fig = interval_plot(adv, x="budget", col="interpreter", row=row, kind="line", logx=True,
+                        ylabel=METRIC_LABELS.get(metric, metric), xlabel="stage-2 iterations (x preset)",
+                        sharey="col" if metric.startswith("l1_") else True)   # L1 compares within an interpreter
+    reference_line(fig, _panel_values(pgd, row), style="--", color=COLORS["pgd"], name="PGD")
+    if metric == "l1_benign":
+        reference_line(fig, _panel_values(_floor_frame(floors), row), style=":", name="noise floor")
+    ticks = sorted(adv["budget"].dropna().unique())
+    for ax in fig.axes:
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     return fig
 
 
-def iou_curves(iou: pd.DataFrame, reference: str = "benign", attacks: Sequence[str] = ("pgd", "adv2"),
-               successful_only: bool = True, hue: str = "attack") -> Figure:
-    """The IoU test: mean IoU (over images) between the top-k cells of the attack's map and of
-    the ``reference`` map, against k; one panel per victim x interpreter."""
-    df = iou[iou["reference"] == reference]
-    if successful_only and "success" in df:
-        df = df[df["success"].astype(bool)]
-    if "attack" in df:
-        df = df[df["attack"].isin(attacks)]
-    victims, interps = _victims(df), _ordered(df["interpreter"], INTERPRETERS)
-    fig, axes = plt.subplots(len(victims), len(interps), figsize=(2.2 * len(interps), 2.0 * len(victims)),
-                             sharex=True, sharey=True, squeeze=False)
-    for i, victim in enumerate(victims):
-        for j, interp in enumerate(interps):
-            ax = axes[i][j]
-            sub = df[(df["victim"] == victim) & (df["interpreter"] == interp)]
-            for key, group in sub.groupby(hue, sort=False):
-                curve = group.groupby("k")["iou"].mean()
-                ax.plot(curve.index * 100, curve.to_numpy(), marker="o", ms=3, label=_label(key),
-                        color=COLORS.get(key))
-            ax.set_ylim(0, 1.02)
-            if i == 0:
-                ax.set_title(_label(interp))
-            if j == 0:
-                ax.set_ylabel(f"{_label(victim)}\nIoU with {reference} map")
-            if i == len(victims) - 1:
-                ax.set_xlabel("k (% of cells kept)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+def iou_curves(rows: pd.DataFrame, reference: str = "benign", attacks: Sequence[str] = ("pgd", "adv2")) -> Figure:
+    """The IoU test: mean IoU (over successful attacks) between the top-k cells of the attack's map
+    and of the ``reference`` map against k, with 95% intervals per k
+    (:func:`adv2lib.report.tables.iou_by_k`; ``rows`` may be that frame already); one panel per
+    interpreter (rows: victims, when more than one), one curve per attack."""
+    from .report.tables import iou_by_k
+
+    est = rows if "estimate" in rows.columns else iou_by_k(rows, reference, attacks)
+    est = est[est["attack"].isin(attacks)]
+    row = "victim" if est["victim"].nunique() > 1 else None
+    ncol, nrow = est["interpreter"].nunique(), est["victim"].nunique() if row else 1
+    fig = interval_plot(est, x="k", color="attack", col="interpreter", row=row, kind="line",
+                        ylabel=f"IoU with the {reference} map", xlabel="k (share of cells kept)",
+                        size=(1.9 * ncol + 1.2, 2.2 * nrow))
+    for ax in fig.axes:
+        ax.set_ylim(0, 1.02)
     return fig
 
 
-def reference_bars(summary: pd.DataFrame, attack: str = "adv2") -> Figure:
+def reference_bars(rows: pd.DataFrame, attack: str = "adv2") -> Figure:
     """The paper's two-panel similarity chart, per victim (rows): (a) the L1 distance of the
-    ADV2 map to the benign map and to the target map, (b) the mean IoU (over k and images)
-    with each, per interpreter; error bars on L1: one standard deviation over images. Used by
-    the patch chapter (Table 7's Δb and Δt) and the random-class chapter, whose experiment the
+    ADV2 map to the benign map and to the target map, (b) the mean IoU (over k) with each, per
+    interpreter, over successful attacks, with 95% intervals
+    (:func:`adv2lib.report.tables.main_table`; ``rows`` may be that frame already). Used by the
+    patch chapter (Table 7's Δb and Δt) and the random-class chapter, whose experiment the
     paper's chart most likely shows (its L1 axis stops below Table 7's Δb values)."""
-    df = summary[summary["attack"] == attack]
-    victims = _victims(df)
-    fig, axes = plt.subplots(len(victims), 2, figsize=(7.6, 2.6 * len(victims)), squeeze=False)
-    for row, victim in enumerate(victims):
-        sub = df[df["victim"] == victim]
-        interps = _ordered(sub["interpreter"], INTERPRETERS)
-        sub = sub.set_index("interpreter").reindex(interps)
+    from .report.tables import main_table
 
-        def values(col):
-            return sub[col].to_numpy(float) if col in sub else np.full(len(interps), np.nan)
-
-        def std(col):
-            return np.nan_to_num(values(col + "_std"))
-
-        _bars(axes[row][0], interps, {"benign": values("l1_benign"), "target": values("l1_target")},
-              {"benign": std("l1_benign"), "target": std("l1_target")})
-        _bars(axes[row][1], interps, {"benign": values("iou_benign_mean"), "target": values("iou_target_mean")})
-        axes[row][1].set_ylim(0, 1.1)
-        axes[row][0].set_ylabel(f"{_label(victim)}\nL1 distance")
-        axes[row][1].set_ylabel("mean IoU")
-    axes[0][0].set_title("(a) L1 distance of the ADV2 map")
-    axes[0][1].set_title("(b) IoU of the ADV2 map")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS["benign"]), plt.Rectangle((0, 0), 1, 1, color=COLORS["target"])]
-    fig.legend(handles, ["w.r.t. the benign map", "w.r.t. the target map"], frameon=False,
-               loc="outside upper center", ncols=2)
-    return fig
+    panels = {"l1_benign": ("(a) L1 distance", "benign"), "l1_target": ("(a) L1 distance", "target"),
+              "iou_benign_mean": ("(b) mean IoU", "benign"), "iou_target_mean": ("(b) mean IoU", "target")}
+    est = rows if "estimate" in rows.columns else main_table(rows, list(panels), (attack,))
+    est = est[(est["attack"] == attack) & est["metric"].isin(list(panels))]
+    est = est.assign(measure=est["metric"].map(lambda m: panels[m][0]),
+                     reference=est["metric"].map(lambda m: f"w.r.t. the {panels[m][1]} map"))
+    row = "victim" if est["victim"].nunique() > 1 else None
+    nrow = est["victim"].nunique() if row else 1
+    return interval_plot(est, x="interpreter", color="reference", col="measure", row=row, kind="bar",
+                         sharey="col", size=(7.6, 2.5 * nrow))
 
 
-def transfer_heatmaps(matrices: dict, title: str = "L1 distance to the target interpreter's benign map") -> Figure:
-    """Table 9 analogue: one annotated heat map per victim (rows = source interpreter the ADV2
-    inputs were built against, plus PGD; columns = the interpreter that explains them).
+def transfer_heatmaps(rows: pd.DataFrame, title: str = "L1 distance to the benign map of the interpreter explaining"
+                      ) -> Figure:
+    """Table 9 analogue: one annotated heat map per victim (rows = the interpreter the ADV2 inputs
+    were built against, then PGD; columns = the interpreter that explains them), from the
+    transfer rows or :func:`adv2lib.report.tables.transfer_table`.
 
-    Annotations are the mean L1 distances. Because L1 values are only comparable within one
-    interpreter (column), the colour is each entry divided by the PGD entry of its column:
-    below 1 (blue), the map is closer to the benign map than a plain PGD input's.
+    Each entry is annotated with its mean L1 distance and 95% interval. Because L1 values are
+    only comparable within one interpreter (column), the colour is each entry divided by the
+    PGD entry of its column: below 1 (blue), the map is closer to the benign map than a plain
+    PGD input's.
     """
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.9 * len(matrices), 3.3), squeeze=False)
+    from .report.tables import transfer_matrices
+
+    mats = {k: transfer_matrices(rows, k) for k in ("estimate", "lo", "hi")}
+    victims = list(mats["estimate"])
+    fig, axes = plt.subplots(1, len(victims), figsize=(5.4 * len(victims), 3.8), squeeze=False)
     image = None
-    for ax, (victim, matrix) in zip(axes[0], matrices.items()):
+    for ax, victim in zip(axes[0], victims):
+        matrix = mats["estimate"][victim]
         values = matrix.to_numpy(dtype=float)
+        lo, hi = mats["lo"][victim].to_numpy(dtype=float), mats["hi"][victim].to_numpy(dtype=float)
         ref = matrix.loc["pgd"].to_numpy(dtype=float) if "pgd" in matrix.index else np.nanmax(values, 0)
         ratio = values / np.where(ref > 0, ref, np.nan)
-        image = ax.imshow(np.log2(ratio), cmap="coolwarm", vmin=-3, vmax=3)
+        image = ax.imshow(np.log2(ratio), cmap="coolwarm", vmin=-3, vmax=3, aspect="auto")
         for (r, c), v in np.ndenumerate(values):
-            ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=8,
+            interval = f"\n[{lo[r, c]:.3f}, {hi[r, c]:.3f}]" if np.isfinite(lo[r, c]) and np.isfinite(hi[r, c]) else ""
+            ax.text(c, r, f"{v:.3f}{interval}", ha="center", va="center", fontsize=6.5,
                     fontweight="bold" if matrix.index[r] == matrix.columns[c] else "normal")
         ax.set_xticks(range(values.shape[1]), [_label(c) for c in matrix.columns])
         ax.set_yticks(range(values.shape[0]), [_label(r) for r in matrix.index])
-        ax.set_xlabel("explained by (target interpreter)")
-        ax.set_ylabel("built against (source)")
+        ax.set_xlabel("explained by")
+        ax.set_ylabel("built against")
         ax.set_title(_label(victim))
         ax.spines[:].set_visible(False)
     cbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, ticks=[-3, -2, -1, 0, 1, 2, 3])
@@ -618,82 +520,49 @@ def one_picture(result, interpreter: str = "cam", example: int = 0, classes: Seq
     return fig
 
 
-def confidence_curves(table: pd.DataFrame, floors: dict | None = None) -> Figure:
-    """What a confident attacker pays (:func:`adv2lib.report.ablation.confidence_table`): mean L1
-    of ADV2's map to the benign map against the required confidence ``p(ct) >= c`` (x:
-    argmax only, then each level), for choosing among the iterates of the argmax-only attack
-    (circles) and for the attack that holds ``c`` (squares); one panel per victim x interpreter.
-    Dashed: PGD on the same images; dotted: the interpreter's noise floor when ``floors``
-    (``{(victim, interpreter): L1}``) gives it."""
-    victims = list(dict.fromkeys(table["victim"]))
-    interps = list(dict.fromkeys(table["interpreter"]))
-    fig, axes = plt.subplots(len(victims), len(interps), figsize=(2.6 * len(interps), 2.3 * len(victims)),
-                             sharex=True, squeeze=False)
-    levels = sorted(table.loc[table["_required"] >= 0, "_required"].unique())
-    pos = {c: k for k, c in enumerate(levels)}
-    for a, v in enumerate(victims):
-        for b, i in enumerate(interps):
-            ax = axes[a][b]
-            sub = table[(table["victim"] == v) & (table["interpreter"] == i)]
-            for rule, marker, colour, name in (("select", "o", COLORS["adv2"], "selection among iterates"),
-                                               ("hold", "s", "#9467bd", "attack holds p(ct) ≥ c")):
-                g = sub[sub["_rule"] == rule].sort_values("_required")
-                if rule == "hold":      # holding "argmax only" is the selection run itself
-                    g = pd.concat([sub[(sub["_rule"] == "select") & (sub["_required"] == 0)], g])
-                ax.plot([pos[c] for c in g["_required"]], g["L1 to benign"], marker=marker, ms=4, lw=1.2,
-                        color=colour, label=name)
-            pgd = sub[sub["_rule"] == "pgd"]
-            if len(pgd):
-                ax.axhline(float(pgd["L1 to benign"].iloc[0]), ls="--", lw=1, color=COLORS["pgd"], label="PGD")
-            floor = {(_label(a), _label(b)): x for (a, b), x in (floors or {}).items()}.get((v, i))
-            if floor is not None:
-                ax.axhline(floor, ls=":", lw=1.2, color="black", label="noise floor")
-            ax.set_xticks(range(len(levels)), ["argmax" if c == 0 else f"{c:g}" for c in levels])
-            ax.set_ylim(bottom=0)
-            if a == 0:
-                ax.set_title(i)
-            if b == 0:
-                ax.set_ylabel(f"{v}\nL1 to benign map")
-            if a == len(victims) - 1:
-                ax.set_xlabel("required p(ct)")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h), labels.append(lab)
-    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+def confidence_curves(rows: pd.DataFrame, floors: dict | None = None) -> Figure:
+    """What a confident attacker pays (:func:`adv2lib.report.ablation.confidence_estimates`): ADV2's
+    mean L1 to the benign map, with 95% intervals, against the required confidence ``p(ct) >= c``
+    (argmax only, then each level), for choosing among the iterates of the argmax-only attack and
+    for the attack that holds ``c`` (its curve starts from the argmax-only point); one panel per
+    interpreter (rows: victims, when more than one). Dashed: PGD on the same images; dotted: the
+    interpreter's noise floor when ``floors`` (``{(victim, interpreter): L1}``) gives it."""
+    from .report.ablation import confidence_estimates
+
+    est = confidence_estimates(rows)
+    est = est[est["metric"] == "l1_benign"]
+    adv, pgd = est[est["attack"] == "adv2"], est[est["attack"] == "pgd"]
+    start = adv[(adv["rule"] == "select") & (adv["level"] == 0)].assign(rule="hold")
+    curve = pd.concat([adv, start], ignore_index=True)
+    curve = curve.assign(_r=(curve["rule"] == "hold").astype(int)).sort_values(["_r", "level"], kind="stable")
+    curve["required p(ct)"] = ["argmax only" if c == 0 else f"{c:g}" for c in curve["level"]]
+    row = "victim" if adv["victim"].nunique() > 1 else None
+    fig = interval_plot(curve, x="required p(ct)", color="rule", col="interpreter", row=row, kind="line",
+                        ylabel="L1 to the benign map", xlabel="required p(ct)", sharey="col")
+    reference_line(fig, _panel_values(pgd, row), style="--", color=COLORS["pgd"], name="PGD")
+    reference_line(fig, _panel_values(_floor_frame(floors), row), style=":", name="noise floor")
     return fig
 
 
-def ablation_bars(table: pd.DataFrame, criterion: float = 0.5) -> Figure:
-    """The ablations (:func:`adv2lib.report.ablation.ablation_table`): the ratio of ADV2's L1 to
-    PGD's (same images, same interpreter) per variant, one panel per interpreter, one bar
-    colour per victim; the paper's criterion (ADV2 at most half of PGD) is the dashed line."""
-    interps = list(dict.fromkeys(table["interpreter"]))
-    victims = list(dict.fromkeys(table["victim"]))
-    colours = dict(zip(victims, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    fig, axes = plt.subplots(1, len(interps), figsize=(4.2 * len(interps), 3.0), squeeze=False)
-    for b, i in enumerate(interps):
-        ax = axes[0][b]
-        sub = table[table["interpreter"] == i]
-        variants = list(dict.fromkeys(sub["variant"]))
-        width = 0.8 / max(1, len(victims))
-        for k, v in enumerate(victims):
-            g = sub[sub["victim"] == v].set_index("variant")
-            ys = [float(g.loc[var, "L1 / PGD"]) if var in g.index else np.nan for var in variants]
-            xs = np.arange(len(variants)) + (k - (len(victims) - 1) / 2) * width
-            ax.bar(xs, ys, width, color=colours[v], label=v)
-            for x_, y_ in zip(xs, ys):
-                if np.isfinite(y_):
-                    ax.text(x_, y_ + 0.01, f"{y_:.2f}", ha="center", va="bottom", fontsize=7)
-        ax.axhline(criterion, ls="--", lw=1, color=COLORS["pgd"], label="criterion (½ PGD)")
-        ax.set_xticks(range(len(variants)), variants, rotation=25, ha="right")
-        ax.set_title(i)
-        ax.set_ylim(0, max(1.0, float(np.nanmax(sub["L1 / PGD"].to_numpy(dtype=float))) + 0.1))
-        if b == 0:
-            ax.set_ylabel("ADV2 L1 / PGD L1")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), frameon=False)
+def ablation_bars(rows: pd.DataFrame) -> Figure:
+    """The ablations (:func:`adv2lib.report.ablation.ablation_estimates`): ADV2's L1 to the benign
+    map over PGD's on the same images (same interpreter), per interpreter and variant, with 95%
+    intervals; one panel per victim. Dashed: the main experiment's criterion (ADV2 at most half
+    of PGD's distance, :data:`adv2lib.report.ablation.CRITERION`)."""
+    from .report.ablation import CRITERION, ablation_estimates
+    from .report.present import label
+
+    est = ablation_estimates(rows)
+    ratio = est[est["metric"] == "l1_benign ratio"]
+    ratio = ratio.assign(variant=[f"{label(i)}: {v}" for i, v in zip(ratio["interpreter"], ratio["variant"])])
+    n = ratio["variant"].nunique()
+    fig = interval_plot(ratio, x="variant", col="victim", kind="bar", ylabel="ADV2 L1 / PGD L1 (same images)",
+                        size=(max(4.0, 0.5 * n) * ratio["victim"].nunique() + 1.0, 3.6))
+    reference_line(fig, CRITERION, style="--", color=COLORS["pgd"], name="criterion")
+    for ax in fig.axes:
+        ax.tick_params(axis="x", labelrotation=35)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
     return fig
 
 
@@ -706,88 +575,130 @@ def _legend_once(fig, axes, ncols=None) -> None:
     fig.legend(handles, labels, loc="outside upper center", ncols=ncols or min(6, len(handles)), frameon=False)
 
 
-def robustness_curves(table: pd.DataFrame, floors: dict | None = None) -> Figure:
-    """Disparate attack robustness (:func:`adv2lib.report.defences.robustness_table`), one row per
-    victim: ADV2's mean L1 to the benign map against the L-inf budget (PGD at the same budget
-    dashed, the interpreter's noise floor dotted where ``floors`` gives a non-zero one), ADV2's
-    ASR against the L-inf budget (PGD's dashed), and the L1 against the stage-2 iteration budget
-    (at the preset's L-inf budget); one colour per interpreter."""
-    victims = list(dict.fromkeys(table["victim"]))
-    interps = list(dict.fromkeys(table["interpreter"]))
-    colours = dict(zip(interps, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    fig, axes = plt.subplots(len(victims), 3, figsize=(10.5, 2.7 * len(victims)), squeeze=False)
-    floor_of = {(_label(a), _label(b)): x for (a, b), x in (floors or {}).items()}
-    for r, v in enumerate(victims):
-        for i in interps:
-            sub = table[(table["victim"] == v) & (table["interpreter"] == i)]
-            eps = sub[sub["sweep"] == "L-inf budget"].sort_values("eps (/255)")
-            its = sub[sub["sweep"] == "iterations"].sort_values("iterations (x preset)")
-            c = colours[i]
-            axes[r][0].plot(eps["eps (/255)"], eps["L1 to benign"], marker="o", ms=4, lw=1.3, color=c, label=f"ADV2, {i}")
-            axes[r][0].plot(eps["eps (/255)"], eps["PGD L1"], ls="--", lw=1, color=c, label=f"PGD, {i}")
-            axes[r][1].plot(eps["eps (/255)"], eps["ASR"], marker="o", ms=4, lw=1.3, color=c, label=f"ADV2, {i}")
-            axes[r][2].plot(its["iterations (x preset)"], its["L1 to benign"], marker="s", ms=4, lw=1.3, color=c,
-                            label=f"ADV2, {i}")
-            if len(its):
-                axes[r][2].axhline(float(its["PGD L1"].iloc[0]), ls="--", lw=1, color=c, label=f"PGD, {i}")
-            floor = floor_of.get((v, i))
-            if floor:
-                for ax in (axes[r][0], axes[r][2]):
-                    ax.axhline(floor, ls=":", lw=1.2, color=c, label=f"noise floor, {i}")
-        pgd_asr = table[(table["victim"] == v) & (table["sweep"] == "L-inf budget")].drop_duplicates("eps (/255)")
-        pgd_asr = pgd_asr.sort_values("eps (/255)")
-        axes[r][1].plot(pgd_asr["eps (/255)"], pgd_asr["PGD ASR"], ls="--", lw=1, color="black", label="PGD")
-        axes[r][0].set_ylabel(f"{v}\nL1 to benign map")
-        axes[r][1].set_ylabel("ASR")
-        axes[r][1].set_ylim(-0.03, 1.03)
-        for ax in (axes[r][0], axes[r][1]):
-            ax.set_xlabel("L-inf budget (/255)")
-        axes[r][2].set_xscale("log", base=2)
-        ticks = sorted(table.loc[table["sweep"] == "iterations", "iterations (x preset)"].unique())
-        axes[r][2].set_xticks(ticks, [f"{t:g}x" for t in ticks])
-        axes[r][2].set_xlabel("stage-2 iterations (x preset)")
-        axes[r][2].set_ylim(bottom=0)
-        axes[r][0].set_ylim(bottom=0)
-    _legend_once(fig, axes, ncols=4)
+def robustness_curves(rows: pd.DataFrame, floors: dict | None = None, profile: str = "embedded") -> Figure:
+    """Disparate attack robustness with 95% intervals (:func:`adv2lib.report.defences.robustness_estimates`
+    of the robustness rows, or that frame itself), drawn with seaborn; one row of panels per
+    victim, one colour per interpreter: ADV2's mean L1 to the benign map (successful attacks)
+    against the L-inf budget, PGD's at the same budget dashed; ADV2's ASR against the L-inf
+    budget, PGD's dashed in black (its success does not depend on the interpreter); the L1
+    against the stage-2 iteration budget at the preset's L-inf budget, PGD's there dashed. Dotted:
+    the interpreter's noise floor where ``floors`` (``{(victim, interpreter): L1}``) gives a
+    non-zero one."""
+    import seaborn as sns
+    import seaborn.objects as so
+    from matplotlib.lines import Line2D
+
+    from .report.defences import preset_eps_255, robustness_estimates
+    from .report.present import label
+
+    est = rows if "metric" in rows.columns else robustness_estimates(rows)
+    preset = preset_eps_255(profile)
+    l1, asr, its = "L1 to the benign map", "ASR", "L1 to the benign map, by iterations"
+    parts = []
+    for metric, panel in (("l1_benign", l1), ("asr", asr)):
+        sel = est[(est["budget"] == 1) & (est["metric"] == metric)].assign(panel=panel, x=lambda f: f["eps_255"])
+        if metric == "asr":
+            pgd = sel[sel["attack"] == "pgd"].drop_duplicates(["victim", "eps_255"]).assign(interpreter="pgd")
+            sel = pd.concat([sel[sel["attack"] != "pgd"], pgd])
+        parts.append(sel)
+    at = est[np.isclose(est["eps_255"], preset) & (est["metric"] == "l1_benign")]
+    budgets = sorted(at.loc[at["attack"] == "adv2", "budget"].dropna().unique())
+    pgd = pd.concat([at[at["attack"] == "pgd"].assign(budget=b) for b in budgets])   # one PGD run: drawn flat
+    parts.append(pd.concat([at[at["attack"] == "adv2"], pgd]).assign(panel=its, x=lambda f: f["budget"]))
+    df = pd.concat(parts, ignore_index=True)
+    for c in ("victim", "interpreter", "attack"):
+        df[c] = df[c].map(label)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    interps = [i for i in dict.fromkeys(df["interpreter"]) if i != label("pgd")]
+    palette = {**{i: cycle[k % len(cycle)] for k, i in enumerate(interps)}, label("pgd"): "black"}
+    victims = list(dict.fromkeys(df["victim"]))
+    fig = plt.figure(figsize=(10.5, 2.7 * len(victims) + 0.5))
+    (so.Plot(df, x="x", y="estimate", ymin="lo", ymax="hi", color="interpreter", linestyle="attack")
+     .facet(col="panel", row="victim", order={"col": [l1, asr, its], "row": victims})
+     .add(so.Line(marker="o", pointsize=3, linewidth=1.3), legend=False)
+     .add(so.Range(linewidth=1), legend=False)
+     .scale(color=so.Nominal(palette), linestyle=so.Nominal({label("adv2"): "-", label("pgd"): "--"}))
+     .share(x=False, y=False)
+     .label(x="", y="")
+     .theme({**sns.axes_style("ticks"), **matplotlib.rcParams})
+     .on(fig).plot())
+    floor_of = {(label(v), label(i)): x for (v, i), x in (floors or {}).items()}
+    eps = sorted(df.loc[df["panel"] == l1, "x"].unique())
+    for ax in fig.axes:
+        panel, _, victim = ax.get_title().rpartition(" | ")
+        if panel == asr:
+            ax.set_ylim(-0.03, 1.03)
+        else:
+            ax.set_ylim(bottom=0)
+            for i in interps:
+                if floor_of.get((victim, i)):
+                    ax.axhline(floor_of[(victim, i)], ls=":", lw=1.2, color=palette[i])
+        if panel == its:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(budgets, [f"{b:g}x" for b in budgets])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        else:
+            ax.set_xticks(eps, [f"{e:g}" for e in eps])
+        if victim == victims[-1]:
+            ax.set_xlabel("stage-2 iterations (x preset)" if panel == its else "L-inf budget (/255)")
+    handles = [Line2D([], [], color=palette[i], label=i) for i in interps]
+    handles += [Line2D([], [], color="grey", ls=s, label=n) for s, n in (("-", "ADV2"), ("--", "PGD"))]
+    if any(floor_of.values()):
+        handles.append(Line2D([], [], color="grey", ls=":", label="noise floor"))
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
     return fig
 
 
-def roc_curves(examples: pd.DataFrame, ensemble: str = "all") -> Figure:
-    """The ensemble detector's ROC curves (:func:`adv2lib.ensemble.roc`): one row per victim, one
-    column per disagreement score, one curve per kind of input (successful attacks) against the
-    clean evaluation images; the dot marks the threshold set at 5 % false positives on the
-    held-out clean images (its x is the false-positive rate it gives on the evaluation images)."""
+def roc_curves(rows: pd.DataFrame, ensemble: str = "all") -> Figure:
+    """The ensemble detector's ROC curves (:func:`adv2lib.ensemble.roc`) from the ensemble
+    experiment's detection rows: one row per victim, one column per disagreement score, one
+    curve per kind of input (``attack`` and ``source_interpreter``; successful attacks) against
+    the clean evaluation images, with its AUC and 95% interval
+    (:func:`adv2lib.report.defences.auc_interval`); the dot marks the threshold set at 5 % false
+    positives on the held-out clean images (its x is the false-positive rate it gives on the
+    clean evaluation images)."""
     from .ensemble import roc
+    from .report.defences import auc_interval
+    from .report.present import interval_text, label
 
-    det = examples[(examples.get("kind") == "detection") & (examples["ensemble"] == ensemble)]
-    victims = list(dict.fromkeys(det["victim"]))
+    det = rows[(rows["kind"] == "detection") & (rows["ensemble"] == ensemble)]
+    victims = _ordered(det["victim"], VICTIMS)
     scores = list(dict.fromkeys(det["score_kind"]))
     fig, axes = plt.subplots(len(victims), len(scores), figsize=(3.6 * len(scores), 3.1 * len(victims)),
                              squeeze=False)
-    sources = [s for s in dict.fromkeys(det["source"]) if s not in ("benign", "calibration")]
-    colours = dict(zip(sources, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    evaluated = det[det["split"] == "evaluation"]
+    order = {"pgd": 0, "adv2": 1, "adaptive": 2}
+    inputs = sorted({(a, None if pd.isna(s) else s) for a, s in zip(evaluated["attack"],
+                                                                      evaluated["source_interpreter"]) if a != "clean"},
+                    key=lambda k: (order.get(k[0], 3), INTERPRETERS.index(k[1]) if k[1] in INTERPRETERS else -1))
+    colours = dict(zip(inputs, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for r, v in enumerate(victims):
         for c, k in enumerate(scores):
             ax = axes[r][c]
-            g = det[(det["victim"] == v) & (det["score_kind"] == k)]
-            clean = g[g["source"] == "benign"]
-            threshold = float(g["threshold"].iloc[0])
-            fpr_at = float((clean["score"] > threshold).mean())
-            for s in sources:
-                h = g[(g["source"] == s) & g["success"].astype(bool)]
-                if h.empty:
+            g = evaluated[(evaluated["victim"] == v) & (evaluated["score_kind"] == k)]
+            clean = g[g["attack"] == "clean"].drop_duplicates("position").set_index("position")["score"]
+            threshold = float(det.loc[(det["victim"] == v) & (det["score_kind"] == k), "threshold"].iloc[0])
+            fpr_at = float((clean > threshold).mean())
+            for n, (attack, source) in enumerate(inputs):
+                h = g[(g["attack"] == attack) & ((g["source_interpreter"] == source) if source is not None
+                                                  else g["source_interpreter"].isna())]
+                ok = h[h["success"].astype(bool)]
+                if ok.empty:
                     continue
-                curve = roc(clean["score"], h["score"])
-                name = f"ADV2 vs {_label(s[5:])}" if s.startswith("adv2 ") else {"pgd": "PGD",
-                                                                                  "adaptive": "adaptive ADV2"}.get(s, s)
-                ax.plot(curve["fpr"], curve["tpr"], lw=1.3, color=colours[s], label=name,
-                        ls="-" if s != "adaptive" else "--")
-                ax.plot([fpr_at], [float(h["flagged"].mean())], "o", ms=4, color=colours[s])
-                ax.text(0.98, 0.04 + 0.075 * sources.index(s), f"AUC {curve['auc']:.2f}", color=colours[s],
-                        ha="right", fontsize=7, transform=ax.transAxes)
+                curve = roc(clean.to_numpy(), ok["score"].to_numpy())
+                positions = sorted(set(clean.index) | set(h["position"]))
+                auc = auc_interval(clean.reindex(positions).to_numpy(),
+                                   ok.set_index("position")["score"].reindex(positions).to_numpy())
+                name = f"ADV2 vs {label(source)}" if attack == "adv2" else label(attack)
+                ax.plot(curve["fpr"], curve["tpr"], lw=1.3, color=colours[(attack, source)], label=name,
+                        ls="--" if attack == "adaptive" else "-")
+                ax.plot([fpr_at], [float(ok["flagged"].astype(bool).mean())], "o", ms=4,
+                        color=colours[(attack, source)])
+                ax.text(0.98, 0.04 + 0.075 * n, f"AUC {interval_text(auc.estimate, auc.lo, auc.hi, '{:.2f}')}",
+                        color=colours[(attack, source)], ha="right", fontsize=7, transform=ax.transAxes)
             ax.plot([0, 1], [0, 1], ls=":", lw=1, color="grey")
             ax.set_xlim(0, 1), ax.set_ylim(0, 1.01)
-            ax.set_title(f"{_label(v)}, {k} score")
+            ax.set_title(f"{label(v)}, {k} score")
             ax.set_xlabel("false-positive rate (clean)")
             if c == 0:
                 ax.set_ylabel("detection rate")
@@ -795,27 +706,22 @@ def roc_curves(examples: pd.DataFrame, ensemble: str = "all") -> Figure:
     return fig
 
 
-def aid_bars(table: pd.DataFrame) -> Figure:
-    """AID's effect (:func:`adv2lib.report.defences.aid_table`): ADV2's L1 to the benign map over
-    PGD's (left) and its ASR (right) against the original and the hardened RTS, per victim and
-    iteration budget."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 2.9), squeeze=False)
-    keys = list(dict.fromkeys(zip(table["victim"], table["iterations (x preset)"])))
-    colours = {"original": COLORS["benign"], "AID": COLORS["adv2"]}
-    for b, (col, name) in enumerate((("L1 / PGD", "ADV2 L1 / PGD L1"), ("ASR", "ADV2 ASR"))):
-        ax = axes[0][b]
-        for k, version in enumerate(("original", "AID")):
-            g = table[table["RTS"] == version].set_index(["victim", "iterations (x preset)"])
-            ys = [float(g.loc[key, col]) if key in g.index else np.nan for key in keys]
-            xs = np.arange(len(keys)) + (k - 0.5) * 0.38
-            ax.bar(xs, ys, 0.38, color=colours[version], label=f"{version} RTS")
-            for x_, y_ in zip(xs, ys):
-                if np.isfinite(y_):
-                    ax.text(x_, y_ + 0.01, f"{y_:.2f}", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(keys)), [f"{v}, {f:g}x" for v, f in keys])
-        ax.set_ylabel(name)
-        ax.set_ylim(0, 1.1 if col == "ASR" else None)
-    _legend_once(fig, axes)
+def aid_bars(rows: pd.DataFrame) -> Figure:
+    """AID's effect with 95% intervals (:func:`adv2lib.report.defences.aid_estimates` of the AID
+    rows, or that frame itself), drawn with seaborn: ADV2's L1 to the benign map over PGD's under
+    the same RTS (panels "L1 / PGD") and its ASR (panels "ASR"), against the original and the
+    hardened RTS, per iteration budget; one row of panels per victim."""
+    from .report.defences import aid_estimates
+    from .report.present import METRIC_LABELS
+
+    est = rows if "metric" in rows.columns else aid_estimates(rows)
+    est = est[(est["attack"] == "adv2") & est["metric"].isin(["l1_benign ratio", "asr"])]
+    est = est.assign(metric=est["metric"].map(METRIC_LABELS), budget=est["budget"].map(lambda b: f"{b:g}x"))
+    fig = interval_plot(est, x="budget", color="rts", col="metric", row="victim", kind="bar", sharey=False,
+                        xlabel="stage-2 iterations (x preset)")
+    for ax in fig.axes:
+        if ax.get_title().startswith(METRIC_LABELS["asr"]):
+            ax.set_ylim(0, 1.05)
     return fig
 
 

@@ -193,10 +193,11 @@ def test_robustness_experiment_smoke(tmp_path):
     ex = r.examples
     assert set(ex["eps_255"]) == {8.0, 26.0} and set(ex["budget"]) == {0.5, 1.0}
     assert (ex.loc[ex["attack"] == "adv2", "linf"] <= ex.loc[ex["attack"] == "adv2", "eps_255"] / 255 + 1e-6).all()
-    table = defences.robustness_table(ex)
-    assert set(table["sweep"]) == {"L-inf budget", "iterations"}
-    budgets = defences.robust_budgets(table)
-    assert len(budgets) == 2 and defences.robustness_sentences(budgets)
+    est = defences.robustness_estimates(ex)
+    assert set(zip(est["eps_255"], est["budget"])) == {(8.0, 1.0), (26.0, 0.5), (26.0, 1.0)}
+    budgets = defences.robust_budgets(ex)
+    assert set(budgets["sweep"]) == {"eps_255", "budget"} and set(budgets["interpreter"]) == {"cam", "rts"}
+    assert len(defences.disparate_tests(ex)) == 1
     again = experiments.run_robustness(victim="resnet", interpreters=("cam", "rts"), n_images=2, smoke=True,
                                        results_dir=tmp_path, progress=False, eps=(8, 26), factors=(0.5, 1))
     assert again.batches["computed"] == 0
@@ -205,22 +206,28 @@ def test_robustness_experiment_smoke(tmp_path):
 @pytest.mark.slow
 def test_ensemble_experiment_smoke(tmp_path):
     from adv2lib import experiments
-    from adv2lib.report import claims, defences
+    from adv2lib.report import defences
 
     r = experiments.run_ensemble(victim="resnet", interpreters=("cam", "rts", "mask"), n_images=2, smoke=True,
                                  results_dir=tmp_path, progress=False, adaptive_images=2, calibration_images=8)
     det = r.examples[r.examples["kind"] == "detection"]
-    assert set(det["ensemble"]) == {"all", "without mask"}
-    assert set(det["source"]) == {"calibration", "benign", "pgd", "adv2 cam", "adv2 rts", "adv2 mask", "adaptive"}
-    cal = det[det["source"] == "calibration"]
+    assert set(det["ensemble"]) == {"all", "adaptive"}
+    inputs = set(zip(det["split"], det["attack"], det["source_interpreter"].where(det["source_interpreter"].notna())))
+    assert {(s, a, None if pd.isna(i) else i) for s, a, i in inputs} == {
+        ("calibration", "clean", None), ("evaluation", "clean", None), ("evaluation", "pgd", None),
+        ("evaluation", "adv2", "cam"), ("evaluation", "adv2", "rts"), ("evaluation", "adv2", "mask"),
+        ("evaluation", "adaptive", None)}
+    cal = det[det["split"] == "calibration"]
     for _, g in cal.groupby(["ensemble", "score_kind"]):
         assert g["flagged"].mean() <= ens.FPR + 1e-12         # 5 % false positives on the held-out images
-    ada = r.examples[r.examples["kind"] == "adaptive"]
-    assert len(ada) == 2 and {"l1_benign_cam", "l1_benign_rts", "l1_benign_mask"} <= set(ada.columns)
-    assert (ada["members"] == "cam+rts").all()
-    assert len(defences.detection_table(r.examples)) and len(defences.adaptive_table(r.examples))
-    v = claims.verdicts({"ensemble": r.examples})
-    assert set(v.loc[v["item"].str.startswith("(g)10"), "verdict"]) <= {"holds", "partly", "does not hold"}
+    ada = r.examples[(r.examples["kind"] == "attack") & (r.examples["attack"] == "adaptive")]
+    assert len(ada) == 2 * 3 and set(ada["interpreter"]) == {"cam", "rts", "mask"}   # per image and interpreter
+    assert set(ada.loc[ada["attacked"].astype(bool), "interpreter"]) == {"cam", "rts"}
+    est = defences.detection_estimates(r.examples)
+    assert set(est["metric"]) == {"flagged", "auc"} and est.loc[est["attack"] == "clean", "estimate"].notna().any()
+    assert len(defences.adaptive_estimates(r.examples))
+    for tests in (defences.ensemble_tests(r.examples), defences.adaptive_tests(r.examples)):
+        assert len(tests) and tests["bar source"].str.startswith("our bar:").all()
     # the detector's maps are the transfer experiment's: a second call computes nothing
     again = experiments.run_ensemble(victim="resnet", interpreters=("cam", "rts", "mask"), n_images=2, smoke=True,
                                      results_dir=tmp_path, progress=False, adaptive_images=2, calibration_images=8)
@@ -246,96 +253,13 @@ def test_aid_experiment_smoke(tmp_path, monkeypatch):
     ex = r.examples
     assert set(ex["rts"]) == {"original", "AID"}
     assert set(ex["attack"]) == {"adv2", "pgd", "deletion"}
-    table = defences.aid_table(ex)
-    assert set(table["RTS"]) == {"original", "AID"} and set(table["iterations (x preset)"]) == {1.0, 2.0}
-    assert len(defences.deletion_table(ex)) == 4
+    est = defences.aid_estimates(ex)
+    ratio = est[est["metric"] == "l1_benign ratio"]
+    assert set(zip(ratio["rts"], ratio["budget"])) == {("original", 1.0), ("original", 2.0), ("AID", 1.0), ("AID", 2.0)}
+    deletion = defences.deletion_estimates(ex)
+    assert len(deletion[["rts", "replacement"]].drop_duplicates()) == 4
     cards = defences.aid_cards()
-    assert list(cards.loc[cards["victim"] == "ResNet", "RTS"]) == ["original", "AID"]
-    assert cards.loc[(cards["victim"] == "ResNet") & (cards["RTS"] == "AID"), "training s"].notna().all()
-    cells = defences.aid_cells(ex)
-    assert len(cells) == 1 and isinstance(cells[0][1], bool)
-
-
-# --------------------------------------------------------------------------- the verdict rules (synthetic rows)
-
-def _robustness_rows(l1_by_interp, pgd_l1=0.4, n=4):
-    """Rows of a robustness run: ``l1_by_interp[i][(eps, factor)]`` = ADV2's L1 (all successful)."""
-    rows = []
-    for i, points in l1_by_interp.items():
-        for (eps, factor), l1 in points.items():
-            for p in range(n):
-                rows.append({"victim": "resnet", "interpreter": i, "attack": "adv2", "position": p, "success": True,
-                             "confidence": 0.98, "l1_benign": l1, "eps_255": eps, "budget": factor,
-                             "stage2_steps": int(100 * factor)})
-                if factor == 1:
-                    rows.append({"victim": "resnet", "interpreter": i, "attack": "pgd", "position": p,
-                                 "success": True, "confidence": 0.99, "l1_benign": pgd_l1, "eps_255": eps,
-                                 "budget": 1.0, "stage2_steps": 100})
-    return pd.DataFrame(rows)
-
-
-def test_robust_budgets_and_the_disparate_rule():
-    from adv2lib.report import defences
-
-    grid = {(2.0, 1.0): 0.30, (8.0, 1.0): 0.15, (26.0, 1.0): 0.10, (26.0, 0.5): 0.25, (26.0, 2.0): 0.08}
-    never = {k: 0.35 for k in grid}
-    ex = _robustness_rows({"cam": grid, "grad": never})
-    budgets = defences.robust_budgets(defences.robustness_table(ex)).set_index("interpreter")
-    assert budgets.loc["CAM", "δ (L1)"] == pytest.approx(0.2)
-    assert budgets.loc["CAM", "smallest eps (/255)"] == 8 and budgets.loc["CAM", "smallest iterations (x preset)"] == 1
-    assert np.isnan(budgets.loc["GRAD", "smallest eps (/255)"])
-    [(name, passed, _)] = defences.disparate_cells(ex)
-    assert name == "ResNet" and passed                       # 0.35/0.10 = 3.5 >= 1.5
-    alike = _robustness_rows({"cam": grid, "grad": dict(grid)})
-    assert not defences.disparate_cells(alike)[0][1]
-
-
-def _aid_rows(ratio_before, ratio_after, asr_after=1.0, n=10):
-    rows = []
-    for version, ratio, asr in (("original", ratio_before, 1.0), ("AID", ratio_after, asr_after)):
-        for p in range(n):
-            rows.append({"victim": "resnet", "interpreter": "rts", "rts": version, "attack": "pgd", "budget": 1.0,
-                         "position": p, "success": True, "confidence": 0.99, "l1_benign": 0.4, "seconds": 0.01})
-            rows.append({"victim": "resnet", "interpreter": "rts", "rts": version, "attack": "adv2", "budget": 1.0,
-                         "position": p, "success": p < asr * n, "confidence": 0.98, "l1_benign": 0.4 * ratio,
-                         "seconds": 0.3})
-    return pd.DataFrame(rows)
-
-
-def test_aid_rule():
-    from adv2lib.report import defences
-
-    assert defences.aid_cells(_aid_rows(0.5, 0.65))[0][1] is True         # ratio +0.15
-    assert defences.aid_cells(_aid_rows(0.5, 0.55))[0][1] is False        # +0.05, same ASR
-    assert defences.aid_cells(_aid_rows(0.5, 0.5, asr_after=0.8))[0][1] is True   # ASR -20 points
-
-
-def _detection_rows(rates):
-    """Detection rows whose successful inputs of ``source`` are flagged at ``rates[source]``."""
-    rows = []
-    for source, rate in {"calibration": 0.0, "benign": 0.0, **rates}.items():
-        for p in range(20):
-            flagged = p < rate * 20
-            rows.append({"victim": "resnet", "kind": "detection", "ensemble": "all", "score_kind": "distance",
-                         "source": source, "position": p, "success": True, "score": 1.0 if flagged else 0.1 + p / 1000,
-                         "flagged": flagged, "threshold": 0.5})
-    return pd.DataFrame(rows)
-
-
-def test_ensemble_and_adaptive_rules():
-    from adv2lib.report import defences
-
-    det = _detection_rows({"adv2 cam": 0.8, "adv2 grad": 0.2, "adaptive": 0.1})
-    cells = dict((name, ok) for name, ok, _ in defences.ensemble_cells(det))
-    assert cells == {"ResNet/CAM": True, "ResNet/GRAD": False}
-    attack = pd.DataFrame([
-        {"victim": "resnet", "kind": "adaptive", "interpreter": "cam+grad", "members": "cam+grad", "position": p,
-         "success": True, "confidence": 0.98, "l1_benign_cam": 0.2, "l1_benign_grad": 0.1, "seconds": 2.0,
-         "cpu_seconds": 4.0} for p in range(5)]
-        + [{"victim": "resnet", "kind": "single", "interpreter": i, "attack": "adv2", "position": p, "success": True,
-            "confidence": 0.98, "l1_benign": l1, "seconds": 1.0, "cpu_seconds": 2.0}
-           for i, l1 in (("cam", 0.1), ("grad", 0.1)) for p in range(5)])
-    [(name, passed, text)] = defences.adaptive_cells(pd.concat([attack, det], ignore_index=True))
-    assert name == "ResNet" and passed and "x2.00" in text            # CAM's L1 doubled
-    attack.loc[attack["kind"] == "adaptive", "l1_benign_cam"] = 0.11
-    assert not defences.adaptive_cells(pd.concat([attack, det], ignore_index=True))[0][1]
+    assert list(dict.fromkeys(cards.loc[cards["victim"] == "resnet", "rts"])) == ["original", "AID"]
+    assert cards.loc[(cards["victim"] == "resnet") & (cards["metric"] == "training_seconds"), "estimate"].notna().all()
+    [test] = defences.aid_tests(ex).to_dict("records")
+    assert test["claim"] == "aid" and test["victim"] == "resnet" and test["verdict"]     # 2 images: inconclusive

@@ -71,8 +71,8 @@ def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[st
     rows for the comparison chapter (:func:`~adv2lib.report.save_experiment`), display the
     "This run: ..." line (with ``show``) and return a :class:`ChapterRun`.
 
-    ``interpreters``, ``n_images`` and the experiment's own options left out take the chapter
-    plan's values at this scale (:mod:`adv2lib.chapters`), so a notebook run by hand runs at the
+    ``interpreters``, ``n_images`` and the experiment's own options left out (or None) take the
+    chapter plan's values at this scale (:mod:`adv2lib.chapters`), so a notebook run by hand runs at the
     book's size; ``engine``
     (``"serial"`` or ``"ray"``) is passed on only when given; ``options`` are the experiment's
     own keywords (``targets`` for ``patch``, ``factors`` for ``budget``).
@@ -88,7 +88,7 @@ def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[st
     plan_interps = chapters.by_experiment(experiment).interpreters
     planned_n = planned.pop("n_images", None)
     n_images = planned_n if n_images is None else n_images
-    options = {**planned, **options}
+    options = {**planned, **{k: v for k, v in options.items() if v is not None}}     # None: the plan's
     interpreters = interpreters if interpreters is not None else plan_interps
     given = {"interpreters": interpreters, "n_images": n_images, "engine": engine}
     kwargs = dict(profile=profile, seed=seed, smoke=smoke, device=device, results_dir=results_dir, progress=False,

@@ -1,60 +1,97 @@
 """The paper's second half: disparate attack robustness, ensemble interpretation and AID, as
-tables, sentences and the cells the comparison chapter judges.
+tidy frames with 95% intervals, and the tests of their claims.
 
-==============================  ============================================================
-:func:`robustness_table`        ADV2 vs PGD at every L-inf and iteration budget
-:func:`robust_budgets`          per interpreter, the smallest budget at which ADV2 keeps its
-                                map within :data:`ROBUST_FRACTION` of PGD's distance
-:func:`detection_table`         the ensemble detector's rates at 5 % false positives and AUCs
-:func:`adaptive_table`          adaptive ADV2 against the ensemble beside single-interpreter ADV2
-:func:`aid_table`               ADV2 against the original and the AID-hardened RTS
-:func:`deletion_table`          the deletion test of both RTS networks
-:func:`aid_cards`               the hardened networks' model cards (faithfulness before/after)
-:func:`disparate_cells`,        the cells of the claims "disparate robustness", "ensemble",
-:func:`ensemble_cells`,         "adaptive attack" and "AID" (:mod:`.claims`)
-:func:`adaptive_cells`,
-:func:`aid_cells`
-==============================  ============================================================
+Every frame is keyed by raw values (``victim``, ``interpreter``, ``eps_255``, ``budget``,
+``rts``, ...) with ``metric``, ``estimate``, ``lo``, ``hi``, ``n`` (:mod:`.estimates`); the
+``*_table`` functions show them through the presentation layer (:mod:`.present`).
 
-The thresholds below were fixed before the full runs; each is stated where it is used.
+=================================  ==================================================================
+:func:`robustness_estimates`       ADV2 and PGD per victim x interpreter x L-inf budget x iteration
+                                   budget: ASR, MC, L1 to benign; ADV2's L1 ratio to PGD at the same
+                                   L-inf budget (paired)
+:func:`robustness_tests`           per budget, the two tests of "ADV2 is robust here" (ASR above
+                                   :data:`ROBUST_ASR`, L1 below :data:`ROBUST_FRACTION` x PGD's)
+:func:`robust_budgets`             the verdict at every budget and the smallest robust one
+:func:`detection_estimates`        the ensemble detector per victim x ensemble x score x input:
+                                   flagged share (Wilson) and AUC (bootstrap, :func:`auc_interval`)
+:func:`adaptive_estimates`         adaptive ADV2 beside single-interpreter ADV2 on the same images,
+                                   per victim x interpreter, with the paired L1 ratio
+:func:`aid_estimates`              ADV2 against the original and the AID-hardened RTS
+:func:`deletion_estimates`         the deletion test of both RTS networks
+:func:`aid_cards`                  the hardened networks' model cards
+:func:`disparate_tests`,           the tests of the claims "disparate", "ensemble",
+:func:`ensemble_tests`,            "ensemble_adaptive" and "aid" (:func:`.cells.judge` rows,
+:func:`adaptive_tests`,            read by :mod:`.claims`)
+:func:`aid_tests`
+=================================  ==================================================================
+
+The paper gives no number for any of these claims, so every bar here is ours, with its reason
+(:data:`BARS`), and each verdict is also given with the bar 20 % stricter and 20 % looser
+(:func:`.cells.judge`).
+
+Two claims are an "or" of tests (the adaptive attack pays in detection *or* distance; AID
+raises the ratio *or* lowers the ASR). :func:`either` folds such tests into one row of the
+same shape as :func:`.cells.judge`'s: it holds when one part holds, does not hold when every
+part does not, and is inconclusive otherwise; its interval is the deciding part's, and
+``either`` lists every part. A cell's tests are then combined as usual (:func:`.cells.combine`).
 """
 from __future__ import annotations
 
 import json
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..names import INTERPRETERS, label
-from .tables import victims_in
+from .. import stats
+from ..names import INTERPRETERS, VICTIMS
+from . import cells, present
+from .estimates import estimates, paired_ratio, successful
 
 __all__ = ["ROBUST_FRACTION", "ROBUST_ASR", "PRIMARY_SCORE", "DETECTED", "DISTANCE_RAISE", "AID_RATIO_RISE",
-           "AID_ASR_DROP", "DISPARATE_SPREAD", "preset_eps_255", "robustness_table", "robust_budgets",
-           "robustness_sentences", "detection_table", "adaptive_table", "adaptive_sentences", "aid_table",
-           "deletion_table", "aid_cards", "aid_sentences", "disparate_cells", "ensemble_cells", "adaptive_cells",
-           "aid_cells"]
+           "AID_ASR_DROP", "DISPARATE_SPREAD", "BARS", "preset_eps_255", "bootstrap", "auc_interval", "either",
+           "robustness_estimates", "robustness_tests", "robust_budgets", "detection_estimates", "adaptive_estimates",
+           "aid_estimates", "deletion_estimates", "aid_cards", "disparate_tests", "ensemble_tests", "adaptive_tests",
+           "aid_tests", "robustness_table", "robust_budget_table", "detection_table", "adaptive_table", "aid_table",
+           "deletion_table", "aid_card_table", "tests_table"]
 
-#: ADV2 "keeps its map near the benign map" at a budget when its mean L1 is at most this fraction
-#: of PGD's at the preset budget (the paper's "ADV2 at most half of PGD" reading of its L1 claim)
-#: and its ASR is at least :data:`ROBUST_ASR`.
+#: ADV2 keeps its map near the benign map at a budget when its L1 to the benign map is at most
+#: this fraction of PGD's at the preset L-inf budget (same images) ...
 ROBUST_FRACTION = 0.5
+#: ... and it succeeds on at least this share of the images.
 ROBUST_ASR = 0.9
 #: "The interpreters differ widely": the largest L1 ratio to PGD at the preset budget is at least
-#: this multiple of the smallest, or the interpreters' smallest robust L-inf budgets lie two or
-#: more grid steps apart ("never within the grid" counting as one step beyond its end).
+#: this multiple of the smallest.
 DISPARATE_SPREAD = 1.5
 #: The detector score the verdicts read (fixed in advance; the chapter shows both).
 PRIMARY_SCORE = "distance"
-#: A source counts as exposed by the ensemble when at least this share of its successful inputs
-#: is flagged at 5 % false positives.
+#: The ensemble exposes a kind of input when it flags at least this share of its successful inputs.
 DETECTED = 0.5
-#: The adaptive attack pays in distance when, on some attacked member, its mean L1 to the benign
-#: map is at least this multiple of the single-interpreter ADV2's on the same images.
+#: The adaptive attack pays in distance when, on some attacked member, its L1 to the benign map is
+#: at least this multiple of the single-interpreter ADV2's on the same images.
 DISTANCE_RAISE = 1.25
-#: AID makes ADV2 harder when, against the hardened RTS, the L1 ratio to PGD rises by at least
-#: this much (absolute) or the ASR drops by at least :data:`AID_ASR_DROP`.
+#: AID makes ADV2 harder when, against the hardened RTS, ADV2's L1 ratio to PGD rises by at least
+#: this much (absolute) or its ASR drops by at least :data:`AID_ASR_DROP`.
 AID_RATIO_RISE = 0.1
 AID_ASR_DROP = 0.1
+
+#: Every bar of this module with its source (the paper gives no number for these claims).
+BARS = {
+    "robust_asr": cells.Bar(ROBUST_ASR, ">=", "our bar: the attack still succeeds on nearly every image (the paper "
+                                               "reports ADV2's ASR near 100 %)", bounded=True),
+    "robust_l1": cells.Bar(ROBUST_FRACTION, "<=", "our bar: the paper's 'much closer' read as ADV2 at most half of "
+                                                  "PGD's distance"),
+    "disparate": cells.Bar(DISPARATE_SPREAD, ">=", "our bar: 'differ widely' read as the hardest interpreter's L1 "
+                                                   "ratio to PGD at least half again the easiest's"),
+    "detected": cells.Bar(DETECTED, ">=", "our bar: the ensemble exposes an attack when it flags at least half of "
+                                          "its successful inputs at 5 % false positives", bounded=True),
+    "distance_raise": cells.Bar(DISTANCE_RAISE, ">=", "our bar: the adaptive attack pays in distance when its L1 to "
+                                                      "an attacked member's benign map is a quarter above the "
+                                                      "single attack's"),
+    "aid_ratio": cells.Bar(AID_RATIO_RISE, ">=", "our bar: a rise of 0.1 in ADV2's L1 ratio to PGD, a fifth of the "
+                                                 "distance between 'much closer' (0.5) and PGD's (1)"),
+    "aid_asr": cells.Bar(AID_ASR_DROP, ">=", "our bar: ten points of attack success lost"),
+}
 
 
 def preset_eps_255(profile: str = "embedded") -> float:
@@ -64,345 +101,627 @@ def preset_eps_255(profile: str = "embedded") -> float:
     return round(preset_for(profile, "pgd").eps * 255, 4)
 
 
-def _summary(examples, by):
-    from ..metrics import summarize
+# =========================================================================== intervals of our own statistics
 
-    return summarize(examples, by=by)
+def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_used: int | None = None) -> stats.Interval:
+    """A statistic of ``n`` images with its percentile bootstrap interval over the images, the
+    way :mod:`adv2lib.stats` computes its own (:data:`~adv2lib.stats.RESAMPLES` resamples, a
+    generator seeded with :data:`~adv2lib.stats.SEED` at every call, level
+    :data:`~adv2lib.stats.LEVEL`).
+
+    ``statistic(weights)`` takes a ``(resamples, n)`` array of how often each image is drawn
+    (a row of ones: the sample itself) and returns one value per row, so a statistic of several
+    measurements of the same images (ADV2 and PGD, two RTS networks) keeps them together.
+    ``n_used`` is the count reported (default ``n``).
+
+    >>> x = np.array([1.0, 2.0, 3.0, 4.0])
+    >>> iv = bootstrap(lambda w: (w @ x) / w.sum(1), 4)
+    >>> iv.estimate, iv.lo <= 2.5 <= iv.hi, iv.n
+    (2.5, True, 4)
+    """
+    n_used = n if n_used is None else n_used
+    if n == 0 or n_used == 0:
+        return stats.Interval(float("nan"), float("nan"), float("nan"), 0)
+    with np.errstate(all="ignore"):
+        est = float(np.asarray(statistic(np.ones((1, n))))[0])
+        if n_used < 2:
+            return stats.Interval(est, float("nan"), float("nan"), n_used)
+        rng = np.random.default_rng(stats.SEED)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=stats.RESAMPLES).astype(float)
+        values = np.asarray(statistic(weights), dtype=float)
+    values = values[np.isfinite(values)]
+    if not np.isfinite(est) or values.size == 0:
+        return stats.Interval(est, float("nan"), float("nan"), n_used)
+    tail = (1 - stats.LEVEL) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return stats.Interval(est, float(lo), float(hi), n_used)
+
+
+def _wmean(weights: np.ndarray, values: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """Weighted means of ``values`` (one per row of ``weights``) over the finite entries (and ``keep``)."""
+    ok = np.isfinite(values) if keep is None else (np.isfinite(values) & keep)
+    return (weights @ np.where(ok, values, 0.0)) / (weights @ ok.astype(float))
+
+
+def _ratio(weights, a, b):
+    """``mean(a) / mean(b)`` over the images where both are finite (the paired ratio of :mod:`.estimates`)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    return _wmean(weights, a, both) / _wmean(weights, b, both)
+
+
+def auc_interval(clean, attack) -> stats.Interval:
+    """The AUC of separating ``attack`` scores (positives) from ``clean`` scores, both indexed by
+    the same images (NaN: no score for that image, e.g. a failed attack), with a bootstrap
+    interval over the images (an image's clean and attack scores are drawn together). The AUC is
+    the Mann-Whitney statistic (ties count half), equal to :func:`sklearn.metrics.roc_auc_score`;
+    ``n`` is the number of attack scores.
+
+    >>> auc_interval([0.1, 0.2, 0.3], [0.4, 0.5, float("nan")]).estimate
+    1.0
+    """
+    clean, attack = np.asarray(clean, dtype=float), np.asarray(attack, dtype=float)
+    c_ok, a_ok = np.isfinite(clean), np.isfinite(attack)
+    if not c_ok.any() or not a_ok.any():
+        return stats.Interval(float("nan"), float("nan"), float("nan"), int(a_ok.sum()))
+    c, a = np.where(c_ok, clean, 0.0), np.where(a_ok, attack, 0.0)
+    wins = (a[None, :] > c[:, None]) + 0.5 * (a[None, :] == c[:, None])
+    wins = np.where(c_ok[:, None] & a_ok[None, :], wins, 0.0)          # clean image i x attacked image j
+
+    def statistic(w):
+        wc, wa = w * c_ok, w * a_ok
+        return ((wc @ wins) * wa).sum(1) / (wc.sum(1) * wa.sum(1))
+
+    return bootstrap(statistic, len(clean), int(a_ok.sum()))
+
+
+#: The metrics of this module's estimates frames that are rates (Wilson intervals); the others are bootstrap.
+RATES = ("asr", "flagged", "top_hurts_more", "preserved_accuracy", "destroyed_accuracy", "pool_asr_first",
+         "pool_asr_last")
+
+
+def _interval(row) -> stats.Interval:
+    """The :class:`~adv2lib.stats.Interval` of one row of an estimates frame, with its method."""
+    return stats.Interval(float(row["estimate"]), float(row["lo"]), float(row["hi"]), int(row["n"]),
+                          "wilson" if row["metric"] in RATES else "bootstrap")
+
+
+def _aligned(frame: pd.DataFrame, column: str, positions) -> np.ndarray:
+    """``column`` of ``frame`` (one row per position) at ``positions`` (NaN where absent)."""
+    s = frame.drop_duplicates("position").set_index("position")[column]
+    return s.reindex(positions).to_numpy(dtype=float)
+
+
+# =========================================================================== combining tests with "or"
+
+def _either_verdict(verdicts: Sequence[str]) -> str:
+    kinds = ["inconclusive" if v.startswith(stats.INCONCLUSIVE) else v for v in verdicts]
+    if stats.HOLDS in kinds:
+        return stats.HOLDS
+    if kinds and all(k == stats.FAILS for k in kinds):
+        return stats.FAILS
+    return next((v for v in verdicts if v.startswith(stats.INCONCLUSIVE)), f"{stats.INCONCLUSIVE} at n = 0")
+
+
+def either(parts: Sequence[dict]) -> dict:
+    """One test row (the shape of :func:`.cells.judge`'s) that holds when any of ``parts`` (rows
+    of the same claim and cell) holds, does not hold when all of them do not, and is
+    inconclusive otherwise; the same at each moved bar. Its statistic, interval, ``n`` and bar
+    are the deciding part's (the first that holds, else the first inconclusive, else the first);
+    ``either`` lists every part with its interval, bar and verdict.
+
+    >>> from adv2lib.stats import Interval
+    >>> a = cells.judge("c", {"victim": "resnet"}, "x", Interval(0.3, 0.2, 0.4, 10), cells.Bar(0.5, ">=", "our bar"))
+    >>> b = cells.judge("c", {"victim": "resnet"}, "y", Interval(2.0, 1.6, 2.4, 10), cells.Bar(1.25, ">=", "our bar"))
+    >>> row = either([a, b])
+    >>> row["verdict"], row["statistic"]
+    ('holds', 'y')
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("either() needs at least one test")
+    verdict_columns = ["verdict", cells.STRICTER, cells.LOOSER]
+
+    def rank(p):
+        k = p["verdict"]
+        return 0 if k == stats.HOLDS else 1 if k.startswith(stats.INCONCLUSIVE) else 2
+
+    row = dict(min(parts, key=rank))
+    for c in verdict_columns:
+        shown = [p[c] for p in parts if p.get(c)]       # our bars only (the others have no moved verdicts)
+        row[c] = _either_verdict(shown) if shown else ""
+    row["ours"] = all(p["ours"] for p in parts)
+    row["either"] = "; ".join(f"{p['statistic']} {present.interval_text(p['estimate'], p['lo'], p['hi'], '{:.2f}')} "
+                              f"{p['side']} {p['bar']:g}: {p['verdict']}" for p in parts)
+    return row
+
+
+def _with_cell_verdict(parts: Sequence[dict]) -> list[dict]:
+    """``parts`` (the tests one :func:`either` row folds), each with the verdict of their "or"."""
+    verdict = either(parts)["verdict"]
+    return [{**p, "verdict of either": verdict} for p in parts]
 
 
 # =========================================================================== robustness
 
-def robustness_table(examples: pd.DataFrame, profile: str = "embedded") -> pd.DataFrame:
-    """The robustness experiment per victim x interpreter x budget: the L-inf sweep (preset
-    iterations) then the iteration sweep (preset L-inf budget). Columns: ``sweep``, ``eps (/255)``,
-    ``iterations (x preset)``, ``stage-2 iterations``, ADV2's ``ASR``, ``MC``, ``L1 to benign``,
-    PGD's ``PGD ASR`` and ``PGD L1`` at the same L-inf budget, and ``L1 / PGD``."""
-    s = _summary(examples, ("victim", "interpreter", "attack", "eps_255", "budget"))
-    steps = examples.groupby(["victim", "interpreter", "eps_255", "budget"])["stage2_steps"].first()
+def _ordered(values, order) -> list:
+    values = list(dict.fromkeys(v for v in values if not pd.isna(v)))
+    return [v for v in order if v in values] + sorted(v for v in values if v not in order)
+
+
+def _rank(values, order) -> dict:
+    return {v: k for k, v in enumerate(_ordered(values, order))}
+
+
+def _sort(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in book order: victims and interpreters in the paper's order, the L-inf sweep
+    before the iteration sweep, the original RTS before the hardened one, numbers ascending."""
+    if frame.empty:
+        return frame
+    keys, out = [], frame.copy()
+    for col, order in (("victim", VICTIMS), ("interpreter", INTERPRETERS), ("source_interpreter", INTERPRETERS),
+                       ("sweep", ("eps_255", "budget")), ("rts", ("original", "AID"))):
+        if col in out:
+            rank = _rank(out[col], order)
+            out[f"_{col}"] = out[col].map(rank).fillna(len(rank))
+            keys.append(f"_{col}")
+    keys += [c for c in ("eps_255", "budget") if c in out]
+    out = out.sort_values(keys, kind="stable")
+    return out.drop(columns=[k for k in keys if k.startswith("_")]).reset_index(drop=True)
+
+
+def _robustness_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["attack"].isin(["adv2", "pgd"])]
+
+
+def robustness_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per victim x interpreter x attack x ``eps_255`` x ``budget`` of the robustness rows:
+    ``asr`` (Wilson), ``mc`` and ``l1_benign`` (mean over successful attacks, bootstrap), and for
+    ADV2 ``l1_benign ratio``: its mean L1 over PGD's at the same L-inf budget, on the images both
+    attacks succeeded on (paired bootstrap; the iteration sweep compares with PGD at the preset's
+    L-inf budget, the only one it runs at)."""
+    r = _robustness_rows(rows)
+    by = ["victim", "interpreter", "attack", "eps_255", "budget"]
+    est = estimates(r, by, ["asr", "mc", "l1_benign"])
+    pgd = r[r["attack"] == "pgd"].drop(columns="budget")       # PGD has one iteration budget
+    ratio = paired_ratio(r, ["victim", "interpreter", "eps_255", "budget"], a_rows=r[r["attack"] == "adv2"],
+                         b_rows=pgd)
+    ratio.insert(2, "attack", "adv2")
+    return _sort(pd.concat([est, ratio], ignore_index=True))
+
+
+def _points(rows: pd.DataFrame, profile: str) -> list[tuple[str, float, float]]:
+    """The grid of the robustness run: ``(sweep, eps_255, budget)``, the L-inf sweep at the preset's
+    iterations then the iteration sweep at the preset's L-inf budget."""
+    adv = rows[rows["attack"] == "adv2"]
     preset = preset_eps_255(profile)
-    rows = []
-    for v in victims_in(s):
-        for i in [i for i in INTERPRETERS if i in set(s["interpreter"])]:
-            sub = s[(s["victim"] == v) & (s["interpreter"] == i)]
-            pgd = sub[sub["attack"] == "pgd"].set_index("eps_255")
-            adv = sub[sub["attack"] != "pgd"]
-            pgd_at_preset = float(pgd.loc[preset, "l1_benign"]) if preset in pgd.index else float("nan")
-            for sweep, part in (("L-inf budget", adv[adv["budget"] == 1].sort_values("eps_255")),
-                                ("iterations", adv[np.isclose(adv["eps_255"], preset)].sort_values("budget"))):
-                for _, r in part.iterrows():
-                    e = r["eps_255"]
-                    p_l1 = float(pgd.loc[e, "l1_benign"]) if e in pgd.index else float("nan")
-                    ref = p_l1 if sweep == "L-inf budget" else pgd_at_preset
-                    rows.append({"victim": label(v), "interpreter": label(i), "sweep": sweep, "eps (/255)": e,
-                                 "iterations (x preset)": r["budget"],
-                                 "stage-2 iterations": int(steps.get((v, i, e, r["budget"]), 0)),
-                                 "ASR": r["asr"], "MC": r["mc"], "L1 to benign": r["l1_benign"],
-                                 "PGD ASR": float(pgd.loc[e, "asr"]) if e in pgd.index else float("nan"),
-                                 "PGD L1": ref, "L1 / PGD": r["l1_benign"] / ref if ref > 0 else float("nan"),
-                                 "_victim": v, "_interpreter": i})
-    return pd.DataFrame(rows)
+    eps = sorted(set(adv.loc[adv["budget"] == 1, "eps_255"]))
+    its = sorted(set(adv.loc[np.isclose(adv["eps_255"], preset), "budget"]))
+    return [("eps_255", float(e), 1.0) for e in eps] + [("budget", preset, float(f)) for f in its]
 
 
-def robust_budgets(table: pd.DataFrame, profile: str = "embedded") -> pd.DataFrame:
-    """Per victim x interpreter of :func:`robustness_table`: the distance ``δ`` (``ROBUST_FRACTION``
-    x PGD's L1 at the preset budget), the smallest L-inf budget and the smallest iteration budget
-    at which ADV2 succeeds on at least ``ROBUST_ASR`` of the images with mean L1 at most ``δ``
-    (NaN: none in the grid), and ADV2's ratio to PGD at the preset budget."""
+def robustness_tests(rows: pd.DataFrame, profile: str = "embedded") -> pd.DataFrame:
+    """Per victim x interpreter x point of the grid (``eps_255``, ``budget``), the two tests of
+    "ADV2 is robust at this budget" (claim id ``"robust"``, :func:`.cells.judge` rows): its ASR
+    is at least :data:`ROBUST_ASR` (Wilson), and its mean L1 to the benign map over PGD's at the
+    preset L-inf budget on the same images is at most :data:`ROBUST_FRACTION` (paired bootstrap)."""
+    r = _robustness_rows(rows)
     preset = preset_eps_255(profile)
-    rows = []
-    for (v, i), sub in table.groupby(["_victim", "_interpreter"], sort=False):
-        eps = sub[sub["sweep"] == "L-inf budget"]
-        its = sub[sub["sweep"] == "iterations"]
-        at = eps[np.isclose(eps["eps (/255)"], preset)]
-        pgd_l1 = float(at["PGD L1"].iloc[0]) if len(at) else float("nan")
-        delta = ROBUST_FRACTION * pgd_l1
-
-        def smallest(part, col):
-            ok = part[(part["ASR"] >= ROBUST_ASR) & (part["L1 to benign"] <= delta)]
-            return float(ok[col].min()) if len(ok) else float("nan")
-
-        rows.append({"victim": label(v), "interpreter": label(i), "δ (L1)": delta,
-                     "smallest eps (/255)": smallest(eps, "eps (/255)"),
-                     "smallest iterations (x preset)": smallest(its, "iterations (x preset)"),
-                     "L1 / PGD at the preset": float(at["L1 / PGD"].iloc[0]) if len(at) else float("nan"),
-                     "grid (/255)": ", ".join(f"{e:g}" for e in sorted(eps["eps (/255)"])),
-                     "_victim": v, "_interpreter": i})
-    return pd.DataFrame(rows)
-
-
-def _never(value) -> bool:
-    return value is None or not np.isfinite(value)
-
-
-def robustness_sentences(budgets: pd.DataFrame) -> str:
-    """One Markdown line per victim: each interpreter's smallest robust budgets, in words."""
-    lines = []
-    for v, sub in budgets.groupby("victim", sort=False):
-        parts = []
-        for _, r in sub.iterrows():
-            e = r["smallest eps (/255)"]
-            f = r["smallest iterations (x preset)"]
-            parts.append(f"{r['interpreter']} "
-                         + ("never within the grid" if _never(e) else f"from {e:g}/255")
-                         + (", and no iteration budget reaches it at the preset's L-inf budget" if _never(f)
-                            else f", from {f:g}x the iterations")
-                         + f" (ratio to PGD at the preset {r['L1 / PGD at the preset']:.2f})")
-        lines.append(f"- **{v}**: " + "; ".join(parts) + ".")
-    return "\n".join(lines)
-
-
-def disparate_cells(examples: pd.DataFrame, profile: str = "embedded"):
-    """The claim "the interpreters differ widely in how hard they are to attack", per victim:
-    ``[(victim, passed, text)]`` by the rule of :data:`DISPARATE_SPREAD`."""
-    budgets = robust_budgets(robustness_table(examples, profile), profile)
     out = []
-    for v, sub in budgets.groupby("_victim", sort=False):
-        ratios = sub.set_index("interpreter")["L1 / PGD at the preset"].dropna()
+    pgd_at_preset = r[(r["attack"] == "pgd") & np.isclose(r["eps_255"], preset)].drop(columns=["budget", "eps_255"])
+    for sweep, e, f in _points(r, profile):
+        at = r[(r["attack"] == "adv2") & np.isclose(r["eps_255"], e) & np.isclose(r["budget"], f)]
+        ratio = paired_ratio(at, ["victim", "interpreter"], a_rows=at, b_rows=pgd_at_preset)
+        for (v, i), g in at.groupby(["victim", "interpreter"], sort=False):
+            where = {"victim": v, "interpreter": i, "eps_255": e, "budget": f, "sweep": sweep}
+            out.append(cells.judge("robust", where, "ASR", stats.rate(successful(g).to_numpy()), BARS["robust_asr"]))
+            hit = ratio[(ratio["victim"] == v) & (ratio["interpreter"] == i)]
+            iv = _interval(hit.iloc[0]) if len(hit) else stats.Interval(float("nan"), float("nan"), float("nan"), 0)
+            out.append(cells.judge("robust", where, f"L1 / PGD's at {preset:g}/255", iv, BARS["robust_l1"]))
+    return _sort(pd.DataFrame(out))
+
+
+def robust_budgets(rows: pd.DataFrame, profile: str = "embedded") -> pd.DataFrame:
+    """Per victim x interpreter x point of the grid: whether ADV2 is robust there (both tests of
+    :func:`robustness_tests` hold), is not (one does not hold) or the images cannot decide
+    (:func:`.cells.combine`); and per victim x interpreter x sweep, ``smallest``: the smallest
+    budget of the sweep at which it is robust (NaN: at none)."""
+    tests = robustness_tests(rows, profile)
+    if tests.empty:
+        return pd.DataFrame(columns=["victim", "interpreter", "sweep", "eps_255", "budget", "verdict", "smallest"])
+    keys = ["victim", "interpreter", "sweep", "eps_255", "budget"]
+    out = tests.groupby(keys, sort=False)["verdict"].agg(lambda v: cells.combine(list(v))).reset_index()
+    along = np.where(out["sweep"] == "eps_255", out["eps_255"], out["budget"])
+    out["smallest"] = np.nan
+    for _, g in out.assign(_x=along).groupby(["victim", "interpreter", "sweep"], sort=False):
+        robust = g.loc[g["verdict"] == stats.HOLDS, "_x"]
+        out.loc[g.index, "smallest"] = robust.min() if len(robust) else np.nan
+    return out
+
+
+def disparate_tests(rows: pd.DataFrame, profile: str = "embedded") -> pd.DataFrame:
+    """The claim "the interpreters differ widely in how hard they are to attack" (``"disparate"``),
+    one test per victim: at the preset budget, the L1 ratio to PGD of the interpreter where it is
+    largest over that of the interpreter where it is smallest (both chosen on the estimates, then
+    held fixed), at least :data:`DISPARATE_SPREAD`. Interval: bootstrap over the images, which
+    every interpreter attacks, so the four ratios are resampled together."""
+    r = _robustness_rows(rows)
+    preset = preset_eps_255(profile)
+    at = r[np.isclose(r["eps_255"], preset) & np.isclose(r["budget"].fillna(1.0), 1.0)]
+    out = []
+    for v in _ordered(at["victim"], VICTIMS):
+        g = at[at["victim"] == v]
+        positions = sorted(set(g["position"]))
+        series = {}
+        for i in _ordered(g["interpreter"], INTERPRETERS):
+            h = g[g["interpreter"] == i]
+            series[i] = tuple(_aligned(h[h["attack"] == k].assign(l1=lambda d: d["l1_benign"].where(successful(d))),
+                                       "l1", positions) for k in ("adv2", "pgd"))
+        ratios = {i: float(_ratio(np.ones((1, len(positions))), *ab)[0]) for i, ab in series.items()}
+        ratios = {i: x for i, x in ratios.items() if np.isfinite(x) and x > 0}
         if len(ratios) < 2:
             continue
-        grid = sorted(float(x) for x in sub["grid (/255)"].iloc[0].split(", "))
-        steps = [len(grid) if _never(e) else grid.index(min(grid, key=lambda g: abs(g - e)))
-                 for e in sub["smallest eps (/255)"]]
-        spread = ratios.max() / ratios.min() if ratios.min() > 0 else float("inf")
-        passed = spread >= DISPARATE_SPREAD or (max(steps) - min(steps) >= 2)
-        eps_txt = ", ".join(f"{i} {'never' if _never(e) else f'{e:g}/255'}"
-                            for i, e in zip(sub["interpreter"], sub["smallest eps (/255)"]))
-        out.append((label(v), bool(passed), f"L1/PGD at the preset {ratios.min():.2f}-{ratios.max():.2f} "
-                                     f"(spread x{spread:.2f}); smallest robust budget {eps_txt}"))
-    return out
+        hi, lo = max(ratios, key=ratios.get), min(ratios, key=ratios.get)
+        iv = bootstrap(lambda w: _ratio(w, *series[hi]) / _ratio(w, *series[lo]), len(positions),
+                       int(min(np.sum(np.isfinite(a) & np.isfinite(b)) for a, b in (series[hi], series[lo]))))
+        out.append(cells.judge("disparate", {"victim": v, "interpreter": None},
+                               f"L1 / PGD of {present.label(hi)} over that of {present.label(lo)} at the preset budget",
+                               iv, BARS["disparate"]))
+    return pd.DataFrame(out)
 
 
 # =========================================================================== ensemble
 
-def _detections(examples):
-    return examples[examples.get("kind", pd.Series(index=examples.index, dtype=object)) == "detection"]
+def _detections(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["kind"] == "detection"] if "kind" in rows else rows.iloc[:0]
 
 
-def _source_label(source: str) -> str:
-    if source.startswith("adv2 "):
-        return f"ADV2 vs {label(source[5:])}"
-    return {"benign": "clean (evaluation)", "calibration": "clean (held out)", "pgd": "PGD",
-            "adaptive": "adaptive ADV2"}.get(source, source)
-
-
-def detection_table(examples: pd.DataFrame) -> pd.DataFrame:
-    """The ensemble detector per victim x ensemble x score x source: inputs, successful attacks,
-    share flagged at the threshold (clean rows: the false-positive rate) and AUC against the clean
-    evaluation images (:func:`adv2lib.ensemble.detection_summary`)."""
-    from ..ensemble import detection_summary
-
-    det = _detections(examples)
+def detection_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ensemble detector per victim x ensemble x ``score_kind`` x scored input (``split``,
+    ``attack``, ``source_interpreter``): ``flagged``, the share of the successful inputs flagged
+    at the threshold (clean rows: the false-positive rate; Wilson), and ``auc`` against the clean
+    evaluation images of the same victim, ensemble and score (:func:`auc_interval`; NaN for
+    clean rows). ``n``: the successful inputs."""
+    det = _detections(rows)
     if det.empty:
         return pd.DataFrame()
-    s = detection_summary(det)
-    order = {"calibration": 0, "benign": 1, "pgd": 2, "adaptive": 9}
-    s["_order"] = [order.get(src, 3 + (INTERPRETERS.index(src[5:]) if src[5:] in INTERPRETERS else 4) / 10)
-                   for src in s["source"]]
-    s = s.sort_values(["victim", "ensemble", "score_kind", "_order"])
-    return pd.DataFrame({"victim": s["victim"].map(label), "ensemble": s["ensemble"], "score": s["score_kind"],
-                         "inputs": s["source"].map(_source_label), "n": s["n_successful"],
-                         "flagged at 5% FPR": s["rate"], "AUC": s["auc"], "_source": s["source"],
-                         "_victim": s["victim"]}).reset_index(drop=True)
-
-
-def adaptive_table(examples: pd.DataFrame) -> pd.DataFrame:
-    """Adaptive ADV2 against the ensemble beside single-interpreter ADV2 on the same images, per
-    victim: ASR, MC, each interpreter's mean L1 to its benign map (single attacks: their own
-    interpreter's) over successful attacks, wall and CPU seconds per image."""
-    kinds = examples.get("kind", pd.Series(index=examples.index, dtype=object))
-    att = examples[kinds.isin(["adaptive", "single"])]
-    rows = []
-    for v in victims_in(att):
-        sub = att[att["victim"] == v]
-        ada = sub[sub["kind"] == "adaptive"]
-        if ada.empty:
-            continue
-        ok = ada["success"].astype(bool)
-        row = {"victim": label(v), "attack": f"adaptive ADV2 ({' + '.join(label(m) for m in ada['members'].iloc[0].split('+'))})",
-               "n": len(ada), "ASR": ok.mean(), "MC": ada.loc[ok, "confidence"].mean()}
-        for i in INTERPRETERS:
-            col = f"l1_benign_{i}"
-            if col in ada:
-                row[f"L1 {label(i)}"] = ada.loc[ok, col].mean()
-        row.update({"wall s / image": ada["seconds"].mean(), "CPU s / image": ada["cpu_seconds"].mean(),
-                    "_victim": v, "_kind": "adaptive"})
-        rows.append(row)
-        for i in [i for i in INTERPRETERS if i in set(sub["interpreter"])]:
-            one = sub[(sub["kind"] == "single") & (sub["interpreter"] == i)]
-            if one.empty:
-                continue
-            ok1 = one["success"].astype(bool)
-            rows.append({"victim": label(v), "attack": f"ADV2 vs {label(i)} alone", "n": len(one), "ASR": ok1.mean(),
-                         "MC": one.loc[ok1, "confidence"].mean(), f"L1 {label(i)}": one.loc[ok1, "l1_benign"].mean(),
-                         "wall s / image": one["seconds"].mean(), "CPU s / image": one["cpu_seconds"].mean(),
-                         "_victim": v, "_kind": f"single {i}"})
-    return pd.DataFrame(rows)
-
-
-def _adaptive_numbers(table: pd.DataFrame, detection: pd.DataFrame, v: str) -> dict | None:
-    sub = table[table["_victim"] == v]
-    ada = sub[sub["_kind"] == "adaptive"]
-    if ada.empty:
-        return None
-    ada = ada.iloc[0]
-    attacked = {i for i in INTERPRETERS if label(i) in ada["attack"]}
-    raises, costs = {}, []
-    for _, r in sub[sub["_kind"] != "adaptive"].iterrows():
-        i = r["_kind"].split(" ", 1)[1]
-        if i not in attacked:          # an interpreter the adaptive attack leaves out (MASK): not its cost
-            continue
-        col = f"L1 {label(i)}"
-        costs.append(r["wall s / image"])
-        if col in ada and np.isfinite(ada[col]) and r[col] > 0:
-            raises[i] = ada[col] / r[col]
-    det = detection[(detection["_victim"] == v) & (detection["ensemble"] == "all")
-                    & (detection["score"] == PRIMARY_SCORE) & (detection["_source"] == "adaptive")]
-    return {"raises": raises, "cost": ada["wall s / image"] / np.mean(costs) if costs else float("nan"),
-            "cost_sum": ada["wall s / image"] / np.sum(costs) if costs else float("nan"),
-            "detected": float(det["flagged at 5% FPR"].iloc[0]) if len(det) else float("nan"),
-            "asr": ada["ASR"], "mc": ada["MC"]}
-
-
-def adaptive_sentences(table: pd.DataFrame, detection: pd.DataFrame) -> str:
-    """Per victim, what the adaptive attack paid: distance (ratio to the single attacks' L1 per
-    attacked member), detection by the full ensemble, and time."""
-    lines = []
-    for v in dict.fromkeys(table["_victim"]) if len(table) else []:
-        n = _adaptive_numbers(table, detection, v)
-        if n is None:
-            continue
-        raise_txt = ", ".join(f"{label(i)} x{r:.2f}" for i, r in n["raises"].items()) or "–"
-        lines.append(f"- **{label(v)}**: ASR {n['asr']:.0%}, MC {n['mc']:.3f}; L1 to the benign map of each attacked "
-                     f"interpreter relative to the attack on that interpreter alone (same images): {raise_txt}; "
-                     f"flagged by the full ensemble ({PRIMARY_SCORE} score) on {n['detected']:.0%} of its successful "
-                     f"inputs; wall time per image {n['cost']:.1f}x the mean of those single attacks "
-                     f"({n['cost_sum']:.2f}x their sum).")
-    return "\n".join(lines)
-
-
-def ensemble_cells(examples: pd.DataFrame):
-    """The claim "an ensemble of interpreters exposes ADV2 inputs crafted against one of them":
-    per victim x single-interpreter ADV2, flagged by the full ensemble (:data:`PRIMARY_SCORE`) on
-    at least :data:`DETECTED` of the successful inputs at 5 % false positives."""
-    det = detection_table(examples)
     out = []
-    if det.empty:
-        return out
-    sub = det[(det["ensemble"] == "all") & (det["score"] == PRIMARY_SCORE) & det["_source"].str.startswith("adv2 ")]
-    for _, r in sub.iterrows():
-        out.append((f"{r['victim']}/{label(r['_source'][5:])}", bool(r["flagged at 5% FPR"] >= DETECTED),
-                    f"flagged {r['flagged at 5% FPR']:.0%} (AUC {r['AUC']:.2f})"))
-    return out
+    for (v, e, k), g in det.groupby(["victim", "ensemble", "score_kind"], sort=False):
+        clean = g[(g["attack"] == "clean") & (g["split"] == "evaluation")]
+        inputs = g.groupby(["split", "attack", "source_interpreter"], sort=False, dropna=False)
+        for (split, attack, source), h in inputs:
+            ok = h[successful(h)]
+            key = {"victim": v, "ensemble": e, "score_kind": k, "split": split, "attack": attack,
+                   "source_interpreter": None if pd.isna(source) else source}
+            iv = stats.rate(ok["flagged"].astype(bool).to_numpy())
+            out.append({**key, "metric": "flagged", "estimate": iv.estimate, "lo": iv.lo, "hi": iv.hi, "n": iv.n})
+            if attack == "clean":
+                auc = stats.Interval(float("nan"), float("nan"), float("nan"), 0)
+            else:
+                positions = sorted(set(clean["position"]) | set(h["position"]))
+                auc = auc_interval(_aligned(clean, "score", positions),
+                                   _aligned(h.assign(s=h["score"].where(successful(h))), "s", positions))
+            out.append({**key, "metric": "auc", "estimate": auc.estimate, "lo": auc.lo, "hi": auc.hi, "n": auc.n})
+    frame = pd.DataFrame(out)
+    if frame.empty:
+        return frame
+    ranks = {"victim": _rank(frame["victim"], VICTIMS), "ensemble": {"all": 0, "adaptive": 1},
+             "score_kind": {k: n for n, k in enumerate(dict.fromkeys(frame["score_kind"]))},
+             "split": {"calibration": 0, "evaluation": 1}, "attack": {"clean": 0, "pgd": 1, "adv2": 2, "adaptive": 3},
+             "source_interpreter": _rank(frame["source_interpreter"], INTERPRETERS)}
+    order = pd.DataFrame({c: frame[c].map(r).fillna(len(r)) for c, r in ranks.items()})
+    return frame.loc[order.sort_values(list(ranks), kind="stable").index].reset_index(drop=True)
 
 
-def adaptive_cells(examples: pd.DataFrame):
-    """The claim "against the ensemble, the attacker pays in distance or detection": per victim,
-    adaptive ADV2 is flagged on at least :data:`DETECTED` of its successful inputs, or its L1 to
-    some attacked member's benign map is at least :data:`DISTANCE_RAISE` x the single attack's."""
-    table, det = adaptive_table(examples), detection_table(examples)
+def _attack_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[(rows["kind"] == "attack") & rows["attack"].isin(["adaptive", "adv2"])] if "kind" in rows \
+        else rows.iloc[:0]
+
+
+def adaptive_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """Adaptive ADV2 beside ADV2 against each interpreter alone, on the same images, per victim x
+    interpreter x attack (``adaptive`` or ``adv2``): ``asr``, ``mc``, ``l1_benign`` and
+    ``iou_benign_mean`` of that interpreter's map (successful attacks; the adaptive rows of an
+    interpreter it leaves out measure the map it did not attack: column ``attacked``),
+    ``seconds`` per image; and for the adaptive attack ``l1_benign ratio``: its mean L1 over the
+    single attack's on the images both succeeded on (paired bootstrap)."""
+    att = _attack_rows(rows)
+    if att.empty:
+        return pd.DataFrame()
+    ada = att[att["attack"] == "adaptive"]
+    attacked = (ada.drop_duplicates(["victim", "interpreter"]).set_index(["victim", "interpreter"])["attacked"]
+                .map(lambda x: bool(x) if not pd.isna(x) else False) if "attacked" in ada else pd.Series(dtype=bool))
+    att = att.assign(attacked=[bool(attacked.get((v, i), False)) for v, i in zip(att["victim"], att["interpreter"])])
+    by = ["victim", "interpreter", "attack", "attacked"]
+    est = pd.concat([estimates(att, by, ["asr", "mc", "l1_benign", "iou_benign_mean"]),
+                     estimates(att, by, ["seconds"], successful_only=False)], ignore_index=True)
+    ratio = paired_ratio(att, ["victim", "interpreter", "attacked"], a={"attack": "adaptive"},
+                         b={"attack": "adv2"})
+    ratio.insert(2, "attack", "adaptive")
+    out = pd.concat([est, ratio], ignore_index=True)
+    out["_attack"] = (out["attack"] == "adv2").astype(int)
+    return _sort(out.sort_values("_attack", kind="stable").drop(columns="_attack"))
+
+
+def ensemble_tests(rows: pd.DataFrame) -> pd.DataFrame:
+    """The claim "an ensemble of interpreters exposes ADV2 inputs crafted against one of them"
+    (``"ensemble"``), one test per victim x interpreter attacked alone: the share of the
+    successful single-interpreter ADV2 inputs the full ensemble flags (:data:`PRIMARY_SCORE`,
+    5 % false positives) is at least :data:`DETECTED` (Wilson)."""
+    est = detection_estimates(rows)
+    if est.empty:
+        return pd.DataFrame()
+    sel = est[(est["ensemble"] == "all") & (est["score_kind"] == PRIMARY_SCORE) & (est["split"] == "evaluation")
+              & (est["attack"] == "adv2") & (est["metric"] == "flagged")]
+    return pd.DataFrame([cells.judge("ensemble", {"victim": r["victim"], "interpreter": r["source_interpreter"]},
+                                     f"flagged by the full ensemble ({PRIMARY_SCORE} score)",
+                                     _interval(r), BARS["detected"]) for _, r in sel.iterrows()])
+
+
+def adaptive_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
+    """The claim "against the ensemble, the attacker pays in detection or distance"
+    (``"ensemble_adaptive"``), one test per victim (:func:`either` of): the full ensemble flags
+    at least :data:`DETECTED` of adaptive ADV2's successful inputs (:data:`PRIMARY_SCORE`,
+    Wilson), or on some attacked interpreter its mean L1 to the benign map is at least
+    :data:`DISTANCE_RAISE` x the single attack's on the same images (paired bootstrap).
+    ``parts``: the parts themselves, one row each, instead, with the verdict of their "or"
+    (``verdict of either``)."""
+    det = detection_estimates(rows)
+    ada = adaptive_estimates(rows)
     out = []
-    for v in dict.fromkeys(table["_victim"]) if len(table) else []:
-        n = _adaptive_numbers(table, det, v)
-        if n is None:
-            continue
-        raised = max(n["raises"].values(), default=float("nan"))
-        passed = (np.isfinite(n["detected"]) and n["detected"] >= DETECTED) or (np.isfinite(raised)
-                                                                                and raised >= DISTANCE_RAISE)
-        out.append((label(v), bool(passed), f"flagged {n['detected']:.0%}, largest L1 rise x{raised:.2f}, "
-                                            f"time x{n['cost']:.1f} the mean single attack"))
-    return out
+    for v in _ordered(ada["victim"] if len(ada) else [], VICTIMS):
+        tests = []
+        flagged = det[(det["victim"] == v) & (det["ensemble"] == "all") & (det["score_kind"] == PRIMARY_SCORE)
+                      & (det["attack"] == "adaptive") & (det["metric"] == "flagged")] if len(det) else det
+        if len(flagged):
+            r = flagged.iloc[0]
+            tests.append(cells.judge("ensemble_adaptive", {"victim": v, "interpreter": None},
+                                     f"adaptive ADV2 flagged by the full ensemble ({PRIMARY_SCORE} score)",
+                                     _interval(r), BARS["detected"]))
+        raises = ada[(ada["victim"] == v) & (ada["metric"] == "l1_benign ratio") & ada["attacked"].astype(bool)]
+        for _, r in raises.iterrows():
+            tests.append(cells.judge("ensemble_adaptive", {"victim": v, "interpreter": None},
+                                     f"L1 to {present.label(r['interpreter'])}'s benign map, adaptive / alone",
+                                     _interval(r), BARS["distance_raise"]))
+        if tests:
+            out += _with_cell_verdict(tests) if parts else [either(tests)]
+    return pd.DataFrame(out)
 
 
 # =========================================================================== AID
 
-def aid_table(examples: pd.DataFrame) -> pd.DataFrame:
-    """ADV2 against the original and the hardened RTS, per victim x RTS x iteration budget: ASR,
-    MC, mean L1 to the benign map (of the RTS attacked), PGD's under the same RTS, their ratio,
-    wall seconds per image."""
-    att = examples[examples["attack"].isin(["adv2", "pgd"])]
-    s = _summary(att, ("victim", "rts", "attack", "budget"))
-    secs = att.groupby(["victim", "rts", "attack", "budget"])["seconds"].mean()
-    rows = []
-    for v in victims_in(s):
-        for version in ("original", "AID"):
-            sub = s[(s["victim"] == v) & (s["rts"] == version)]
-            pgd = sub[sub["attack"] == "pgd"]
-            p = float(pgd["l1_benign"].iloc[0]) if len(pgd) else float("nan")
-            for _, r in sub[sub["attack"] == "adv2"].sort_values("budget").iterrows():
-                rows.append({"victim": label(v), "RTS": version, "iterations (x preset)": r["budget"],
-                             "ASR": r["asr"], "MC": r["mc"], "L1 to benign": r["l1_benign"], "PGD L1": p,
-                             "L1 / PGD": r["l1_benign"] / p if p > 0 else float("nan"),
-                             "IoU (mean over k)": r.get("iou_benign_mean", float("nan")),
-                             "wall s / image": float(secs.get((v, version, "adv2", r["budget"]), float("nan"))),
-                             "_victim": v})
-    return pd.DataFrame(rows)
+def _aid_attacks(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["attack"].isin(["adv2", "pgd"])]
 
 
-def deletion_table(examples: pd.DataFrame) -> pd.DataFrame:
-    """The deletion test of the original and the hardened RTS on the clean images: mean class
-    probability before deletion, after deleting the map's top 20 % and as many random pixels,
-    the drops and the share of images where the map's deletion hurts more."""
-    d = examples[examples["attack"] == "deletion"]
-    rows = []
+def aid_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """ADV2 against the original and the AID-hardened RTS, per victim x ``rts`` x attack x
+    ``budget``: ``asr``, ``mc``, ``l1_benign``, ``iou_benign_mean`` (of the RTS attacked, over
+    successful attacks), ``seconds`` per image, and for ADV2 ``l1_benign ratio``: its mean L1
+    over PGD's under the same RTS on the same images (paired bootstrap)."""
+    att = _aid_attacks(rows)
+    if att.empty:
+        return pd.DataFrame()
+    by = ["victim", "rts", "attack", "budget"]
+    est = pd.concat([estimates(att, by, ["asr", "mc", "l1_benign", "iou_benign_mean"]),
+                     estimates(att, by, ["seconds"], successful_only=False)], ignore_index=True)
+    ratio = paired_ratio(att, ["victim", "rts", "budget"], a_rows=att[att["attack"] == "adv2"],
+                         b_rows=att[att["attack"] == "pgd"].drop(columns="budget"))
+    ratio.insert(2, "attack", "adv2")
+    return _sort(pd.concat([est, ratio], ignore_index=True))
+
+
+def deletion_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """The deletion test of the original and the hardened RTS on the clean images, per victim x
+    ``rts`` x ``replacement``: the mean class probability before deletion (``p_clean``), after
+    deleting the map's top 20 % (``p_top``) and as many random pixels (``p_random``), the drops
+    (``drop_top``, ``drop_random``; bootstrap) and ``top_hurts_more``, the share of images where
+    the map's deletion lowers the probability more (Wilson)."""
+    d = rows[rows["attack"] == "deletion"]
+    out = []
     for (v, version, rep), g in d.groupby(["victim", "rts", "replacement"], sort=False):
-        rows.append({"victim": label(v), "RTS": version, "replacement": rep, "p clean": g["p_clean"].mean(),
-                     "p after top 20%": g["p_top"].mean(), "p after random 20%": g["p_random"].mean(),
-                     "drop (top)": (g["p_clean"] - g["p_top"]).mean(),
-                     "drop (random)": (g["p_clean"] - g["p_random"]).mean(),
-                     "top hurts more": (g["p_top"] < g["p_random"]).mean()})
-    return pd.DataFrame(rows)
+        values = {"p_clean": stats.mean(g["p_clean"]), "p_top": stats.mean(g["p_top"]),
+                  "p_random": stats.mean(g["p_random"]), "drop_top": stats.mean(g["p_clean"] - g["p_top"]),
+                  "drop_random": stats.mean(g["p_clean"] - g["p_random"]),
+                  "top_hurts_more": stats.rate((g["p_top"] < g["p_random"]).to_numpy())}
+        out += [{"victim": v, "rts": version, "replacement": rep, "metric": m, "estimate": iv.estimate, "lo": iv.lo,
+                 "hi": iv.hi, "n": iv.n} for m, iv in values.items()]
+    return _sort(pd.DataFrame(out))
+
+
+def aid_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
+    """The claim "retraining the interpreter on ADV2 examples makes the attack harder" (``"aid"``),
+    one test per victim (:func:`either` of), at the preset's iteration budget on the same images:
+    ADV2's L1 ratio to PGD against the hardened RTS minus that against the original is at least
+    :data:`AID_RATIO_RISE`, or ADV2's ASR against the original minus that against the hardened one
+    is at least :data:`AID_ASR_DROP` (both: bootstrap over the images, each image's four
+    measurements drawn together). ``parts``: the two parts, one row each, instead, with the
+    verdict of their "or" (``verdict of either``)."""
+    att = _aid_attacks(rows)
+    att = att[np.isclose(att["budget"].astype(float), 1.0)]
+    out = []
+    for v in _ordered(att["victim"], VICTIMS):
+        g = att[att["victim"] == v]
+        if not {"original", "AID"} <= set(g["rts"]):
+            continue
+        positions = sorted(set(g["position"]))
+        l1, ok = {}, {}
+        for version in ("original", "AID"):
+            for attack in ("adv2", "pgd"):
+                h = g[(g["rts"] == version) & (g["attack"] == attack)]
+                l1[version, attack] = _aligned(h.assign(l1=h["l1_benign"].where(successful(h))), "l1", positions)
+            h = g[(g["rts"] == version) & (g["attack"] == "adv2")]
+            ok[version] = _aligned(h.assign(s=successful(h).astype(float)), "s", positions)
+        n_ratio = int(min(np.sum(np.isfinite(l1[s, "adv2"]) & np.isfinite(l1[s, "pgd"])) for s in ("original", "AID")))
+        rise = bootstrap(lambda w: _ratio(w, l1["AID", "adv2"], l1["AID", "pgd"])
+                         - _ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n_ratio)
+        both = np.isfinite(ok["original"]) & np.isfinite(ok["AID"])
+        drop = bootstrap(lambda w: _wmean(w, ok["original"], both) - _wmean(w, ok["AID"], both), len(positions),
+                         int(both.sum()))
+        where = {"victim": v, "interpreter": "rts"}
+        tests = [cells.judge("aid", where, "L1 / PGD, hardened minus original RTS", rise, BARS["aid_ratio"]),
+                 cells.judge("aid", where, "ASR, original minus hardened RTS", drop, BARS["aid_asr"])]
+        out += _with_cell_verdict(tests) if parts else [either(tests)]
+    return pd.DataFrame(out)
 
 
 def aid_cards(profile: str = "embedded") -> pd.DataFrame:
-    """The AID-hardened RTS networks' model cards: training time, the pool's attack success at its
-    refreshes, and the masking faithfulness on clean test images before and after (preserved /
-    destroyed accuracy, mean mask area)."""
+    """The AID-hardened RTS networks' model cards, per victim x ``rts`` (original: the card's
+    evaluation before fine-tuning): the masking test on clean test images, ``preserved`` and
+    ``destroyed`` accuracy (Wilson over the card's images), the mask's mean area for the true
+    class and for another class (the cards keep no per-image areas: no interval), the
+    fine-tuning seconds, and the attack success on the training pool at its first and last
+    refresh (Wilson over the pool, then over one refresh)."""
     from .. import paths
 
     rows = []
     for path in sorted((paths.weights_dir() / profile).glob("rts_aid_*.json")):
         card = json.loads(path.read_text())
-        refresh = [r["asr"] for r in card.get("pool_refreshes", [])]
-        for when, ev in (("before", card["evaluation_before"]), ("after", card["evaluation"])):
-            rows.append({"victim": label(card["victim"]), "RTS": "original" if when == "before" else "AID",
-                         "preserved accuracy": ev["preserved_accuracy"],
-                         "destroyed accuracy": ev["destroyed_accuracy"], "mean area": ev["mean_area"],
-                         "mean area, other class": ev["mean_area_fake_class"],
-                         "training s": card["training_seconds"] if when == "after" else float("nan"),
-                         "pool ASR first / last": (f"{refresh[0]:.0%} / {refresh[-1]:.0%}"
-                                                   if refresh and when == "after" else "–")})
-    return pd.DataFrame(rows)
+        refresh = card.get("pool_refreshes", [])
+        config = card.get("config", {})
+        for version, ev in (("original", card["evaluation_before"]), ("AID", card["evaluation"])):
+            n = int(ev["n_images"])
+            key = {"victim": card["victim"], "rts": version}
+            for m in ("preserved_accuracy", "destroyed_accuracy"):
+                iv = stats.rate(k=int(round(ev[m] * n)), n=n)
+                rows.append({**key, "metric": m, "estimate": ev[m], "lo": iv.lo, "hi": iv.hi, "n": n})
+            for m in ("mean_area", "mean_area_fake_class"):
+                rows.append({**key, "metric": m, "estimate": ev[m], "lo": np.nan, "hi": np.nan, "n": n})
+            if version == "AID":
+                rows.append({**key, "metric": "training_seconds", "estimate": card["training_seconds"], "lo": np.nan,
+                             "hi": np.nan, "n": np.nan})
+                for m, r, size in (("pool_asr_first", refresh[:1], config.get("pool_size")),
+                                   ("pool_asr_last", refresh[-1:], config.get("refresh_size"))):
+                    if r and size:
+                        iv = stats.rate(k=int(round(r[0]["asr"] * size)), n=int(size))
+                        rows.append({**key, "metric": m, "estimate": r[0]["asr"], "lo": iv.lo, "hi": iv.hi,
+                                     "n": int(size)})
+    return _sort(pd.DataFrame(rows))
 
 
-def aid_sentences(table: pd.DataFrame) -> str:
-    """Per victim: ADV2's ratio to PGD and ASR against the original and the hardened RTS."""
-    lines = []
-    for v, sub in table.groupby("victim", sort=False):
-        one = sub[sub["iterations (x preset)"] == 1].set_index("RTS")
-        if not {"original", "AID"} <= set(one.index):
-            continue
-        o, a = one.loc["original"], one.loc["AID"]
-        more = sub[(sub["RTS"] == "AID") & (sub["iterations (x preset)"] > 1)]
-        tail = "" if more.empty else (f" With {more['iterations (x preset)'].max():g}x the iterations, ratio "
-                                      f"{more.iloc[-1]['L1 / PGD']:.2f}, ASR {more.iloc[-1]['ASR']:.0%}.")
-        lines.append(f"- **{v}**: L1 to the benign map / PGD's {o['L1 / PGD']:.2f} → {a['L1 / PGD']:.2f} "
-                     f"({a['L1 / PGD'] - o['L1 / PGD']:+.2f}); ASR {o['ASR']:.0%} → {a['ASR']:.0%}; MC {o['MC']:.3f} → "
-                     f"{a['MC']:.3f}; wall s / image {o['wall s / image']:.2f} → {a['wall s / image']:.2f}." + tail)
-    return "\n".join(lines)
+# =========================================================================== shown (presentation)
+
+#: How this chapter's metrics are named and formatted beyond :data:`.present.METRIC_LABELS`.
+LABELS = {"seconds": "wall s / image", "l1_benign ratio": "L1 / PGD", "p_clean": "p clean",
+          "p_top": "p after top 20%", "p_random": "p after random 20%", "drop_top": "drop (top)",
+          "drop_random": "drop (random)", "top_hurts_more": "top hurts more",
+          "preserved_accuracy": "preserved accuracy", "destroyed_accuracy": "destroyed accuracy",
+          "mean_area": "mean area", "mean_area_fake_class": "mean area, other class",
+          "training_seconds": "training s", "pool_asr_first": "pool ASR, first refresh",
+          "pool_asr_last": "pool ASR, last refresh"}
+FORMATS = {"seconds": "{:.2f}", "top_hurts_more": "{:.0%}", "preserved_accuracy": "{:.1%}",
+           "destroyed_accuracy": "{:.1%}", "training_seconds": "{:.0f}", "pool_asr_first": "{:.0%}",
+           "pool_asr_last": "{:.0%}", "flagged": "{:.0%}", "auc": "{:.2f}", "l1_benign ratio": "{:.2f}",
+           "iou_benign_mean": "{:.3f}"}
 
 
-def aid_cells(examples: pd.DataFrame):
-    """The claim "retraining the interpreter on ADV2 examples makes the attack harder", per victim:
-    against the hardened RTS (preset budget), ADV2's L1 ratio to PGD rises by at least
-    :data:`AID_RATIO_RISE` or its ASR drops by at least :data:`AID_ASR_DROP`."""
-    table = aid_table(examples)
-    out = []
-    for v, sub in table.groupby("victim", sort=False) if len(table) else []:
-        one = sub[sub["iterations (x preset)"] == 1].set_index("RTS")
-        if not {"original", "AID"} <= set(one.index):
-            continue
-        o, a = one.loc["original"], one.loc["AID"]
-        rise, drop = a["L1 / PGD"] - o["L1 / PGD"], o["ASR"] - a["ASR"]
-        out.append((v, bool(rise >= AID_RATIO_RISE or drop >= AID_ASR_DROP),
-                    f"L1/PGD {o['L1 / PGD']:.2f} → {a['L1 / PGD']:.2f}, ASR {o['ASR']:.0%} → {a['ASR']:.0%}"))
-    return out
+#: Column names of the keys :data:`.present.COLUMN_LABELS` does not name.
+COLUMNS = {"attacked": "attacked by adaptive ADV2", "split": "clean images", "replacement": "deleted pixels set to"}
+
+
+def _nothing():
+    return pd.DataFrame({"": ["no rows at this scale"]}).style.hide(axis="index")
+
+
+def _wide(frame: pd.DataFrame, index: Sequence[str], metrics: Sequence[str], with_n: bool = True):
+    sel = frame[frame["metric"].isin(metrics)] if len(frame) else frame
+    if sel.empty:
+        return _nothing()
+    shown = present.wide(sel, index, [m for m in metrics if m in set(sel["metric"])], FORMATS, with_n)
+    names = {present.METRIC_LABELS.get(m, m): LABELS.get(m, present.METRIC_LABELS.get(m, m)) for m in metrics}
+    return shown.rename(columns={**names, **COLUMNS}).style.hide(axis="index")
+
+
+def robustness_table(rows: pd.DataFrame):
+    """:func:`robustness_estimates` shown: one row per victim x interpreter x attack x budget."""
+    return _wide(robustness_estimates(rows), ["victim", "interpreter", "attack", "eps_255", "budget"],
+                 ["asr", "mc", "l1_benign", "l1_benign ratio"])
+
+
+def robust_budget_table(rows: pd.DataFrame, profile: str = "embedded"):
+    """:func:`robust_budgets` shown: per victim x interpreter, the verdict at every budget of the
+    grid ("robust", "not robust", "inconclusive at n = ...") and the smallest robust budget of
+    each sweep ("none": none in the grid)."""
+    b = robust_budgets(rows, profile)
+    if b.empty:
+        return _nothing()
+    words = {stats.HOLDS: "robust", stats.FAILS: "not robust"}
+    b = b.assign(point=[f"{e:g}/255" if s == "eps_255" else f"{f:g}x iterations"
+                        for s, e, f in zip(b["sweep"], b["eps_255"], b["budget"])],
+                 shown=b["verdict"].map(lambda x: words.get(x, x)))
+    table = b.pivot_table(index=["victim", "interpreter"], columns="point", values="shown", aggfunc="first", sort=False)
+    table = table[list(dict.fromkeys(b["point"]))]
+    for sweep, name in (("eps_255", "smallest robust L-inf budget (/255)"),
+                        ("budget", "smallest robust iterations (x preset)")):
+        first = b[b["sweep"] == sweep].groupby(["victim", "interpreter"], sort=False)["smallest"].first()
+        table[name] = [("none" if pd.isna(first.get(k)) else f"{first.get(k):g}") if k in first.index else "–"
+                       for k in table.index]
+    table = table.reset_index()
+    table["victim"], table["interpreter"] = table["victim"].map(present.label), table["interpreter"].map(present.label)
+    return table.style.hide(axis="index")
+
+
+def detection_table(rows: pd.DataFrame, ensemble: str = "all", attacks: Sequence[str] | None = None):
+    """:func:`detection_estimates` of one ensemble shown: flagged share and AUC per victim x score
+    x scored input (``attacks``: only these kinds of input)."""
+    est = detection_estimates(rows)
+    if est.empty:
+        return _nothing()
+    est = est[est["ensemble"] == ensemble]
+    if attacks is not None:
+        est = est[est["attack"].isin(attacks)]
+    return _wide(est, ["victim", "score_kind", "split", "attack", "source_interpreter"], ["flagged", "auc"])
+
+
+def adaptive_table(rows: pd.DataFrame):
+    """:func:`adaptive_estimates` shown: per victim x interpreter, adaptive ADV2 then ADV2 against
+    that interpreter alone."""
+    est = adaptive_estimates(rows)
+    if len(est):
+        est = est.assign(attacked=est["attacked"].map({True: "yes", False: "no (left out)"}))
+    return _wide(est, ["victim", "interpreter", "attack", "attacked"],
+                 ["asr", "mc", "l1_benign", "l1_benign ratio", "iou_benign_mean", "seconds"])
+
+
+def aid_table(rows: pd.DataFrame):
+    """:func:`aid_estimates` shown: per victim x RTS x attack x iteration budget."""
+    return _wide(aid_estimates(rows), ["victim", "rts", "attack", "budget"],
+                 ["asr", "mc", "l1_benign", "l1_benign ratio", "iou_benign_mean", "seconds"])
+
+
+def deletion_table(rows: pd.DataFrame):
+    """:func:`deletion_estimates` shown."""
+    return _wide(deletion_estimates(rows), ["victim", "rts", "replacement"],
+                 ["p_clean", "p_top", "p_random", "drop_top", "drop_random", "top_hurts_more"])
+
+
+def aid_card_table(profile: str = "embedded"):
+    """:func:`aid_cards` shown."""
+    cards = aid_cards(profile)
+    return _wide(cards, ["victim", "rts"], ["preserved_accuracy", "destroyed_accuracy", "mean_area",
+                                            "mean_area_fake_class", "training_seconds", "pool_asr_first",
+                                            "pool_asr_last"], with_n=False)
+
+
+SIDES = {">=": "≥", "<=": "≤"}
+
+
+def tests_table(tests: pd.DataFrame):
+    """Test rows (:func:`.cells.judge`, :func:`either`) shown: the cell, the statistic with its
+    95% interval and ``n``, the bar with its source, the verdict and, for our bars, the verdicts
+    at the bar moved by -20 % and +20 %; ``either`` rows also list their parts."""
+    if tests is None or tests.empty:
+        return pd.DataFrame({"verdict": ["not tested"]}).style.hide(axis="index")
+    t = tests.copy()
+    t["interval"] = [present.interval_text(e, lo, hi, "{:.2f}") for e, lo, hi in zip(t["estimate"], t["lo"], t["hi"])]
+    t["bar"] = [f"{SIDES.get(s, s)} {b:g}" for s, b in zip(t["side"], t["bar"])]
+    for c in ("eps_255", "budget"):
+        if c in t:
+            t[c] = t[c].map(lambda x: "–" if pd.isna(x) else f"{x:g}")
+    keys = [c for c in ("victim", "interpreter", "eps_255", "budget") if c in t and t[c].notna().any()]
+    columns = [*keys, "statistic", "interval", "n", "bar", "bar source", "verdict",
+               *[c for c in (cells.STRICTER, cells.LOOSER) if c in t],
+               *[c for c in ("verdict of either", "either") if c in t]]
+    spec = present.TableSpec(columns, names={"interval": "estimate [95% interval]", "either": "parts",
+                                             "verdict of either": "verdict of the cell (any part holds)"})
+    return present.styled(t, spec)
+
