@@ -33,12 +33,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 __all__ = ["Interval", "mean", "paired", "rate", "decide", "RESAMPLES", "LEVEL", "SEED", "HOLDS", "FAILS",
-           "INCONCLUSIVE", "METHOD", "MIN_BOOTSTRAP_N"]
+           "INCONCLUSIVE", "METHOD", "MIN_BOOTSTRAP_N", "bootstrap", "bootstrap_weights"]
 
 #: Bootstrap resamples per interval.
 RESAMPLES = 2000
@@ -91,7 +91,9 @@ def _finite(values) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def _bootstrap(data: tuple, statistic, paired_: bool) -> tuple[float, float]:
+def bootstrap(data: tuple, statistic, paired_: bool) -> tuple[float, float]:
+    """The 95% percentile bootstrap interval ``(lo, hi)`` of ``statistic`` over the arrays ``data``
+    (:func:`scipy.stats.bootstrap`, vectorised, seeded; ``paired_``: resample their entries together)."""
     from scipy.stats import bootstrap
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -113,7 +115,7 @@ def mean(values) -> Interval:
     est = float(v.mean())
     if len(v) == 1 or np.all(v == v[0]):
         return Interval(est, est, est, len(v)) if len(v) > 1 else Interval(est, NAN, NAN, 1)
-    lo, hi = _bootstrap((v,), lambda x, axis=-1: np.mean(x, axis=axis), False)
+    lo, hi = bootstrap((v,), lambda x, axis=-1: np.mean(x, axis=axis), False)
     return Interval(est, lo, hi, len(v))
 
 
@@ -144,7 +146,7 @@ def paired(a, b, kind: str = "ratio") -> Interval:
         est = float(statistic(a, b))
     if len(a) == 1:
         return Interval(est, NAN, NAN, 1)
-    lo, hi = _bootstrap((a, b), statistic, True)
+    lo, hi = bootstrap((a, b), statistic, True)
     return Interval(est, lo, hi, len(a))
 
 
@@ -166,6 +168,40 @@ def rate(successes: Sequence[bool] | None = None, *, k: int | None = None, n: in
 
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=LEVEL, method="wilson")
     return Interval(k / n, float(ci.low), float(ci.high), int(n), "wilson")
+
+
+def bootstrap_weights(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_used: int | None = None) -> Interval:
+    """A statistic of ``n`` images with its percentile bootstrap interval over the images, the
+    way :mod:`adv2lib.stats` computes its own (:data:`~adv2lib.RESAMPLES` resamples, a
+    generator seeded with :data:`~adv2lib.SEED` at every call, level
+    :data:`~adv2lib.LEVEL`).
+
+    ``statistic(weights)`` takes a ``(resamples, n)`` array of how often each image is drawn
+    (a row of ones: the sample itself) and returns one value per row, so a statistic of several
+    measurements of the same images (ADV2 and PGD, two RTS networks) keeps them together.
+    ``n_used`` is the count reported (default ``n``).
+
+    >>> x = np.array([1.0, 2.0, 3.0, 4.0])
+    >>> iv = bootstrap_weights(lambda w: (w @ x) / w.sum(1), 4)
+    >>> iv.estimate, iv.lo <= 2.5 <= iv.hi, iv.n
+    (2.5, True, 4)
+    """
+    n_used = n if n_used is None else n_used
+    if n == 0 or n_used == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    with np.errstate(all="ignore"):
+        est = float(np.asarray(statistic(np.ones((1, n))))[0])
+        if n_used < 2:
+            return Interval(est, float("nan"), float("nan"), n_used)
+        rng = np.random.default_rng(SEED)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=RESAMPLES).astype(float)
+        values = np.asarray(statistic(weights), dtype=float)
+    values = values[np.isfinite(values)]
+    if not np.isfinite(est) or values.size == 0:
+        return Interval(est, float("nan"), float("nan"), n_used)
+    tail = (1 - LEVEL) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return Interval(est, float(lo), float(hi), n_used)
 
 
 def decide(interval: Interval, bar: float, side: str) -> str:

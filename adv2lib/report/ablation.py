@@ -124,7 +124,7 @@ def _ratio_change(after: tuple, before: tuple, metric: str = "l1_benign") -> tup
     def change(x1, y1, x0, y0, axis=-1):
         return np.mean(x1, axis=axis) / np.mean(y1, axis=axis) - np.mean(x0, axis=axis) / np.mean(y0, axis=axis)
 
-    lo, hi = stats._bootstrap((a1, b1, a0, b0), change, True)
+    lo, hi = stats.bootstrap((a1, b1, a0, b0), change, True)
     return before_iv, after_iv, stats.Interval(est, lo, hi, n)
 
 

@@ -38,7 +38,7 @@ part does not, and is inconclusive otherwise; its interval is the deciding part'
 from __future__ import annotations
 
 import json
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -103,38 +103,8 @@ def preset_eps_255(profile: str = "embedded") -> float:
 
 # =========================================================================== intervals of our own statistics
 
-def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_used: int | None = None) -> stats.Interval:
-    """A statistic of ``n`` images with its percentile bootstrap interval over the images, the
-    way :mod:`adv2lib.stats` computes its own (:data:`~adv2lib.stats.RESAMPLES` resamples, a
-    generator seeded with :data:`~adv2lib.stats.SEED` at every call, level
-    :data:`~adv2lib.stats.LEVEL`).
-
-    ``statistic(weights)`` takes a ``(resamples, n)`` array of how often each image is drawn
-    (a row of ones: the sample itself) and returns one value per row, so a statistic of several
-    measurements of the same images (ADV2 and PGD, two RTS networks) keeps them together.
-    ``n_used`` is the count reported (default ``n``).
-
-    >>> x = np.array([1.0, 2.0, 3.0, 4.0])
-    >>> iv = bootstrap(lambda w: (w @ x) / w.sum(1), 4)
-    >>> iv.estimate, iv.lo <= 2.5 <= iv.hi, iv.n
-    (2.5, True, 4)
-    """
-    n_used = n if n_used is None else n_used
-    if n == 0 or n_used == 0:
-        return stats.Interval(float("nan"), float("nan"), float("nan"), 0)
-    with np.errstate(all="ignore"):
-        est = float(np.asarray(statistic(np.ones((1, n))))[0])
-        if n_used < 2:
-            return stats.Interval(est, float("nan"), float("nan"), n_used)
-        rng = np.random.default_rng(stats.SEED)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=stats.RESAMPLES).astype(float)
-        values = np.asarray(statistic(weights), dtype=float)
-    values = values[np.isfinite(values)]
-    if not np.isfinite(est) or values.size == 0:
-        return stats.Interval(est, float("nan"), float("nan"), n_used)
-    tail = (1 - stats.LEVEL) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return stats.Interval(est, float(lo), float(hi), n_used)
+#: The bootstrap of a statistic given as a function of resampling weights (:func:`adv2lib.stats.bootstrap_weights`).
+bootstrap = stats.bootstrap_weights
 
 
 def _wmean(weights: np.ndarray, values: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
