@@ -12,7 +12,7 @@ image as JET heat maps, as the paper's figures do.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import matplotlib
 
@@ -23,6 +23,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .names import INTERPRETERS, LABELS, VICTIMS
+from .report.present import in_order
 
 __all__ = [
     "LABELS", "book_style", "class_names", "combine", "l1_bars", "iou_curves",
@@ -74,11 +75,6 @@ def combine(results, attribute: str) -> pd.DataFrame:
             frame.insert(0, "victim", r.victim)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def _ordered(values: Iterable, order: Sequence) -> list:
-    values = list(dict.fromkeys(values))
-    return [v for v in order if v in values] + [v for v in values if v not in order]
 
 
 # =========================================================================== display helpers
@@ -662,7 +658,7 @@ def roc_curves(rows: pd.DataFrame, ensemble: str = "all") -> Figure:
     from .report.present import interval_text, label
 
     det = rows[(rows["kind"] == "detection") & (rows["ensemble"] == ensemble)]
-    victims = _ordered(det["victim"], VICTIMS)
+    victims = in_order(det["victim"], VICTIMS)
     scores = list(dict.fromkeys(det["score_kind"]))
     fig, axes = plt.subplots(len(victims), len(scores), figsize=(3.6 * len(scores), 3.1 * len(victims)),
                              squeeze=False)

@@ -190,6 +190,26 @@ def test_disparate_test_holds_for_a_wide_spread_and_fails_for_alike_interpreters
 
 # --------------------------------------------------------------------------- the ensemble
 
+
+def test_disparate_grid_steps_arm_reads_the_robust_budgets_intervals():
+    # CAM robust from 8/255 on (ratio 0.15 / 0.4), GRAD at none of the grid: two steps and one beyond
+    parts = defences.disparate_tests(robustness_rows({"cam": GRID, "grad": {k: 0.35 for k in GRID}}), parts=True)
+    steps = parts[parts["statistic"].str.startswith("steps")].iloc[0]
+    assert (steps["estimate"], steps["lo"], steps["hi"]) == (3.0, 3.0, 3.0) and steps["verdict"] == HOLDS
+    assert steps["bar"] == defences.DISPARATE_STEPS and set(parts["verdict of either"]) == {HOLDS}
+    # CAM undecided at 8/255 (36 of 40 succeed: Wilson straddles 0.9), robust from 16/255 on: one or two steps
+    asr = {"cam": {(8.0, 1.0): 36 / 40}}
+    grid = {(8.0, 1.0): 0.15, (16.0, 1.0): 0.12, (PRESET, 1.0): 0.10}
+    parts = defences.disparate_tests(robustness_rows({"cam": grid, "grad": {k: 0.35 for k in grid}}, asr=asr),
+                                     parts=True)
+    steps = parts[parts["statistic"].str.startswith("steps")].iloc[0]
+    assert (steps["lo"], steps["hi"]) == (2.0, 3.0) and steps["verdict"] == HOLDS
+    # alike interpreters: neither robust anywhere, no step between them
+    alike = defences.disparate_tests(robustness_rows({"cam": {k: 0.35 for k in GRID}, "grad": {k: 0.35 for k in GRID}}),
+                                     parts=True)
+    steps = alike[alike["statistic"].str.startswith("steps")].iloc[0]
+    assert (steps["lo"], steps["hi"]) == (0.0, 0.0) and steps["verdict"] == FAILS
+
 def test_detection_estimates_rates_and_aucs():
     rows = detection_rows({("adv2", "cam"): 0.8, ("pgd", None): 0.05})
     est = defences.detection_estimates(rows)

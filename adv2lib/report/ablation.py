@@ -42,7 +42,7 @@ from .. import stats
 from ..names import INTERPRETERS
 from . import present
 from .cells import LOOSER, STRICTER, Bar, judge
-from .estimates import estimates, paired_ratio, successful
+from .estimates import estimates, paired_ratio, row_interval as _interval, successful
 
 __all__ = ["CRITERION", "CHANGE", "MC_TOLERANCE", "CRITERION_BAR", "HELPS_BAR", "HURTS_BAR", "MC_BAR",
            "FLOOR_IMAGES", "noise_floors", "floors", "verdict_table", "confidence_estimates", "confidence_table",
@@ -126,10 +126,6 @@ def _ratio_change(after: tuple, before: tuple, metric: str = "l1_benign") -> tup
 
     lo, hi = stats.bootstrap((a1, b1, a0, b0), change, True)
     return before_iv, after_iv, stats.Interval(est, lo, hi, n)
-
-
-def _interval(row) -> stats.Interval:
-    return stats.Interval(float(row["estimate"]), float(row["lo"]), float(row["hi"]), int(row["n"]))
 
 
 def _styled_wide(est: pd.DataFrame, index: list, metrics: list, names: dict | None = None):

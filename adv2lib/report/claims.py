@@ -23,7 +23,7 @@ import pandas as pd
 from .. import paper_numbers as paper
 from .. import stats
 from ..names import INTERPRETERS
-from . import defences
+from . import defences, present
 from .cells import LOOSER, STRICTER, Bar, cell_verdicts, claim_verdict, judge
 from .estimates import estimates, interval_of, paired_rate, paired_ratio, successful
 from .tables import paper_l1_ratios
@@ -33,8 +33,7 @@ __all__ = ["ClaimRule", "CLAIM_RULES", "RULES", "claim_tests", "verdicts", "BARS
 
 
 def _ordered_interpreters(rows: pd.DataFrame, column: str = "interpreter") -> list[str]:
-    present = set(rows[column].dropna()) if column in rows else set()
-    return [i for i in INTERPRETERS if i in present] + sorted(present - set(INTERPRETERS))
+    return present.in_order(rows[column] if column in rows else [], INTERPRETERS)
 
 
 def _cells(rows: pd.DataFrame):

@@ -46,7 +46,7 @@ import pandas as pd
 from .. import stats
 from ..names import INTERPRETERS, VICTIMS
 from . import cells, present
-from .estimates import estimates, paired_ratio, successful
+from .estimates import estimates, paired_ratio, row_interval as _interval, successful
 
 __all__ = ["ROBUST_FRACTION", "ROBUST_ASR", "PRIMARY_SCORE", "DETECTED", "DISTANCE_RAISE", "AID_RATIO_RISE",
            "AID_ASR_DROP", "DISPARATE_SPREAD", "BARS", "preset_eps_255", "bootstrap", "auc_interval", "either",
@@ -63,6 +63,9 @@ ROBUST_ASR = 0.9
 #: "The interpreters differ widely": the largest L1 ratio to PGD at the preset budget is at least
 #: this multiple of the smallest.
 DISPARATE_SPREAD = 1.5
+#: ... or their smallest robust L-inf budgets lie at least this many steps of the grid apart ("at
+#: none of the grid" counting as one step beyond its end).
+DISPARATE_STEPS = 2
 #: The detector score the verdicts read (fixed in advance; the chapter shows both).
 PRIMARY_SCORE = "distance"
 #: The ensemble exposes a kind of input when it flags at least this share of its successful inputs.
@@ -83,6 +86,8 @@ BARS = {
                                                   "PGD's distance"),
     "disparate": cells.Bar(DISPARATE_SPREAD, ">=", "our bar: 'differ widely' read as the hardest interpreter's L1 "
                                                    "ratio to PGD at least half again the easiest's"),
+    "disparate_steps": cells.Bar(DISPARATE_STEPS, ">=", "our bar: 'differ widely' read as smallest robust L-inf "
+                                                        "budgets two steps apart on the grid (of three budgets)"),
     "detected": cells.Bar(DETECTED, ">=", "our bar: the ensemble exposes an attack when it flags at least half of "
                                           "its successful inputs at 5 % false positives", bounded=True),
     "distance_raise": cells.Bar(DISTANCE_RAISE, ">=", "our bar: the adaptive attack pays in distance when its L1 to "
@@ -144,17 +149,6 @@ def auc_interval(clean, attack) -> stats.Interval:
     return bootstrap(statistic, len(clean), int(a_ok.sum()))
 
 
-#: The metrics of this module's estimates frames that are rates (Wilson intervals); the others are bootstrap.
-RATES = ("asr", "flagged", "top_hurts_more", "preserved_accuracy", "destroyed_accuracy", "pool_asr_first",
-         "pool_asr_last")
-
-
-def _interval(row) -> stats.Interval:
-    """The :class:`~adv2lib.stats.Interval` of one row of an estimates frame, with its method."""
-    return stats.Interval(float(row["estimate"]), float(row["lo"]), float(row["hi"]), int(row["n"]),
-                          "wilson" if row["metric"] in RATES else "bootstrap")
-
-
 def _aligned(frame: pd.DataFrame, column: str, positions) -> np.ndarray:
     """``column`` of ``frame`` (one row per position) at ``positions`` (NaN where absent)."""
     s = frame.drop_duplicates("position").set_index("position")[column]
@@ -213,13 +207,8 @@ def _with_cell_verdict(parts: Sequence[dict]) -> list[dict]:
 
 # =========================================================================== robustness
 
-def _ordered(values, order) -> list:
-    values = list(dict.fromkeys(v for v in values if not pd.isna(v)))
-    return [v for v in order if v in values] + sorted(v for v in values if v not in order)
-
-
 def _rank(values, order) -> dict:
-    return {v: k for k, v in enumerate(_ordered(values, order))}
+    return {v: k for k, v in enumerate(present.in_order(values, order))}
 
 
 def _sort(frame: pd.DataFrame) -> pd.DataFrame:
@@ -308,34 +297,78 @@ def robust_budgets(rows: pd.DataFrame, profile: str = "embedded") -> pd.DataFram
     return out
 
 
-def disparate_tests(rows: pd.DataFrame, profile: str = "embedded") -> pd.DataFrame:
+def _step_gap(rows: pd.DataFrame, victim: str, profile: str) -> stats.Interval | None:
+    """How many steps of the L-inf grid apart the smallest robust budgets of two interpreters of
+    ``victim`` lie at most ("at none" counts as one step beyond the grid), as an interval over what
+    the images allow: an interpreter's smallest robust budget is at the earliest the first budget
+    where robustness is not ruled out (:func:`robust_budgets` says "holds" or "inconclusive") and
+    at the latest the first where it holds; the gap's bounds are the largest and smallest spreads
+    those ranges allow, its estimate the spread of the budgets robust on the point estimates.
+    ``n``: the fewest images behind one interpreter's tests. None without two interpreters."""
+    tests = robustness_tests(rows, profile)
+    tests = tests[(tests["victim"] == victim) & (tests["sweep"] == "eps_255")] if len(tests) else tests
+    if tests.empty or tests["interpreter"].nunique() < 2:
+        return None
+    earliest, latest, point, n = [], [], [], []
+    for _, g in tests.groupby("interpreter", sort=False):
+        steps = sorted(set(g["eps_255"]))
+        at = {e: g[g["eps_255"] == e] for e in steps}
+        verdict = {e: cells.combine(list(h["verdict"])) for e, h in at.items()}
+        on_side = {e: bool(np.all(np.where(h["side"] == ">=", h["estimate"] >= h["bar"], h["estimate"] <= h["bar"])))
+                   for e, h in at.items()}
+
+        def first(ok) -> int:
+            return next((k for k, e in enumerate(steps) if ok(e)), len(steps))
+
+        earliest.append(first(lambda e: verdict[e] != stats.FAILS))
+        latest.append(first(lambda e: verdict[e] == stats.HOLDS))
+        point.append(first(lambda e: on_side[e]))
+        n.append(int(g["n"].min()))
+    return stats.Interval(float(max(point) - min(point)), float(max(0, max(earliest) - min(latest))),
+                          float(max(latest) - min(earliest)), min(n), "verdicts")
+
+
+def disparate_tests(rows: pd.DataFrame, profile: str = "embedded", parts: bool = False) -> pd.DataFrame:
     """The claim "the interpreters differ widely in how hard they are to attack" (``"disparate"``),
-    one test per victim: at the preset budget, the L1 ratio to PGD of the interpreter where it is
-    largest over that of the interpreter where it is smallest (both chosen on the estimates, then
-    held fixed), at least :data:`DISPARATE_SPREAD`. Interval: bootstrap over the images, which
-    every interpreter attacks, so the four ratios are resampled together."""
+    one test per victim (:func:`either` of two):
+
+    * at the preset budget, the L1 ratio to PGD of the interpreter where it is largest over that
+      of the interpreter where it is smallest (both chosen on the estimates, then held fixed) is
+      at least :data:`DISPARATE_SPREAD`; interval: bootstrap over the images, which every
+      interpreter attacks, so the four ratios are resampled together;
+    * or two interpreters' smallest robust L-inf budgets lie at least :data:`DISPARATE_STEPS`
+      steps of the grid apart (:func:`_step_gap`).
+
+    ``parts``: the two parts, one row each, with the verdict of their "or" (``verdict of either``)."""
     r = _robustness_rows(rows)
     preset = preset_eps_255(profile)
     at = r[np.isclose(r["eps_255"], preset) & np.isclose(r["budget"].fillna(1.0), 1.0)]
     out = []
-    for v in _ordered(at["victim"], VICTIMS):
+    for v in present.in_order(at["victim"], VICTIMS):
         g = at[at["victim"] == v]
         positions = sorted(set(g["position"]))
         series = {}
-        for i in _ordered(g["interpreter"], INTERPRETERS):
+        for i in present.in_order(g["interpreter"], INTERPRETERS):
             h = g[g["interpreter"] == i]
             series[i] = tuple(_aligned(h[h["attack"] == k].assign(l1=lambda d: d["l1_benign"].where(successful(d))),
                                        "l1", positions) for k in ("adv2", "pgd"))
         ratios = {i: float(_ratio(np.ones((1, len(positions))), *ab)[0]) for i, ab in series.items()}
         ratios = {i: x for i, x in ratios.items() if np.isfinite(x) and x > 0}
-        if len(ratios) < 2:
-            continue
-        hi, lo = max(ratios, key=ratios.get), min(ratios, key=ratios.get)
-        iv = bootstrap(lambda w: _ratio(w, *series[hi]) / _ratio(w, *series[lo]), len(positions),
-                       int(min(np.sum(np.isfinite(a) & np.isfinite(b)) for a, b in (series[hi], series[lo]))))
-        out.append(cells.judge("disparate", {"victim": v, "interpreter": None},
-                               f"L1 / PGD of {present.label(hi)} over that of {present.label(lo)} at the preset budget",
-                               iv, BARS["disparate"]))
+        where = {"victim": v, "interpreter": None}
+        tests = []
+        if len(ratios) >= 2:
+            hi, lo = max(ratios, key=ratios.get), min(ratios, key=ratios.get)
+            iv = bootstrap(lambda w: _ratio(w, *series[hi]) / _ratio(w, *series[lo]), len(positions),
+                           int(min(np.sum(np.isfinite(a) & np.isfinite(b)) for a, b in (series[hi], series[lo]))))
+            tests.append(cells.judge("disparate", where, f"L1 / PGD of {present.label(hi)} over that of "
+                                                         f"{present.label(lo)} at the preset budget", iv,
+                                     BARS["disparate"]))
+        gap = _step_gap(rows, v, profile)
+        if gap is not None:
+            tests.append(cells.judge("disparate", where, "steps of the L-inf grid between the smallest robust budgets",
+                                     gap, BARS["disparate_steps"]))
+        if tests:
+            out += _with_cell_verdict(tests) if parts else [either(tests)]
     return pd.DataFrame(out)
 
 
@@ -438,7 +471,7 @@ def adaptive_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
     det = detection_estimates(rows)
     ada = adaptive_estimates(rows)
     out = []
-    for v in _ordered(ada["victim"] if len(ada) else [], VICTIMS):
+    for v in present.in_order(ada["victim"] if len(ada) else [], VICTIMS):
         tests = []
         flagged = det[(det["victim"] == v) & (det["ensemble"] == "all") & (det["score_kind"] == PRIMARY_SCORE)
                       & (det["attack"] == "adaptive") & (det["metric"] == "flagged")] if len(det) else det
@@ -509,7 +542,7 @@ def aid_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
     att = _aid_attacks(rows)
     att = att[np.isclose(att["budget"].astype(float), 1.0)]
     out = []
-    for v in _ordered(att["victim"], VICTIMS):
+    for v in present.in_order(att["victim"], VICTIMS):
         g = att[att["victim"] == v]
         if not {"original", "AID"} <= set(g["rts"]):
             continue

@@ -30,9 +30,13 @@ import pandas as pd
 
 from .. import stats
 
-__all__ = ["estimates", "paired_ratio", "paired_rate", "interval_of", "map_metrics", "successful"]
+__all__ = ["estimates", "paired_ratio", "paired_rate", "interval_of", "row_interval", "map_metrics", "successful", "RATES"]
 
 COLUMNS = ("metric", "estimate", "lo", "hi", "n")
+
+#: The metrics of estimates frames that are rates (Wilson intervals); the others are bootstrap means.
+RATES = ("asr", "flagged", "top_hurts_more", "preserved_accuracy", "destroyed_accuracy", "pool_asr_first",
+         "pool_asr_last")
 
 
 def successful(rows: pd.DataFrame) -> pd.Series:
@@ -140,6 +144,13 @@ def paired_rate(rows: pd.DataFrame, by: Sequence[str], metric: str = "l1_benign"
     return pd.DataFrame(out)
 
 
+def row_interval(row) -> stats.Interval:
+    """The :class:`~adv2lib.stats.Interval` of one row of an estimates frame, with its method
+    (Wilson for the :data:`RATES`, else bootstrap)."""
+    method = "wilson" if row.get("metric") in RATES else "bootstrap"
+    return stats.Interval(float(row["estimate"]), float(row["lo"]), float(row["hi"]), int(row["n"]), method)
+
+
 def interval_of(frame: pd.DataFrame, **where) -> stats.Interval:
     """The :class:`~adv2lib.stats.Interval` of the one row of an estimates frame matching ``where``
     (NaN-valued when none does)."""
@@ -148,5 +159,4 @@ def interval_of(frame: pd.DataFrame, **where) -> stats.Interval:
         sel = sel[sel[k] == v]
     if sel.empty:
         return stats.Interval(float("nan"), float("nan"), float("nan"), 0)
-    r = sel.iloc[0]
-    return stats.Interval(float(r["estimate"]), float(r["lo"]), float(r["hi"]), int(r["n"]))
+    return row_interval(sel.iloc[0])

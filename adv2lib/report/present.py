@@ -27,7 +27,7 @@ import pandas as pd
 from ..names import LABELS
 from ..stats import METHOD
 
-__all__ = ["METRIC_LABELS", "FORMATS", "COLUMN_LABELS", "label", "interval_text", "wide", "interval_table",
+__all__ = ["METRIC_LABELS", "FORMATS", "COLUMN_LABELS", "in_order", "label", "interval_text", "wide", "interval_table",
            "TableSpec", "styled", "show", "caption", "glue", "METHOD"]
 
 #: How the book names a metric (a key of an estimates frame).
@@ -54,6 +54,17 @@ VALUE_LABELS = {"select": "selection among iterates", "hold": "attack holds it",
 
 #: How a bar's side reads in a table (no raw "<" in HTML).
 SIDES = {">=": "≥", "<=": "≤", ">": "above", "<": "below"}
+
+
+def in_order(values, order: Sequence) -> list:
+    """The distinct values of ``values`` (missing ones dropped) in book order: those in ``order`` as
+    there, then the others sorted.
+
+    >>> in_order(["mask", "grad", None, "mask", "zzz"], ("grad", "cam", "mask"))
+    ['grad', 'mask', 'zzz']
+    """
+    values = list(dict.fromkeys(v for v in values if not pd.isna(v)))
+    return [v for v in order if v in values] + sorted(v for v in values if v not in order)
 
 
 def label(value) -> str:
