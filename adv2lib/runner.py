@@ -144,22 +144,26 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
                                 runtime=runtime(ch.notebook)))
     runs += [NotebookRun("paper_vs_ours", "paper_vs_ours",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
-                         reads=(str(tables / "*.csv"), str(tables / "*.json"))),
+                         reads=(str(tables / "*_examples.csv.gz"), str(tables / "*.json"))),
              NotebookRun("reproduce", "reproduce",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json",
                                 "book/baselines/*.json",
-                                str(tables / "*_examples.csv")))]
+                                str(tables / "*_examples.csv.gz")))]
     return runs
 
 
 # --------------------------------------------------------------------------- locations
 def scale_dir(scale: Scale) -> Path:
-    return paths.cache_dir() / "book" / scale.label
+    """The record of ``scale`` (:mod:`adv2lib.record`): the runner keeps its stamps, executed
+    notebooks and timings there, beside the experiments' tables."""
+    from . import record
+
+    return record.scale_dir(scale.profile, scale.smoke)
 
 
 def stamp_path(scale: Scale, name: str) -> Path:
-    return scale_dir(scale) / f"{name}.json"
+    return scale_dir(scale) / "stamps" / f"{name}.json"
 
 
 def cached_output_path(scale: Scale, name: str) -> Path:
@@ -635,12 +639,47 @@ def build_book(scale: Scale, force: bool = False) -> float | None:
     return seconds
 
 
+def record_status(runs: Sequence[NotebookRun], scale: Scale) -> str:
+    """One line: which chapters' experiments the record holds under the current code, data and
+    weights (those render without computing), from which commit and machine, and how to recompute."""
+    from . import record
+    from .report.chapter import chapter_request
+    from .report.files import tables_dir
+
+    inp = record.inputs(scale.profile)
+    matched, missing = [], []
+    for run in runs:
+        ch = chapters.chapter(run.notebook) if run.notebook in chapters.NOTEBOOKS else None
+        if ch is None or ch.experiment is None:
+            continue
+        p = dict(run.parameters)
+        sizes = {k: p.pop(k) for k in list(p) if k in chapters.sizes(ch.experiment, scale.smoke)}
+        req = chapter_request(ch.experiment, scale.profile, p.get("victims", VICTIMS), p.get("interpreters"),
+                              sizes.pop("n_images", None), p.get("seed", 0), scale.smoke, **sizes)
+        found = record.lookup(ch.experiment, req, tables_dir(scale.profile, scale.smoke, p.get("results_dir")), inp)
+        (matched if found is not None else missing).append(ch.experiment)
+    if record.recompute_requested():
+        return f"record: --recompute: every chapter runs its experiment ({len(matched) + len(missing)} experiments)"
+    manifest = record.read_manifest(record.scale_dir(scale.profile, scale.smoke))
+    sha = ((manifest.get("commit") or {}).get("sha") or "no commit")[:10]
+    cpu = (manifest.get("machine") or {}).get("cpu", "an unnamed machine")
+    head = (f"record: {len(matched)} of {len(matched) + len(missing)} experiments render from the record of "
+            f"commit {sha} built on {cpu}")
+    tail = (f"; to compute: {', '.join(missing)}" if missing else "") + " (--recompute recomputes all)"
+    return head + tail
+
+
 def main(args: argparse.Namespace) -> int:
     scale = Scale(args.profile, args.smoke)
     if args.n_images is not None and (isinstance(args.n_images, bool) or args.n_images < 1):
         raise ConfigError(f"n_images must be a positive integer, got {args.n_images} (--n-images)")
     if args.ray_address:
         os.environ["RAY_ADDRESS"] = args.ray_address  # the kernels inherit it; ray.init() joins that cluster
+    if getattr(args, "recompute", False):
+        from . import record
+
+        os.environ[record.RECOMPUTE_ENV] = "1"        # the kernels inherit it: run_chapter computes
+        args.force = True
     runs = declared_runs(scale, device=args.device, n_images=args.n_images, seed=args.seed,
                          results_dir=args.results_dir, victims=args.victims, interpreters=args.interpreters,
                          engine=args.engine)
@@ -651,6 +690,7 @@ def main(args: argparse.Namespace) -> int:
                               f"{', '.join(r.name for r in runs)} (--only)")
     start = time.perf_counter()
     _say(f"adv2lib book: {len(runs)} notebooks at scale {scale.label} (device={args.device}, engine={args.engine})")
+    _say(record_status(runs, scale))
     # The Reproduce chapter reads the timings, so they are written before it runs.
     report = run_notebooks([r for r in runs if r.name != "reproduce"], scale, force=args.force, only=args.only)
     write_timings(scale, runs, args.device)
@@ -660,6 +700,11 @@ def main(args: argparse.Namespace) -> int:
     report.failed.update(last.failed)
     report.seconds.update(last.seconds)
     write_timings(scale, runs, args.device)
+    if not args.results_dir:
+        from . import record
+
+        manifest = record.write_manifest(scale.profile, scale.smoke)
+        _say(f"record: {manifest.parent} ({record.size(manifest.parent) / 2**20:.1f} MiB)")
 
     _say("\nper-notebook wall time (s):")
     for run in runs:
@@ -697,6 +742,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the Ray cluster to join (sets RAY_ADDRESS for the notebooks; default: RAY_ADDRESS, "
                         "else a local cluster)")
     p.add_argument("--force", action="store_true", help="re-execute every notebook and rebuild the book")
+    p.add_argument("--recompute", action="store_true",
+                   help="run every chapter's experiment even where the record holds it (implies --force; the "
+                        "results store still serves what it has: point --results-dir at an empty folder to "
+                        "compute everything)")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only")
     p.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (by name)")
     p.add_argument("--n-images", type=int, default=None,

@@ -2,6 +2,8 @@
 Fashion-MNIST images. Everything here is fast on a CPU."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -12,6 +14,14 @@ from adv2lib.models.victim import Normalize, Victim
 # The tests run tiny tensors, for which intra-op threads only add synchronisation; on a
 # shared 2-core machine OpenMP oversubscription made them up to 100x slower.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _scratch_record(request, tmp_path_factory, monkeypatch):
+    """Tests never write into the repository's ``record/`` (``ADV2_RECORD_DIR``); the notebook
+    tests read the smoke book that ``make test-book`` built there."""
+    if request.node.get_closest_marker("notebook") is None and "ADV2_RECORD_DIR" not in os.environ:
+        monkeypatch.setenv("ADV2_RECORD_DIR", str(tmp_path_factory.mktemp("record")))
 
 
 class TinyVictim(Victim):

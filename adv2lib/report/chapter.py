@@ -15,10 +15,10 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..names import VICTIMS
-from .files import save_experiment
+from .files import save_experiment, tables_dir
 from .text import scale_text
 
-__all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "run_chapter"]
+__all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "chapter_request", "run_chapter"]
 
 #: The experiments a chapter can run (``adv2lib.experiments.run_<name>``).
 CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget", "confidence", "ablation", "robustness",
@@ -63,13 +63,37 @@ class ChapterRun:
                 + ", ".join(f"{r.victim} {r.seconds:.0f} s" for r in self.results) + ".")
 
 
+def chapter_request(experiment: str, profile: str = "embedded", victims: Sequence[str] = VICTIMS,
+                    interpreters: Sequence[str] | None = None, n_images: int | None = None, seed: int = 0,
+                    smoke: bool = False, **options) -> dict:
+    """What :func:`run_chapter` asks of the experiment (:func:`adv2lib.record.request`): the
+    arguments left out (or None) filled in from the chapter plan (:mod:`adv2lib.chapters`)."""
+    from .. import chapters, record
+
+    if isinstance(victims, str):
+        victims = [victims]
+    planned = chapters.sizes(experiment, smoke)
+    planned_n = planned.pop("n_images", None)
+    n_images = planned_n if n_images is None else n_images
+    options = {**planned, **{k: v for k, v in options.items() if v is not None}}     # None: the plan's
+    if interpreters is None:
+        interpreters = chapters.by_experiment(experiment).interpreters
+    return record.request(experiment, profile, smoke, victims, interpreters, n_images, seed, options)
+
+
 def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[str] = VICTIMS,
                 interpreters: Sequence[str] | None = None, n_images: int | None = None, seed: int = 0,
                 device: str = "auto", smoke: bool = False, results_dir: str | Path | None = None,
-                engine: str | None = None, show: bool = True, **options) -> ChapterRun:
+                engine: str | None = None, show: bool = True, recompute: bool | None = None,
+                **options) -> ChapterRun:
     """Run ``adv2lib.experiments.run_<experiment>`` once per victim (no progress bars), save the
-    rows for the comparison chapter (:func:`~adv2lib.report.save_experiment`), display the
-    "This run: ..." line (with ``show``) and return a :class:`ChapterRun`.
+    rows, figures and request as the record's table (:func:`~adv2lib.report.save_experiment`),
+    display the "This run: ..." line (with ``show``) and return a :class:`ChapterRun`.
+
+    When the record (:mod:`adv2lib.record`) already holds this request under the current code,
+    data and weights (its key matches), nothing runs: the chapter is rendered from the record and
+    the line says so. ``recompute`` (default: ``ADV2_RECOMPUTE``, set by ``python -m adv2lib book
+    --recompute``) runs the experiment anyway; the results store serves what it already has.
 
     ``interpreters``, ``n_images`` and the experiment's own options left out (or None) take the
     chapter plan's values at this scale (:mod:`adv2lib.chapters`), so a notebook run by hand runs at the
@@ -77,27 +101,31 @@ def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[st
     (``"serial"`` or ``"ray"``) is passed on only when given; ``options`` are the experiment's
     own keywords (``targets`` for ``patch``, ``factors`` for ``budget``).
     """
-    from .. import chapters, experiments
+    from .. import experiments, record
 
     if experiment not in CHAPTER_EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}: choose one of {', '.join(CHAPTER_EXPERIMENTS)}")
     if isinstance(victims, str):
         victims = [victims]
     run = getattr(experiments, f"run_{experiment}")
-    planned = chapters.sizes(experiment, smoke)
-    plan_interps = chapters.by_experiment(experiment).interpreters
-    planned_n = planned.pop("n_images", None)
-    n_images = planned_n if n_images is None else n_images
-    options = {**planned, **{k: v for k, v in options.items() if v is not None}}     # None: the plan's
-    interpreters = interpreters if interpreters is not None else plan_interps
-    given = {"interpreters": interpreters, "n_images": n_images, "engine": engine}
-    kwargs = dict(profile=profile, seed=seed, smoke=smoke, device=device, results_dir=results_dir, progress=False,
-                  **{k: v for k, v in given.items() if v is not None}, **options)
-    results = [run(victim=v, **kwargs) for v in victims]
-    csv = save_experiment(results, profile, smoke, results_dir, n_images=n_images)
-    chapter = ChapterRun(experiment, results, scale_text(results, smoke=smoke), csv)
+    req = chapter_request(experiment, profile, victims, interpreters, n_images, seed, smoke, **options)
+    interpreters, n_images, options = req["interpreters"], req["n_images"], req["options"]
+    recompute = record.recompute_requested() if recompute is None else recompute
+    recorded = None if recompute else record.lookup(experiment, req, tables_dir(profile, smoke, results_dir))
+    if recorded is not None:
+        chapter = ChapterRun(experiment, recorded.results(), scale_text(recorded.meta),
+                             record.table_path(tables_dir(profile, smoke, results_dir), experiment))
+        line = recorded.line
+    else:
+        given = {"interpreters": interpreters, "n_images": n_images, "engine": engine}
+        kwargs = dict(profile=profile, seed=seed, smoke=smoke, device=device, results_dir=results_dir,
+                      progress=False, **{k: v for k, v in given.items() if v is not None}, **options)
+        results = [run(victim=v, **kwargs) for v in victims]
+        table = save_experiment(results, profile, smoke, results_dir, n_images=n_images, request=req)
+        chapter = ChapterRun(experiment, results, scale_text(results, smoke=smoke), table)
+        line = chapter.line
     if show:
         from IPython.display import Markdown, display
 
-        display(Markdown(chapter.line))
+        display(Markdown(line))
     return chapter

@@ -1,8 +1,11 @@
-"""The result tables the experiment chapters save and every later chapter reads.
+"""The result tables the experiment chapters save and every later chapter reads: the record's
+tables (:mod:`adv2lib.record`).
 
-One experiment at one scale is two files under ``<results>/tables/<profile>-<smoke|full>/``:
-``<experiment>_examples.csv``, the per-example rows of every victim, and ``<experiment>.json``,
-what produced them (images, victims, interpreters, attack presets, versions, time).
+One experiment at one scale is three files under ``record/<profile>-<smoke|full>/tables/`` (under
+``<results_dir>/tables/<profile>-<smoke|full>/`` when a chapter is given its own results store):
+``<experiment>_examples.csv.gz``, the per-example rows of every victim; ``<experiment>.json``, what
+produced them (the request and its key, images, victims, interpreters, attack presets, versions,
+time); and ``<experiment>_figures.pt``, the example tensors the chapter draws.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .. import paths
+from .. import record
 from ..errors import ResultsNotFoundError
 from ..fileio import atomic_write
 from ..names import INTERPRETERS
@@ -28,19 +31,24 @@ EXPERIMENT_NAMES = ("main", "patch", "random_class", "transfer")
 
 def scale_label(profile: str, smoke: bool) -> str:
     """``"<profile>-smoke"`` or ``"<profile>-full"``: the name of a scale's tables folder."""
-    return f"{profile}-{'smoke' if smoke else 'full'}"
+    return record.scale_label(profile, smoke)
 
 
 def tables_dir(profile: str = "embedded", smoke: bool = False, results_dir: str | Path | None = None) -> Path:
-    """``<results>/tables/<profile>-<smoke|full>/``: the tables the notebooks write."""
-    base = Path(results_dir) if results_dir else paths.results_dir()
-    return base / "tables" / scale_label(profile, smoke)
+    """Where a scale's tables are: the record's (``record/<scale>/tables/``), or with an explicit
+    ``results_dir`` (a scratch store, a test) ``<results_dir>/tables/<scale>/``."""
+    if results_dir:
+        return Path(results_dir) / "tables" / scale_label(profile, smoke)
+    return record.tables_dir(profile, smoke)
 
 
 def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: str | Path | None = None,
-                    n_images: int | None = None) -> Path:
+                    n_images: int | None = None, request: dict | None = None) -> Path:
     """Write the per-example rows of ``results`` (one :class:`~adv2lib.experiments.ExperimentResult`
-    per victim, all of the same experiment) and a JSON describing them; returns the CSV path."""
+    per victim, all of the same experiment), their example tensors and a JSON describing them
+    (with ``request``, the chapter's :func:`adv2lib.record.request`, and its key under the current
+    inputs, by which a later build renders from these files); returns the table's path."""
+    from ..runner import hardware
     from ..store import to_jsonable
     from ..utils import versions
 
@@ -50,9 +58,11 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
         raise ValueError("save_experiment takes the results of one experiment (one per victim)")
     examples = pd.concat([r.examples for r in results], ignore_index=True)
     out = tables_dir(profile, smoke, results_dir)
-    csv = out / f"{experiment}_examples.csv"
-    atomic_write(csv, examples.to_csv(index=False))
+    table = record.table_path(out, experiment)
+    record.write_table(examples, table)
+    record.save_figures(results, out)
     column = "interpreter" if "interpreter" in examples else "target"
+    inputs = record.inputs(profile)
     meta = {
         "experiment": experiment, "profile": profile, "smoke": bool(smoke), "scale": scale_label(profile, smoke),
         "n_images_requested": n_images,
@@ -60,12 +70,15 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
         "victims": [r.victim for r in results],
         "interpreters": sorted(examples[column].dropna().unique().tolist(), key=_interpreter_rank),
         "seconds": {r.victim: round(float(r.seconds), 1) for r in results},
+        "batches": {r.victim: dict(getattr(r, "batches", {})) for r in results},
         "config": {r.victim: to_jsonable(r.config) for r in results},
-        "versions": versions(),
+        "versions": versions(), "machine": hardware(),
+        "request": request, "inputs": inputs,
+        "key": record.experiment_key(request, inputs) if request is not None else None,
         "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write(out / f"{experiment}.json", json.dumps(meta, indent=2, sort_keys=True))
-    return csv
+    return table
 
 
 def images_per_group(examples: pd.DataFrame) -> int:
@@ -86,18 +99,18 @@ def load_experiment(experiment: str, profile: str = "embedded", smoke: bool = Fa
     """``(examples, meta)`` written by :func:`save_experiment`; a missing file raises
     :class:`~adv2lib.errors.ResultsNotFoundError` (a ``FileNotFoundError``) naming the command to run."""
     out = tables_dir(profile, smoke, results_dir)
-    csv, meta = out / f"{experiment}_examples.csv", out / f"{experiment}.json"
-    if not csv.is_file() or not meta.is_file():
+    table, meta = record.table_path(out, experiment), out / f"{experiment}.json"
+    if not table.is_file() or not meta.is_file():
         raise ResultsNotFoundError(
             f"no saved results for experiment {experiment!r} at {out}; run its notebook first, e.g. "
             f"python -m adv2lib book{' --smoke' if smoke else ''} --profile {profile}")
-    return pd.read_csv(csv), json.loads(meta.read_text())
+    return record.read_table(table), json.loads(meta.read_text())
 
 
 def available(profile: str = "embedded", smoke: bool = False, results_dir=None) -> list[str]:
-    """The experiments of :data:`EXPERIMENT_NAMES` whose two files exist at this scale."""
+    """The experiments of :data:`EXPERIMENT_NAMES` whose table and JSON exist at this scale."""
     out = tables_dir(profile, smoke, results_dir)
-    return [e for e in EXPERIMENT_NAMES if (out / f"{e}_examples.csv").is_file() and (out / f"{e}.json").is_file()]
+    return [e for e in EXPERIMENT_NAMES if record.table_path(out, e).is_file() and (out / f"{e}.json").is_file()]
 
 
 def _interpreter_rank(name: str) -> int:
