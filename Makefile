@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow and not gpu and not notebook and not distributed"
 BOOK_ARGS ?=
 
-.PHONY: venv data allocator test test-all test-book test-distributed book book-smoke victims clean
+.PHONY: venv data allocator test test-all test-book test-distributed book book-smoke verify reproduce victims clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -52,6 +52,17 @@ BOOK_ENGINE ?= ray
 book: venv data allocator
 	$(if $(filter ray,$(BOOK_ENGINE)),$(BIN)/pip install -q -r requirements-distributed.txt)
 	$(BIN)/python -m adv2lib book --engine $(BOOK_ENGINE) $(BOOK_ARGS)
+
+# Recompute a sample of the committed record (every experiment and victim; about VERIFY_MINUTES on 2 cores)
+# into a scratch store and compare: exit status 1 when an aggregate leaves the record's 95% interval.
+VERIFY_MINUTES ?= 10
+VERIFY_ARGS ?=
+verify: venv data allocator
+	$(BIN)/python -m adv2lib verify --minutes $(VERIFY_MINUTES) $(VERIFY_ARGS)
+
+# Everything from scratch into a scratch store, then the same comparison over every image.
+reproduce: venv data allocator
+	$(BIN)/python -m adv2lib verify --all $(VERIFY_ARGS)
 
 book-smoke: venv data allocator
 	$(BIN)/python -m adv2lib book --smoke $(BOOK_ARGS)

@@ -81,6 +81,12 @@ def _book(args) -> int:
     return run_book(args)
 
 
+def _verify(args) -> int:
+    from .verify import main as run_verify
+
+    return run_verify(args)
+
+
 def _engine(args):
     """The engine the ``experiment`` command's flags ask for (``--engine``, else ``ADV2_ENGINE``)."""
     import os
@@ -227,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("book", help="execute the notebooks (papermill, up-to-date ones skipped) and build the book")
     _book_arguments(p)
     p.set_defaults(func=_book)
+
+    from .verify import add_arguments as _verify_arguments
+
+    p = command("verify", help="recompute a sample of the record (or all of it: --all) and compare it with the "
+                               "record; exit status 1 when an aggregate leaves its 95%% interval")
+    _verify_arguments(p)
+    p.set_defaults(func=_verify)
     return parser
 
 
