@@ -64,6 +64,7 @@ PLAN: tuple[Chapter, ...] = (
     Chapter("08_aid", "aid", {s: {"n_images": None} for s in N_IMAGES}, interpreters=("rts",)),
     Chapter("paper_vs_ours"),
     Chapter("reproduce"),
+    Chapter("artifact_appendix"),
 )
 
 #: The notebooks in book order.

@@ -148,8 +148,13 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
              NotebookRun("reproduce", "reproduce",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(timings_path(scale)), "requirements-lock.txt", "weights/embedded/*.json",
-                                "book/baselines/*.json",
-                                str(tables / "*_examples.csv.gz")))]
+                                "book/baselines/*.json", str(scale_dir(scale) / "verify" / "*.json"),
+                                str(tables / "*_examples.csv.gz"))),
+             NotebookRun("artifact_appendix", "artifact_appendix",
+                         {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
+                         reads=(str(tables / "*_examples.csv.gz"), str(tables / "*.json"),
+                                str(scale_dir(scale) / "verify" / "*.json"), "requirements-lock.txt",
+                                "CITATION.cff"))]
     return runs
 
 
@@ -558,7 +563,7 @@ def write_timings(scale: Scale, runs: Sequence[NotebookRun], device: str) -> Pat
     """Collect the stamps' wall times into the JSON that the Reproduce chapter reads."""
     notebooks = []
     for run in runs:
-        if run.name == "reproduce":  # the chapter that prints this file cannot time itself
+        if run.name in LAST:  # the chapters that print this file cannot time themselves
             continue
         stamp = read_stamp(scale, run.name)
         if stamp:
@@ -639,6 +644,22 @@ def build_book(scale: Scale, force: bool = False) -> float | None:
     return seconds
 
 
+#: The chapters that read the build's timings and the record's manifest: they run last.
+LAST = ("reproduce", "artifact_appendix")
+
+
+def _write_manifest(scale: Scale, results_dir, say: bool = False) -> None:
+    """The record's manifest (:func:`adv2lib.record.write_manifest`), when the chapters wrote their
+    tables into the record (no ``--results-dir``)."""
+    if results_dir:
+        return
+    from . import record
+
+    manifest = record.write_manifest(scale.profile, scale.smoke)
+    if say:
+        _say(f"record: {manifest.parent} ({record.size(manifest.parent) / 2**20:.1f} MiB)")
+
+
 def record_status(runs: Sequence[NotebookRun], scale: Scale) -> str:
     """One line: which chapters' experiments the record holds under the current code, data and
     weights (those render without computing), from which commit and machine, and how to recompute."""
@@ -691,20 +712,18 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     _say(f"adv2lib book: {len(runs)} notebooks at scale {scale.label} (device={args.device}, engine={args.engine})")
     _say(record_status(runs, scale))
-    # The Reproduce chapter reads the timings, so they are written before it runs.
-    report = run_notebooks([r for r in runs if r.name != "reproduce"], scale, force=args.force, only=args.only)
+    # The Reproduce and Artifact Appendix chapters read the timings and the record's manifest, so
+    # these are written before they run (and again after).
+    report = run_notebooks([r for r in runs if r.name not in LAST], scale, force=args.force, only=args.only)
     write_timings(scale, runs, args.device)
-    last = run_notebooks([r for r in runs if r.name == "reproduce"], scale, force=args.force, only=args.only)
+    _write_manifest(scale, args.results_dir)
+    last = run_notebooks([r for r in runs if r.name in LAST], scale, force=args.force, only=args.only)
     report.executed += last.executed
     report.skipped += last.skipped
     report.failed.update(last.failed)
     report.seconds.update(last.seconds)
     write_timings(scale, runs, args.device)
-    if not args.results_dir:
-        from . import record
-
-        manifest = record.write_manifest(scale.profile, scale.smoke)
-        _say(f"record: {manifest.parent} ({record.size(manifest.parent) / 2**20:.1f} MiB)")
+    _write_manifest(scale, args.results_dir, say=True)
 
     _say("\nper-notebook wall time (s):")
     for run in runs:

@@ -328,6 +328,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also fail on any value not identical to the last bit (same machine and configuration)")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                    help="write the comparison and the aggregates as JSON")
+    p.add_argument("--keep", default=None, metavar="NAME",
+                   help="keep the summary in the record (record/<scale>/verify/NAME.json), where the Reproduce and "
+                        "Artifact Appendix chapters show it")
+    p.add_argument("--label", default=None, help="how the kept run is named in the book (default: NAME)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -341,6 +345,7 @@ def main(args: argparse.Namespace) -> int:
     tables = record.tables_dir(args.profile, args.smoke)
     if not tables.is_dir():
         raise ConfigError(f"no record at {tables}: build the book first (make book)")
+    start = time.perf_counter()
     samples = plan(tables, None if args.everything else args.minutes, args.only, args.everything)
     engine = resolve_engine(args.engine)
     manifest = record.read_manifest(tables.parent)
@@ -360,10 +365,19 @@ def main(args: argparse.Namespace) -> int:
             indent=2, default=str))
     failures = verdict.failures(args.exact)
     if failures:
-        print(f"not reproduced ({len(failures)}):")
-        for line in failures:
-            print(f"  {line}")
-        return 1
-    print("reproduced: every aggregate the sample touches stays inside the record's 95% interval"
-          + (" and every value is identical to the last bit" if args.exact else ""))
-    return 0
+        lines = [f"not reproduced ({len(failures)}):", *(f"  {line}" for line in failures)]
+    else:
+        lines = ["reproduced: every aggregate the sample touches stays inside the record's 95% interval"
+                 + (" and every value is identical to the last bit" if args.exact else "")]
+    print("\n".join(lines))
+    if args.keep:
+        from .allocator import describe
+        from .fileio import atomic_write
+
+        kept = {"label": args.label or args.keep, "table": table.to_dict("records"),
+                "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
+                                  "allocator": describe(), "exact": bool(args.exact)},
+                "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
+                "code": record.inputs(args.profile)["code"], "failures": failures}
+        atomic_write(tables.parent / "verify" / f"{args.keep}.json", json.dumps(kept, indent=2, default=str))
+    return 1 if failures else 0

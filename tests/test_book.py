@@ -52,6 +52,7 @@ EXPECTED = {
     "book/executed/08_aid": (1, 3, False),
     "book/executed/paper_vs_ours": (0, 4, False),
     "book/executed/reproduce": (0, 3, False),
+    "book/executed/artifact_appendix": (0, 4, False),
     "book/references": (0, 0, False),
 }
 
