@@ -250,14 +250,12 @@ def _expand(patterns: Sequence[str]) -> list[Path]:
 
 
 def inputs_fingerprint(profile: str) -> dict:
-    """The dataset and the ImageNet weights a profile reads (:mod:`adv2lib.fingerprint`): a run
-    executed with another ``FASHION_MNIST_DIR``, ``IMAGENET_VAL_DIR`` or weights is out of date."""
-    from . import fingerprint
+    """The dataset and the ImageNet weights a profile reads, by content (:func:`adv2lib.record.inputs`,
+    without the code, which :func:`library_hash` covers): a run executed with other data or weights
+    is out of date; the same files installed elsewhere (the Debian package or a download) are not."""
+    from . import record
 
-    out = {"data": fingerprint.dataset_files(profile)}
-    if profile == "imagenet":
-        out["imagenet_weights"] = fingerprint.imagenet_weights()
-    return out
+    return {k: v for k, v in record.inputs(profile).items() if k not in ("code", "weights")}
 
 
 def run_key(run: NotebookRun, scale: Scale, lib_hash: str | None = None, w_hash: str | None = None,
