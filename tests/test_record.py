@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,30 @@ def test_the_manifest_sums_the_attack_times_and_lists_every_file(fake_main):
     assert m["bytes"] == pytest.approx(record.size(path.parent), rel=0.05)
     written = m["written_at"]
     assert json.loads(record.write_manifest("embedded", True).read_text())["written_at"] == written   # unchanged
+
+
+# --------------------------------------------------------------------------- the committed record
+COMMITTED = Path(__file__).resolve().parent.parent / "record" / "embedded-full"
+#: The committed record's budget in git (issue 23).
+BUDGET_BYTES = 25 * 10**6
+
+
+@pytest.mark.skipif(not (COMMITTED / "manifest.json").is_file(), reason="no committed record")
+def test_the_committed_record_fits_its_budget_and_lists_its_files():
+    manifest = json.loads((COMMITTED / "manifest.json").read_text())
+    assert record.size(COMMITTED) <= BUDGET_BYTES
+    for name, e in manifest["experiments"].items():
+        for file, info in e["files"].items():
+            assert (COMMITTED / "tables" / file).stat().st_size == info["bytes"], f"{name}: {file} changed"
+
+
+@pytest.mark.skipif(not (COMMITTED / "manifest.json").is_file(), reason="no committed record")
+def test_the_committed_record_matches_this_code_data_and_weights():
+    """A change to the numeric code, the data or the weights lands with the rebuilt record: else a
+    fresh clone's book would recompute (or, worse, show numbers this code no longer gives)."""
+    now = record.inputs("embedded")
+    for meta_path in sorted((COMMITTED / "tables").glob("*.json")):
+        meta = json.loads(meta_path.read_text())
+        assert meta["key"] == record.experiment_key(meta["request"], now), (
+            f"{meta['experiment']}: the record was built from other inputs ({meta['inputs']}, now {now}); rebuild it "
+            f"with make book and commit record/")
