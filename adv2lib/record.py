@@ -298,12 +298,11 @@ def write_manifest(profile: str, smoke: bool) -> Path:
                       for n in timings.get("notebooks", [])},
         "bytes": 0,
     }
+    path = directory / "manifest.json"
     stable = {k: v for k, v in manifest.items() if k not in ("commit", "bytes", "written_at")}
     if previous and {k: v for k, v in previous.items() if k not in ("commit", "bytes", "written_at")} == stable:
-        manifest["commit"], manifest["written_at"] = previous.get("commit"), previous.get("written_at")
-    else:
-        manifest["written_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    path = directory / "manifest.json"
+        return path                 # nothing changed: the file (and what reads it) stays as it is
+    manifest["written_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     others = size(directory) - (path.stat().st_size if path.is_file() else 0)
     text = json.dumps(manifest, indent=2, sort_keys=True)
     manifest["bytes"] = others + len(text) + 16          # about its own size, too

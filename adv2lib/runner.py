@@ -153,8 +153,8 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
              NotebookRun("artifact_appendix", "artifact_appendix",
                          {"profile": scale.profile, "smoke": scale.smoke, "results_dir": results_dir},
                          reads=(str(tables / "*_examples.csv.gz"), str(tables / "*.json"),
-                                str(scale_dir(scale) / "verify" / "*.json"), "requirements-lock.txt",
-                                "CITATION.cff"))]
+                                str(scale_dir(scale) / "manifest.json"), str(scale_dir(scale) / "verify" / "*.json"),
+                                "requirements-lock.txt", "CITATION.cff"))]
     return runs
 
 
