@@ -202,9 +202,13 @@ class Recorded:
             where += f", {machine['cuda']}"
         when = (self.meta.get("written_at") or "")[:10]
         sha = (built.get("sha") or "unknown")[:10] + ("+changes" if built.get("dirty") else "")
+        cost = ""
+        if "seconds" in self.rows and "victim" in self.rows:
+            per = self.rows.groupby("victim", sort=False)["seconds"].sum()
+            cost = " Its attacks took " + ", ".join(f"{v} {s:,.0f} s" for v, s in per.items()) + " when computed."
         return (f"Rendered from the record of commit {sha} (code {self.meta.get('inputs', {}).get('code', '?')}, "
-                f"built {when} on {where}): nothing was computed. `python -m adv2lib book --recompute` recomputes "
-                f"it; `python -m adv2lib verify` recomputes a sample and compares.")
+                f"built {when} on {where}): nothing was computed.{cost} `python -m adv2lib book --recompute` "
+                f"recomputes it; `python -m adv2lib verify` recomputes a sample and compares.")
 
 
 def lookup(experiment: str, req: dict, directory: Path, inp: dict | None = None) -> Recorded | None:
