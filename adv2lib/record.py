@@ -195,8 +195,8 @@ class Recorded:
     def line(self) -> str:
         """``"Rendered from the record of commit abc1234 (built 2026-12-03 on AMD EPYC, 2 CPUs) ..."``"""
         m = self.manifest
-        built = m.get("commit") or self.meta.get("commit") or {}
-        machine = (m.get("machine") or {})
+        built = self.meta.get("commit") or m.get("commit") or {}
+        machine = self.meta.get("machine") or m.get("machine") or {}
         where = f"{machine.get('cpu', 'an unnamed machine')}, {machine.get('cpu_count', '?')} CPUs"
         if machine.get("cuda"):
             where += f", {machine['cuda']}"
@@ -278,7 +278,7 @@ def write_manifest(profile: str, smoke: bool) -> Path:
         experiments[name] = {
             "key": meta.get("key"), "request": meta.get("request"), "rows": len(rows),
             "victims": meta.get("victims"), "n_images": meta.get("n_images"), "written_at": meta.get("written_at"),
-            "machine": meta.get("machine"),
+            "machine": meta.get("machine"), "commit": meta.get("commit"),
             "attack_seconds": round(float(rows["seconds"].sum()), 1) if "seconds" in rows else None,
             "attack_cpu_seconds": round(float(rows["cpu_seconds"].sum()), 1) if "cpu_seconds" in rows else None,
             "files": {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files},

@@ -228,11 +228,15 @@ def version_table(profile: str = "embedded", smoke: bool = False):
         for line in cff.read_text().splitlines():
             if line.startswith("version:"):
                 version = line.split(":", 1)[1].strip()
-    commit = m.get("commit") or {}
+    def text(commit: dict | None) -> str:
+        commit = commit or {}
+        return (commit.get("sha") or "unknown")[:12] + (" (with uncommitted changes)" if commit.get("dirty") else "")
+
+    computed = sorted({text(e.get("commit")) for e in (m.get("experiments") or {}).values()})
     frame = pd.DataFrame([
         ("artifact version (CITATION.cff)", version),
-        ("record built from commit", (commit.get("sha") or "unknown") + (" (with uncommitted changes)"
-                                                                          if commit.get("dirty") else "")),
+        ("experiments computed at commit", ", ".join(computed) or "unknown"),
+        ("record last written at commit", text(m.get("commit"))),
         ("numeric code hash (the experiments' keys)", (m.get("inputs") or {}).get("code", "unknown")),
         ("record written (UTC)", m.get("written_at", "unknown")),
         ("record size", f"{m.get('bytes', 0) / 1e6:.1f} MB"),

@@ -72,7 +72,7 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
         "seconds": {r.victim: round(float(r.seconds), 1) for r in results},
         "batches": {r.victim: dict(getattr(r, "batches", {})) for r in results},
         "config": {r.victim: to_jsonable(r.config) for r in results},
-        "versions": versions(), "machine": hardware(),
+        "versions": versions(), "machine": hardware(), "commit": record.commit(),
         "request": request, "inputs": inputs,
         "key": record.experiment_key(request, inputs) if request is not None else None,
         "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
