@@ -659,32 +659,34 @@ def _write_manifest(scale: Scale, results_dir, say: bool = False) -> None:
 
 
 def record_status(runs: Sequence[NotebookRun], scale: Scale) -> str:
-    """One line: which chapters' experiments the record holds under the current code, data and
-    weights (those render without computing), from which commit and machine, and how to recompute."""
+    """One line: how many of the record's experiments were computed from the current code, data and
+    weights (their chapters render from the record without computing), at which commit and on which
+    machine, and how to recompute."""
+    import json as _json
+
     from . import record
-    from .report.chapter import chapter_request
     from .report.files import tables_dir
 
+    results_dirs = {r.parameters.get("results_dir") for r in runs}
+    tables = tables_dir(scale.profile, scale.smoke, next(iter(results_dirs)) if len(results_dirs) == 1 else None)
     inp = record.inputs(scale.profile)
-    matched, missing = [], []
-    for run in runs:
-        ch = chapters.chapter(run.notebook) if run.notebook in chapters.NOTEBOOKS else None
-        if ch is None or ch.experiment is None:
+    matched, stale, commits, machines = [], [], set(), set()
+    for path in sorted(tables.glob("*.json")) if tables.is_dir() else []:
+        meta = _json.loads(path.read_text())
+        if not meta.get("request"):
             continue
-        p = dict(run.parameters)
-        sizes = {k: p.pop(k) for k in list(p) if k in chapters.sizes(ch.experiment, scale.smoke)}
-        req = chapter_request(ch.experiment, scale.profile, p.get("victims", VICTIMS), p.get("interpreters"),
-                              sizes.pop("n_images", None), p.get("seed", 0), scale.smoke, **sizes)
-        found = record.lookup(ch.experiment, req, tables_dir(scale.profile, scale.smoke, p.get("results_dir")), inp)
-        (matched if found is not None else missing).append(ch.experiment)
+        ok = meta.get("key") == record.experiment_key(meta["request"], inp)
+        (matched if ok else stale).append(meta.get("experiment", path.stem))
+        commits.add(((meta.get("commit") or {}).get("sha") or "unknown")[:10])
+        machines.add((meta.get("machine") or {}).get("cpu", "an unnamed machine"))
     if record.recompute_requested():
-        return f"record: --recompute: every chapter runs its experiment ({len(matched) + len(missing)} experiments)"
-    manifest = record.read_manifest(record.scale_dir(scale.profile, scale.smoke))
-    sha = ((manifest.get("commit") or {}).get("sha") or "no commit")[:10]
-    cpu = (manifest.get("machine") or {}).get("cpu", "an unnamed machine")
-    head = (f"record: {len(matched)} of {len(matched) + len(missing)} experiments render from the record of "
-            f"commit {sha} built on {cpu}")
-    tail = (f"; to compute: {', '.join(missing)}" if missing else "") + " (--recompute recomputes all)"
+        return f"record: --recompute: every chapter runs its experiment (the record at {tables.parent} is rewritten)"
+    if not matched and not stale:
+        return f"record: none at {tables.parent}: every chapter computes its experiment and writes it there"
+    head = (f"record: {len(matched)} of {len(matched) + len(stale)} experiments of the record (computed at commit "
+            f"{', '.join(sorted(commits))} on {', '.join(sorted(machines))}) match this code, data and weights: "
+            f"their chapters render without computing")
+    tail = (f"; the others compute: {', '.join(stale)}" if stale else "") + " (--recompute recomputes all)"
     return head + tail
 
 

@@ -133,3 +133,17 @@ def test_the_committed_record_matches_this_code_data_and_weights():
         assert meta["key"] == record.experiment_key(meta["request"], now), (
             f"{meta['experiment']}: the record was built from other inputs ({meta['inputs']}, now {now}); rebuild it "
             f"with make book and commit record/")
+
+
+def test_the_runner_says_which_recorded_experiments_match(fake_main, monkeypatch):
+    from adv2lib import runner
+
+    scale = runner.Scale("embedded", True)
+    runs = runner.declared_runs(scale)
+    assert runner.record_status(runs, scale).startswith("record: none at")
+    _chapter()
+    assert runner.record_status(runs, scale).startswith("record: 1 of 1 experiments of the record")
+    real = record.inputs
+    monkeypatch.setattr(record, "inputs", lambda profile: {**real(profile), "weights": "changed"})
+    assert "0 of 1" in runner.record_status(runs, scale) and "the others compute: main" in \
+        runner.record_status(runs, scale)
