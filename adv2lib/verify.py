@@ -87,19 +87,24 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
             raise ConfigError(f"the record at {tables} has no experiment {', '.join(unknown)} (--only): it has "
                               f"{', '.join(metas) or 'none'}")
         metas = {k: v for k, v in metas.items() if k in only}
-    out = []
     share = None if minutes is None else 60.0 * minutes / max(1, len(metas))
+    sizes, costs = {}, {}
     for name in _book_order(metas):
-        meta = metas[name]
         rows = record.read_table(record.table_path(tables, name))
-        n = _images(meta, rows)
-        wall = float(rows["seconds"].sum()) if "seconds" in rows else 0.0
-        per_image = wall / max(1, n)
+        sizes[name] = _images(metas[name], rows)
+        if "seconds" in rows:
+            costs[name] = float(rows["seconds"].sum()) / max(1, sizes[name])
+    # an experiment whose rows keep no attack time (transfer: it explains stored inputs, and computes
+    # the main experiment's when they are missing) is charged the dearest known cost per image
+    unknown = max(costs.values(), default=0.0)
+    out = []
+    for name in _book_order(metas):
+        n, per_image = sizes[name], costs.get(name, unknown)
         if everything or share is None:
             k = n
         else:
-            k = int(max(1, min(n, math.floor(share / per_image) if per_image > 0 else n)))
-        out.append(Sample(name, meta["request"], k, n, per_image))
+            k = int(max(1, min(n, math.floor(share / per_image) if per_image > 0 else 1)))
+        out.append(Sample(name, metas[name]["request"], k, n, per_image))
     return out
 
 

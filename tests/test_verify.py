@@ -67,3 +67,23 @@ def test_an_aggregate_outside_the_record_interval_fails_without_exact():
     assert row["sampled"] == 5 and not row["inside"] and row["with_sample"] > row["hi"]
     v = verify.Verdict([verify.Sample("main", {}, 5, 20, 1.0)], verify.compare("main", recorded, recomputed), agg)
     assert len(v.failures()) == 1 and "outside the record's" in v.failures()[0]
+
+
+def test_the_plan_shares_the_minutes_and_charges_untimed_experiments_the_dearest_cost(tmp_path):
+    import json
+
+    def table(name, n, seconds):
+        rows = pd.DataFrame({"victim": "resnet", "position": range(n), "l1_benign": 0.1})
+        if seconds is not None:
+            rows["seconds"] = seconds
+        record.write_table(rows, record.table_path(tmp_path, name))
+        (tmp_path / f"{name}.json").write_text(json.dumps({"experiment": name, "request": {"victims": ["resnet"]}}))
+
+    table("main", 100, 6.0)          # 6 s per image
+    table("aid", 100, 1.0)
+    table("transfer", 100, None)     # no attack time kept
+    plan = {s.experiment: s for s in verify.plan(tmp_path, minutes=1.5)}     # 30 s each
+    assert [s for s in plan] == ["main", "transfer", "aid"]
+    assert (plan["main"].k, plan["aid"].k, plan["transfer"].k) == (5, 30, 5)
+    assert all(s.k == s.n for s in verify.plan(tmp_path, everything=True))
+    assert [s.experiment for s in verify.plan(tmp_path, minutes=1, only=["aid"])] == ["aid"]
