@@ -10,6 +10,8 @@ recomputed per-image rows with the record's rows of the same images:
   every victim and every interpreter of the request, with ``k`` chosen per experiment from the
   record's own attack times so that the whole run fits ``--minutes`` (one image at least);
   ``--all`` recomputes every image (``make reproduce``);
+* rows whose inputs differ from the record's (another target paired with the image: the patch and
+  random-class experiments draw their targets from the whole selection) are counted, not compared;
 * per experiment and metric: the rows compared, the share **identical to the last bit**, the
   largest difference and where it is (victim, interpreter, attack, ..., position);
 * per published aggregate (the mean of a metric per victim, interpreter, attack and the
@@ -48,6 +50,12 @@ IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_
             "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
 #: Measured times: they differ on every run and are not results.
 TIMING = ("seconds", "cpu_seconds")
+#: What a row was computed *from*: when these differ, the recomputed row attacked another input
+#: (a smaller run pairs images with other targets), so it is counted, not compared.
+INPUTS = ("true_class", "target_class", "source_index", "source_class", "target_id")
+#: Settings of a whole run stored on every row (the detector's threshold, set on held-out images
+#: that a smaller run chooses differently): not per-image measurements.
+RUN_SETTINGS = ("threshold",)
 #: Size options that count images and are capped at the sample's ``k``.
 IMAGE_COUNTS = ("adaptive_images",)
 
@@ -145,7 +153,8 @@ def _is_measure(column: pd.Series) -> bool:
 
 def _metrics(frame: pd.DataFrame) -> list[str]:
     """The compared columns: every numeric or boolean column that is not identity or timing."""
-    return [c for c in frame.columns if c not in IDENTITY and c not in TIMING and _is_measure(frame[c])]
+    return [c for c in frame.columns
+            if c not in IDENTITY and c not in TIMING and c not in RUN_SETTINGS and _is_measure(frame[c])]
 
 
 def _key_text(v) -> str:
@@ -174,7 +183,13 @@ def matched(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> tuple[pd.DataFr
     a = _normalise(recorded, keys)[keys + metrics]
     b = _normalise(recomputed, keys)[keys + metrics]
     both = a.merge(b, on=keys, how="inner", suffixes=("", "_new"), validate="one_to_one")
-    return both, keys, metrics
+    same_input = np.ones(len(both), bool)
+    for c in INPUTS:
+        if c in metrics:
+            same_input &= _identical(both[c].astype(float).to_numpy(), both[f"{c}_new"].astype(float).to_numpy())
+    kept = both[same_input].reset_index(drop=True)
+    kept.attrs["other_inputs"] = int((~same_input).sum())
+    return kept, keys, metrics
 
 
 def _identical(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -197,6 +212,7 @@ def compare(experiment: str, recorded: pd.DataFrame, recomputed: pd.DataFrame) -
             f"{k}={both.iloc[worst][k]}" for k in keys if both.iloc[worst][k] != "" and k not in ("experiment",
                                                                                                    "profile"))
         out.append({"experiment": experiment, "metric": m, "rows": len(both),
+                    "other_inputs": both.attrs.get("other_inputs", 0),
                     "identical": float(same.mean()) if len(same) else float("nan"),
                     "max_diff": float(diff.max()) if len(diff) else float("nan"), "where": where,
                     "record": float(a[worst]) if len(a) else float("nan"),
@@ -308,7 +324,9 @@ def report_table(verdict: Verdict) -> pd.DataFrame:
             float("nan")
         worst = c.loc[c["max_diff"].idxmax()] if len(c) and c["max_diff"].max() > 0 else None
         out.append({"experiment": s.experiment, "images": f"{s.k} of {s.n}",
-                    "rows": int(c["rows"].max()) if len(c) else 0, "identical values": values,
+                    "rows": int(c["rows"].max()) if len(c) else 0,
+                    "rows on other inputs": int(c["other_inputs"].max()) if len(c) else 0,
+                    "identical values": values,
                     "largest difference": "none" if worst is None else
                     f"{worst['max_diff']:.3g} in {worst['metric']} ({worst['where']})",
                     "aggregates": len(a), "outside interval": int((~a["inside"]).sum()) if len(a) else 0,

@@ -87,3 +87,13 @@ def test_the_plan_shares_the_minutes_and_charges_untimed_experiments_the_dearest
     assert (plan["main"].k, plan["aid"].k, plan["transfer"].k) == (5, 30, 5)
     assert all(s.k == s.n for s in verify.plan(tmp_path, everything=True))
     assert [s.experiment for s in verify.plan(tmp_path, minutes=1, only=["aid"])] == ["aid"]
+
+
+def test_rows_on_other_inputs_and_run_settings_are_not_compared():
+    recorded = pd.DataFrame({"victim": "resnet", "interpreter": "grad", "attack": "adv2", "position": [0, 1],
+                             "index": [5, 6], "target_class": [1, 2], "threshold": 0.5, "l1_benign": [0.1, 0.2]})
+    recomputed = recorded.assign(target_class=[1, 3], threshold=0.6, l1_benign=[0.1, 0.9])
+    c = verify.compare("main", recorded, recomputed).set_index("metric")
+    assert "threshold" not in c.index and c.loc["l1_benign", "rows"] == 1 and c.loc["l1_benign", "other_inputs"] == 1
+    assert c.loc["l1_benign", "identical"] == 1.0
+    assert verify.aggregates("main", recorded, recomputed)["inside"].all()
