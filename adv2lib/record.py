@@ -41,7 +41,7 @@ from . import paths
 from .fileio import atomic_write, sha256_file
 
 __all__ = ["ENV", "RECOMPUTE_ENV", "root", "scale_label", "scale_dir", "tables_dir", "inputs", "request",
-           "experiment_key", "Recorded", "lookup", "recompute_requested", "write_table", "read_table",
+           "experiment_key", "weights_hash", "Recorded", "lookup", "recompute_requested", "write_table", "read_table",
            "save_figures", "load_figures", "commit", "write_manifest", "read_manifest", "size"]
 
 #: The environment variable that moves the ``record/`` folder (the tests point it at a scratch folder).
@@ -76,7 +76,7 @@ def _short(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _weights(profile: str) -> str:
+def weights_hash(profile: str) -> str:
     """Hash of the committed weights of ``profile`` (victims, RTS, AID-hardened RTS), by relative name."""
     directory = paths.weights_dir() / profile
     h = hashlib.sha256()
@@ -95,7 +95,7 @@ def inputs(profile: str) -> dict:
         data = {Path(p).name: h for p, h in sorted((data.get("test") or {}).items())}
     else:
         data = {"listing": data.get("listing")}
-    out = {"code": fingerprint.code(), "data": data, "weights": _weights(profile)}
+    out = {"code": fingerprint.code(), "data": data, "weights": weights_hash(profile)}
     if profile == "imagenet":
         out["imagenet_weights"] = fingerprint.imagenet_weights()
     return out

@@ -231,10 +231,11 @@ def library_hash() -> str:
 
 
 def weights_hash(profile: str) -> str:
-    """Hash of the committed weights a profile uses (embedded victims and RTS models)."""
-    directory = paths.weights_dir() / profile
-    files = [p for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
-    return _hash_files(files, paths.weights_dir())
+    """Hash of the committed weights a profile uses (embedded victims and RTS models): the
+    record's (:func:`adv2lib.record.weights_hash`)."""
+    from .record import weights_hash as record_weights
+
+    return record_weights(profile)
 
 
 def _expand(patterns: Sequence[str]) -> list[Path]:
