@@ -1,17 +1,27 @@
-"""``python -m adv2lib verify``: recompute a sample of the record and compare it with the record.
+"""``python -m adv2lib verify``: recompute a sample of the record's batches and compare them with the record.
 
 Anyone can check that the numbers of the book come from this code without recomputing all of it.
-For every experiment of the record (``--only`` picks some), verify reruns the experiment's request
-(:mod:`adv2lib.record`) on its first ``k`` images into a scratch results store, then compares the
-recomputed per-image rows with the record's rows of the same images:
+Every experiment of the record (``--only`` picks some) computed its images in batches (50 images
+on the embedded profile; the boundaries are part of the run keys), one run per victim and
+interpreter. Verify recomputes a **seeded, stratified random sample of those batches** into a
+scratch results store, each with the record's own images, targets and batch boundaries, so that
+on the record's configuration every value comes back identical to the last bit:
 
-* the **sample**: the first ``k`` images of the experiment's seeded random selection (the
-  selection and the target classes of ``k`` images are the first ``k`` of those of ``n``), for
-  every victim and every interpreter of the request, with ``k`` chosen per experiment from the
-  record's own attack times so that the whole run fits ``--minutes`` (one image at least);
-  ``--all`` recomputes every image (``make reproduce``);
-* rows whose inputs differ from the record's (another target paired with the image: the patch and
-  random-class experiments draw their targets from the whole selection) are counted, not compared;
+* a **unit** is one batch of one experiment, victim and interpreter (transfer and ensemble: one
+  batch of one victim with every interpreter, since their runs need all of them; and their first
+  batch, since they gather their inputs by order from the first). Its cost is the record's own
+  attack time for it (transfer and ensemble add the main experiment's batch they recompute first);
+* the sample (:func:`plan`): first every experiment, the cheapest first, draws one unit that
+  costs at most an equal share of ``--minutes`` (or its cheapest unit, when none does), then the
+  experiments in turn draw further units that still fit, each time from the victim and interpreter
+  drawn least often so far, until nothing fits;
+  ``--seed`` sets the draw. An experiment none of whose units fits is named, with the minutes it
+  needs. ``--all`` recomputes every batch (``make reproduce``);
+* the batch is recomputed by the experiment's own function with its other batches left out
+  (:func:`only_batch`), so the experiments it calls (transfer calls main, ensemble calls transfer)
+  compute the same batch and nothing else;
+* rows whose inputs differ from the record's are counted, not compared (none should, with the
+  record's batches);
 * per experiment and metric: the rows compared, the share **identical to the last bit**, the
   largest difference and where it is (victim, interpreter, attack, ..., position);
 * per published aggregate (the mean of a metric per victim, interpreter, attack and the
@@ -23,15 +33,20 @@ recomputed per-image rows with the record's rows of the same images:
   machine and configuration the record was built with).
 
 The scratch store is a temporary folder (``--results-dir`` keeps it). The comparison is
-:func:`compare`; the output is one table (:func:`report_table`).
+:func:`compare`; the output is one table (:func:`report_table`). The sample design follows the
+USENIX Security artifact evaluation's "Results Reproduced" badge: the main results obtained again
+within a stated tolerance (https://secartifacts.github.io/usenixsec2020/).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import json
 import math
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -41,8 +56,8 @@ import pandas as pd
 
 from . import record, stats
 
-__all__ = ["IDENTITY", "TIMING", "Sample", "plan", "recompute", "compare", "aggregates", "Verdict", "verify",
-           "report_table", "add_arguments", "main"]
+__all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
+           "verify", "report_table", "add_arguments", "main"]
 
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
@@ -50,38 +65,76 @@ IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_
             "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
 #: Measured times: they differ on every run and are not results.
 TIMING = ("seconds", "cpu_seconds")
-#: What a row was computed *from*: when these differ, the recomputed row attacked another input
-#: (a smaller run pairs images with other targets), so it is counted, not compared.
+#: What a row was computed *from*: when these differ, the recomputed row attacked another input,
+#: so it is counted, not compared.
 INPUTS = ("true_class", "target_class", "source_index", "source_class", "target_id")
-#: Settings of a whole run stored on every row (the detector's threshold, set on held-out images
-#: that a smaller run chooses differently): not per-image measurements.
+#: Settings of a whole run stored on every row (the detector's threshold): not per-image measurements.
 RUN_SETTINGS = ("threshold",)
-#: Size options that count images and are capped at the sample's ``k``.
-IMAGE_COUNTS = ("adaptive_images",)
+#: Experiments whose runs need every interpreter of the request (a unit is a victim's batch).
+WHOLE_REQUEST = ("transfer", "ensemble")
+#: Experiments recomputed on their first batch only: they gather their inputs from their whole run
+#: by order (the sources' success flags, the detector's image numbers), see :func:`only_batch`.
+FIRST_BATCH_ONLY = ("transfer", "ensemble")
+#: Experiments that compute another experiment's batch first when the scratch store lacks it.
+DEPENDS = {"transfer": "main", "ensemble": "main"}
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One experiment to recompute: its record ``request`` on its first ``k`` images."""
+    """One unit to recompute: the record's batch ``batch`` (positions ``lo`` to ``hi - 1`` of
+    ``n``) of ``experiment`` on ``victim`` under ``interpreters``, with the record's ``request``."""
 
     experiment: str
     request: dict
-    k: int
+    victim: str
+    interpreters: tuple
+    batch: int
+    lo: int
+    hi: int
     n: int
-    seconds_per_image: float        # the record's attack wall time per image (all victims and interpreters)
+    seconds: float        # the record's attack time for this unit (an estimate of what it costs)
+
+    @property
+    def label(self) -> str:
+        return f"{self.victim} {'+'.join(self.interpreters)}, batch {self.batch} (images {self.lo}-{self.hi - 1})"
 
 
-def _images(meta: dict, rows: pd.DataFrame) -> int:
-    if "position" in rows:
-        return int(rows.groupby("victim")["position"].nunique().max())
-    return int(max((meta.get("n_images") or {"": 1}).values()))
+def _spec(experiment: str, req: dict, victim: str):
+    """The :class:`~adv2lib.experiments.ExperimentSpec` the record's request gave ``victim``
+    (the experiment's defaults for what the request leaves out)."""
+    from . import experiments
+
+    defaults = inspect.signature(getattr(experiments, f"run_{experiment}")).parameters
+    interpreters = req.get("interpreters") or defaults["interpreters"].default
+    n = req.get("n_images") or defaults["n_images"].default
+    return experiments.ExperimentSpec.make(experiment, req["profile"], victim, interpreters, n, req["seed"],
+                                           req["smoke"], device="cpu",
+                                           batch_size=(req.get("options") or {}).get("batch_size"))
+
+
+def _units(experiment: str, req: dict, rows: pd.DataFrame) -> list[Sample]:
+    out = []
+    for victim in req["victims"]:
+        spec = _spec(experiment, req, victim)
+        groups = [tuple(spec.interpreters)] if experiment in WHOLE_REQUEST else [(i,) for i in spec.interpreters]
+        batches = spec.batches()[:1] if experiment in FIRST_BATCH_ONLY else spec.batches()
+        for interpreters in groups:
+            for b, lo, hi in batches:
+                seconds = 0.0
+                if "seconds" in rows and "position" in rows:
+                    mine = (rows["victim"] == victim) & rows["position"].between(lo, hi - 1)
+                    if experiment not in WHOLE_REQUEST:
+                        mine &= rows["interpreter"].isin(interpreters)
+                    seconds = float(rows.loc[mine, "seconds"].fillna(0).sum())
+                out.append(Sample(experiment, req, victim, interpreters, b, lo, hi, spec.n_images, seconds))
+    return out
 
 
 def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None = None,
-         everything: bool = False) -> list[Sample]:
-    """The experiments of the record in ``tables`` to recompute, each with its ``k``: the budget
-    (``minutes``) is shared equally among them and ``k`` is what its share buys at the record's
-    attack time per image (at least one image); ``everything``: every image."""
+         everything: bool = False, seed: int = 0) -> tuple[list[Sample], dict]:
+    """The units of the record in ``tables`` to recompute, and ``{experiment: seconds}`` for each
+    experiment none of whose units fits ``minutes`` (the cheapest unit's cost). See the module's
+    docstring for the draw; ``everything``: every unit."""
     metas = {}
     for path in sorted(Path(tables).glob("*.json")):
         meta = json.loads(path.read_text())
@@ -95,24 +148,60 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
             raise ConfigError(f"the record at {tables} has no experiment {', '.join(unknown)} (--only): it has "
                               f"{', '.join(metas) or 'none'}")
         metas = {k: v for k, v in metas.items() if k in only}
-    share = None if minutes is None else 60.0 * minutes / max(1, len(metas))
-    sizes, costs = {}, {}
-    for name in _book_order(metas):
-        rows = record.read_table(record.table_path(tables, name))
-        sizes[name] = _images(metas[name], rows)
-        if "seconds" in rows:
-            costs[name] = float(rows["seconds"].sum()) / max(1, sizes[name])
-    # an experiment whose rows keep no attack time (transfer: it explains stored inputs, and computes
-    # the main experiment's when they are missing) is charged the dearest known cost per image
-    unknown = max(costs.values(), default=0.0)
-    out = []
-    for name in _book_order(metas):
-        n, per_image = sizes[name], costs.get(name, unknown)
-        if everything or share is None:
-            k = n
-        else:
-            k = int(max(1, min(n, math.floor(share / per_image) if per_image > 0 else 1)))
-        out.append(Sample(name, metas[name]["request"], k, n, per_image))
+    order = _book_order(metas)
+    rows = {name: record.read_table(record.table_path(tables, name)) for name in order}
+    units = {name: _units(name, metas[name]["request"], rows[name]) for name in order}
+    for name, dependency in DEPENDS.items():      # what recomputing its batch costs first
+        if name in units:
+            dep_rows = rows.get(dependency)
+            if dep_rows is None and record.table_path(tables, dependency).is_file():
+                dep_rows = record.read_table(record.table_path(tables, dependency))
+            extra = {} if dep_rows is None else _batch_costs(dependency, metas[name]["request"], dep_rows)
+            units[name] = [Sample(u.experiment, u.request, u.victim, u.interpreters, u.batch, u.lo, u.hi, u.n,
+                                  u.seconds + extra.get((u.victim, u.batch), 0.0)) for u in units[name]]
+    if everything or minutes is None:
+        return [u for name in order for u in units[name]], {}
+    rng = np.random.default_rng(seed)
+    for name in order:
+        units[name] = [units[name][i] for i in rng.permutation(len(units[name]))]
+    left, chosen, drawn = 60.0 * minutes, [], Counter()
+    share = left / max(1, len(order))
+
+    def take(u):
+        nonlocal left
+        chosen.append(u)
+        drawn.update([(u.experiment, u.victim), (u.experiment, u.interpreters), u.victim, u.interpreters])
+        left -= u.seconds
+        return u
+
+    def draw(name, limit):
+        fitting = [u for u in units[name] if u not in chosen and u.seconds <= limit]
+        if not fitting:
+            return None
+        return min(fitting, key=lambda u: (drawn[name, u.victim] + drawn[name, u.interpreters],
+                                           drawn[u.victim] + drawn[u.interpreters], fitting.index(u)))
+
+    cheapest = {name: min((u.seconds for u in units[name]), default=math.inf) for name in order}
+    for name in sorted(order, key=cheapest.get):      # one each, the cheapest experiments first
+        u = draw(name, min(max(share, cheapest[name]), left))
+        if u is not None:
+            take(u)
+    while True:                                       # then in turn, what still fits
+        added = [take(u) for u in (draw(name, left) for name in order) if u is not None]
+        if not added:
+            break
+    sampled = {u.experiment for u in chosen}
+    missing = {name: min(u.seconds for u in units[name]) for name in order if name not in sampled and units[name]}
+    position = {name: i for i, name in enumerate(order)}
+    return sorted(chosen, key=lambda u: (position[u.experiment], u.victim, u.interpreters, u.batch)), missing
+
+
+def _batch_costs(experiment: str, req: dict, rows: pd.DataFrame) -> dict:
+    """``{(victim, batch): seconds}``: the record's attack time of a whole batch of ``experiment``
+    (every interpreter of ``req``), which a dependent experiment recomputes first."""
+    out = {}
+    for u in _units(experiment, {**req, "experiment": experiment}, rows):
+        out[u.victim, u.batch] = out.get((u.victim, u.batch), 0.0) + u.seconds
     return out
 
 
@@ -122,21 +211,54 @@ def _book_order(names) -> list[str]:
     return [e for e in CHAPTER_EXPERIMENTS if e in names] + sorted(set(names) - set(CHAPTER_EXPERIMENTS))
 
 
+@contextlib.contextmanager
+def only_batch(batch: int, lo: int):
+    """Within the block, every experiment computes only its batch ``batch`` (first position
+    ``lo``): :meth:`~adv2lib.experiments.ExperimentSpec.batches` keeps that batch with its
+    boundaries (the images, targets and batch composition of the record) and leaves out the
+    others, and a run's tensors read back from that batch alone
+    (:meth:`~adv2lib.store.ResultsStore.concat`) start with ``lo`` rows of zeros, so that the
+    experiment's slices by image position (``[lo:hi]``) find the batch where they look for it;
+    no value of those zeros is ever read. Verify's own switch, set in the driver process (the
+    engines' workers call neither). Transfer and ensemble gather their inputs from their whole run
+    by order, so verify recomputes their first batch only (:data:`FIRST_BATCH_ONLY`)."""
+    import torch
+
+    from .experiments import ExperimentSpec
+    from .store import ResultsStore
+
+    every, concat = ExperimentSpec.batches, ResultsStore.concat
+
+    def batches(self, n=None):
+        out = every(self, n)
+        return out if n is not None else [t for t in out if t[0] == batch]
+
+    def padded(loaded: dict):
+        rows, tensors = concat(loaded)
+        if list(loaded) == [batch] and lo > 0:
+            tensors = {k: torch.cat([v.new_zeros((lo, *v.shape[1:])), v]) for k, v in tensors.items()}
+        return rows, tensors
+
+    ExperimentSpec.batches, ResultsStore.concat = batches, staticmethod(padded)
+    try:
+        yield
+    finally:
+        ExperimentSpec.batches, ResultsStore.concat = every, staticmethod(concat)
+
+
 def recompute(sample: Sample, results_dir: Path, engine=None, device: str = "cpu") -> pd.DataFrame:
-    """The rows of ``sample``'s request on its first ``k`` images, computed into ``results_dir``."""
+    """The rows of ``sample``'s batch, computed into ``results_dir`` with the record's request."""
     from . import experiments
 
     req = sample.request
-    options = {key: (min(value, sample.k) if key in IMAGE_COUNTS and value is not None else value)
-               for key, value in (req.get("options") or {}).items() if key != "n_images"}
-    kwargs = dict(profile=req["profile"], seed=req["seed"], smoke=req["smoke"], device=device,
-                  results_dir=str(results_dir), progress=False, n_images=sample.k, **options)
-    if req.get("interpreters") is not None:
-        kwargs["interpreters"] = req["interpreters"]
+    options = {k: v for k, v in (req.get("options") or {}).items() if k != "n_images"}
+    kwargs = dict(profile=req["profile"], victim=sample.victim, interpreters=list(sample.interpreters),
+                  seed=req["seed"], smoke=req["smoke"], device=device, results_dir=str(results_dir),
+                  progress=False, n_images=sample.n, **options)
     if engine is not None:
         kwargs["engine"] = engine
-    run = getattr(experiments, f"run_{sample.experiment}")
-    return pd.concat([run(victim=v, **kwargs).examples for v in req["victims"]], ignore_index=True)
+    with only_batch(sample.batch, sample.lo):
+        return getattr(experiments, f"run_{sample.experiment}")(**kwargs).examples
 
 
 def _identity(frame: pd.DataFrame) -> list[str]:
@@ -269,7 +391,8 @@ class Verdict:
     samples: list[Sample] = field(default_factory=list)
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
     aggregates: pd.DataFrame = field(default_factory=pd.DataFrame)
-    seconds: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)        # per unit (its label), what recomputing it took
+    not_sampled: dict = field(default_factory=dict)    # experiment -> the cheapest unit's seconds
 
     def failures(self, exact: bool = False) -> list[str]:
         """One line per aggregate outside its interval (and with ``exact``, per metric not identical)."""
@@ -279,7 +402,7 @@ class Verdict:
             for _, r in bad.iterrows():
                 where = ", ".join(f"{k}={r[k]}" for k in r.index if k not in (
                     "experiment", "profile", "metric", "estimate", "lo", "hi", "n", "sampled", "with_sample",
-                    "inside") and isinstance(r[k], str) and r[k] != "")
+                    "inside", "unit") and isinstance(r[k], str) and r[k] != "")
                 out.append(f"{r['experiment']} ({where}): {r['metric']} {r['with_sample']:.6g} with the sample "
                            f"recomputed, outside the record's {r['estimate']:.6g} [{r['lo']:.6g}, {r['hi']:.6g}]")
         if exact and not self.comparison.empty:
@@ -292,53 +415,68 @@ class Verdict:
 
 def verify(samples: Sequence[Sample], tables: Path, results_dir: Path, engine=None, device: str = "cpu",
            say=print) -> Verdict:
-    """Recompute every sample into ``results_dir`` and compare it with the record in ``tables``."""
+    """Recompute every unit into ``results_dir`` and compare it with the record in ``tables``
+    (the record's rows of the unit's images only)."""
     verdict = Verdict(list(samples))
-    comparisons, aggs = [], []
+    comparisons, aggs, tables_read = [], [], {}
     for s in samples:
-        say(f"verify: {s.experiment}: recomputing the first {s.k} of {s.n} images "
-            f"(the record took {s.seconds_per_image * s.k:.0f} s of attack time for them) ...")
+        say(f"verify: {s.experiment}: {s.label} (the record took {s.seconds:.0f} s for it) ...")
         start = time.perf_counter()
         new = recompute(s, results_dir, engine, device)
-        verdict.seconds[s.experiment] = time.perf_counter() - start
-        recorded = record.read_table(record.table_path(tables, s.experiment))
-        comparisons.append(compare(s.experiment, recorded, new))
-        aggs.append(aggregates(s.experiment, recorded, new))
-        say(f"verify: {s.experiment}: {verdict.seconds[s.experiment]:.0f} s")
+        verdict.seconds[s.experiment, s.label] = time.perf_counter() - start
+        if s.experiment not in tables_read:
+            tables_read[s.experiment] = record.read_table(record.table_path(tables, s.experiment))
+        recorded = tables_read[s.experiment]
+        unit = new[new["victim"] == s.victim]
+        if s.experiment not in WHOLE_REQUEST and "interpreter" in unit:
+            unit = unit[unit["interpreter"].isin(s.interpreters) | (unit["interpreter"] == "none")]
+        comparisons.append(compare(s.experiment, recorded, unit).assign(unit=s.label))
+        aggs.append(aggregates(s.experiment, recorded, unit).assign(unit=s.label))
+        say(f"verify: {s.experiment}: {verdict.seconds[s.experiment, s.label]:.0f} s")
     verdict.comparison = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
     verdict.aggregates = pd.concat(aggs, ignore_index=True) if aggs else pd.DataFrame()
     return verdict
 
 
 def report_table(verdict: Verdict) -> pd.DataFrame:
-    """One row per experiment: images recomputed, rows compared, the share of values identical to
-    the last bit (over every metric), the metric with the largest difference and where, the
-    aggregates checked and how many fall outside the record's interval, and the seconds taken."""
+    """One row per unit recomputed: its rows compared, the share of values identical to the last
+    bit (over every metric), the metric with the largest difference and where, the aggregates it
+    touches and how many fall outside the record's interval, the record's seconds and the
+    recomputation's; then one row per experiment left out (none of its units fits the minutes)."""
     out = []
     for s in verdict.samples:
-        c = verdict.comparison[verdict.comparison["experiment"] == s.experiment] if len(verdict.comparison) else \
-            pd.DataFrame()
-        a = verdict.aggregates[verdict.aggregates["experiment"] == s.experiment] if len(verdict.aggregates) else \
-            pd.DataFrame()
+        def mine(frame):
+            if frame.empty:
+                return frame
+            return frame[(frame["experiment"] == s.experiment) & (frame["unit"] == s.label)]
+
+        c, a = mine(verdict.comparison), mine(verdict.aggregates)
         values = float((c["rows"] * c["identical"]).sum() / c["rows"].sum()) if len(c) and c["rows"].sum() else \
             float("nan")
         worst = c.loc[c["max_diff"].idxmax()] if len(c) and c["max_diff"].max() > 0 else None
-        out.append({"experiment": s.experiment, "images": f"{s.k} of {s.n}",
+        out.append({"experiment": s.experiment, "unit": s.label, "images": f"{s.hi - s.lo} of {s.n}",
                     "rows": int(c["rows"].max()) if len(c) else 0,
                     "rows on other inputs": int(c["other_inputs"].max()) if len(c) else 0,
                     "identical values": values,
                     "largest difference": "none" if worst is None else
                     f"{worst['max_diff']:.3g} in {worst['metric']} ({worst['where']})",
                     "aggregates": len(a), "outside interval": int((~a["inside"]).sum()) if len(a) else 0,
-                    "seconds": round(verdict.seconds.get(s.experiment, float("nan")), 1)})
+                    "record seconds": round(s.seconds, 1),
+                    "seconds": round(verdict.seconds.get((s.experiment, s.label), float("nan")), 1)})
+    for name, seconds in verdict.not_sampled.items():
+        out.append({"experiment": name, "unit": f"not sampled: its cheapest unit took the record {seconds:.0f} s",
+                    "images": "0", "rows": 0, "rows on other inputs": 0, "identical values": float("nan"),
+                    "largest difference": "", "aggregates": 0, "outside interval": 0,
+                    "record seconds": round(seconds, 1), "seconds": 0.0})
     return pd.DataFrame(out)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=10.0,
-                   help="about how long the recomputation may take (default 10; shared among the experiments)")
+                   help="about how long the recomputation may take, by the record's own times (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="the draw of the batches (default 0)")
     p.add_argument("--all", dest="everything", action="store_true",
-                   help="recompute every image of every experiment (make reproduce)")
+                   help="recompute every batch of every experiment (make reproduce)")
     p.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="verify only these experiments")
     p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
     p.add_argument("--smoke", action="store_true", help="the smoke record")
@@ -369,14 +507,19 @@ def main(args: argparse.Namespace) -> int:
     if not tables.is_dir():
         raise ConfigError(f"no record at {tables}: build the book first (make book)")
     start = time.perf_counter()
-    samples = plan(tables, None if args.everything else args.minutes, args.only, args.everything)
+    samples, not_sampled = plan(tables, None if args.everything else args.minutes, args.only, args.everything,
+                                args.seed)
     engine = resolve_engine(args.engine)
     manifest = record.read_manifest(tables.parent)
     print(f"verify: the record at {tables.parent} (commit {((manifest.get('commit') or {}).get('sha') or '?')[:10]},"
           f" code {(manifest.get('inputs') or {}).get('code', '?')}); this code: {record.inputs(args.profile)['code']}; "
-          f"{len(samples)} experiments, engine {args.engine}, torch threads {torch.get_num_threads()}")
+          f"{len(samples)} batches of {len({s.experiment for s in samples})} experiments (seed {args.seed}), "
+          f"engine {args.engine}, torch threads {torch.get_num_threads()}")
+    for name, seconds in not_sampled.items():
+        print(f"verify: {name}: no batch fits --minutes {args.minutes:g} (its cheapest took the record {seconds:.0f} s)")
     with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch:
         verdict = verify(samples, tables, Path(args.results_dir or scratch), engine, args.device)
+    verdict.not_sampled = not_sampled
     table = report_table(verdict)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 80):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -384,7 +527,8 @@ def main(args: argparse.Namespace) -> int:
         Path(args.json_out).write_text(json.dumps({
             "table": table.to_dict("records"), "comparison": verdict.comparison.to_dict("records"),
             "aggregates": verdict.aggregates.to_dict("records"),
-            "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device}},
+            "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
+                              "seed": args.seed, "minutes": args.minutes}},
             indent=2, default=str))
     failures = verdict.failures(args.exact)
     if failures:
@@ -399,7 +543,8 @@ def main(args: argparse.Namespace) -> int:
 
         kept = {"label": args.label or args.keep, "table": table.to_dict("records"),
                 "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
-                                  "allocator": describe(), "exact": bool(args.exact)},
+                                  "allocator": describe(), "exact": bool(args.exact), "seed": args.seed,
+                                  "minutes": None if args.everything else args.minutes},
                 "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}
         atomic_write(tables.parent / "verify" / f"{args.keep}.json", json.dumps(kept, indent=2, default=str))

@@ -11,35 +11,42 @@ from adv2lib import record, report, verify
 
 @pytest.fixture
 def smoke_record(tmp_path, monkeypatch):
-    """A smoke record of the main experiment (ResNet, GRAD and CAM, 3 images), computed here."""
+    """A smoke record of the main experiment (ResNet, GRAD and CAM, 3 images in batches of 2:
+    batch 0 holds images 0 and 1, batch 1 image 2), computed here."""
     monkeypatch.setenv("ADV2_RESULTS_DIR", str(tmp_path / "store"))
     report.run_chapter("main", victims=["resnet"], interpreters=["grad", "cam"], n_images=3, smoke=True,
-                       device="cpu", engine="serial", show=False)
+                       device="cpu", engine="serial", show=False, batch_size=2)
     return record.tables_dir("embedded", True)
 
 
-def _verify(tables, tmp_path, k=None):
-    [sample] = verify.plan(tables, only=["main"])
-    if k is not None:
-        sample = verify.Sample(sample.experiment, sample.request, k, sample.n, sample.seconds_per_image)
-    return verify.verify([sample], tables, tmp_path / "scratch", say=lambda *_: None)
+def _verify(tables, tmp_path, units=None):
+    samples, _ = verify.plan(tables, only=["main"], everything=True)
+    if units is not None:
+        samples = [s for s in samples if (s.interpreters[0], s.batch) in units]
+    return verify.verify(samples, tables, tmp_path / "scratch", say=lambda *_: None)
 
 
-def test_the_sample_is_recomputed_identically_and_every_aggregate_is_inside(smoke_record, tmp_path):
+def test_every_batch_is_recomputed_identically_and_every_aggregate_is_inside(smoke_record, tmp_path):
     v = _verify(smoke_record, tmp_path)
-    c = v.comparison.set_index("metric")
+    assert [(s.interpreters, s.batch, s.lo, s.hi) for s in v.samples] == [
+        (("grad",), 0, 0, 2), (("grad",), 1, 2, 3), (("cam",), 0, 0, 2), (("cam",), 1, 2, 3)]
+    c = v.comparison.groupby("metric")[["rows"]].sum()
     assert {"l1_benign", "confidence", "success", "iou_benign_mean", "linf"} <= set(c.index)
     assert (c["rows"] == 3 * 4).all()                  # PGD and ADV2, under GRAD and CAM, on 3 images
-    assert (c["identical"] == 1.0).all() and (c["max_diff"] == 0).all()
+    assert (v.comparison["identical"] == 1.0).all() and (v.comparison["max_diff"] == 0).all()
     assert len(v.aggregates) and v.aggregates["inside"].all() and v.failures(exact=True) == []
     table = verify.report_table(v)
-    assert table.loc[0, "identical values"] == 1.0 and table.loc[0, "images"] == "3 of 3"
+    assert (table["identical values"] == 1.0).all() and list(table["images"]) == ["2 of 3", "1 of 3"] * 2
 
 
-def test_a_prefix_of_the_images_is_the_same_images(smoke_record, tmp_path):
-    v = _verify(smoke_record, tmp_path, k=2)
+def test_one_batch_alone_is_the_record_batch_and_nothing_else_is_computed(smoke_record, tmp_path):
+    v = _verify(smoke_record, tmp_path, units={("cam", 1)})
     c = v.comparison.set_index("metric")
-    assert (c["rows"] == 2 * 4).all() and (c.loc[["true_class", "target_class"], "identical"] == 1.0).all()
+    assert (c["rows"] == 2).all() and (c["identical"] == 1.0).all()     # PGD and ADV2 under CAM, image 2
+    assert "batch 1 (images 2-2)" in v.samples[0].label
+    runs = {p.parent.name for p in (tmp_path / "scratch").rglob("*") if p.is_file() and "batch" in p.name}
+    stored = [p for p in (tmp_path / "scratch").rglob("*") if p.is_file()]
+    assert not any("grad" in str(p) and "adv2" in str(p) for p in stored), runs      # GRAD's ADV2 not computed
 
 
 def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
@@ -49,13 +56,14 @@ def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
     rows.loc[edit, "l1_benign"] += 0.5
     record.write_table(rows, path)
     v = _verify(smoke_record, tmp_path)
-    c = v.comparison.set_index("metric")
-    assert c.loc["l1_benign", "identical"] == pytest.approx(11 / 12)
-    assert c.loc["l1_benign", "max_diff"] == pytest.approx(0.5)
-    assert "interpreter=cam" in c.loc["l1_benign", "where"] and "position=1" in c.loc["l1_benign", "where"]
+    c = v.comparison[v.comparison["metric"] == "l1_benign"].set_index("unit")
+    unit = "resnet cam, batch 0 (images 0-1)"
+    assert c.loc[unit, "identical"] == pytest.approx(3 / 4) and c.loc[unit, "max_diff"] == pytest.approx(0.5)
+    assert "interpreter=cam" in c.loc[unit, "where"] and "position=1" in c.loc[unit, "where"]
+    assert (c.drop(index=unit)["identical"] == 1.0).all()
     failures = v.failures(exact=True)
-    assert any("l1_benign" in f and "position=1" in f for f in failures)
-    assert (c.drop(index="l1_benign")["identical"] == 1.0).all()
+    assert len(failures) == 1 and "l1_benign" in failures[0] and "position=1" in failures[0]
+    assert (v.comparison[v.comparison["metric"] != "l1_benign"]["identical"] == 1.0).all()
 
 
 def test_an_aggregate_outside_the_record_interval_fails_without_exact():
@@ -65,28 +73,43 @@ def test_an_aggregate_outside_the_record_interval_fails_without_exact():
     agg = verify.aggregates("main", recorded, recomputed)
     [row] = agg.to_dict("records")
     assert row["sampled"] == 5 and not row["inside"] and row["with_sample"] > row["hi"]
-    v = verify.Verdict([verify.Sample("main", {}, 5, 20, 1.0)], verify.compare("main", recorded, recomputed), agg)
+    v = verify.Verdict([verify.Sample("main", {}, "resnet", ("grad",), 0, 0, 20, 20, 1.0)],
+                       verify.compare("main", recorded, recomputed), agg)
     assert len(v.failures()) == 1 and "outside the record's" in v.failures()[0]
 
 
-def test_the_plan_shares_the_minutes_and_charges_untimed_experiments_the_dearest_cost(tmp_path):
+def _fake_record(tmp_path, experiments):
+    """A record of ``{name: (interpreters, n, seconds per row)}`` on both victims (batches of 50)."""
     import json
 
-    def table(name, n, seconds):
-        rows = pd.DataFrame({"victim": "resnet", "position": range(n), "l1_benign": 0.1})
+    for name, (interpreters, n, seconds) in experiments.items():
+        rows = pd.DataFrame([{"victim": v, "interpreter": i, "position": p, "l1_benign": 0.1}
+                             for v in ("resnet", "densenet") for i in interpreters for p in range(n)])
         if seconds is not None:
             rows["seconds"] = seconds
         record.write_table(rows, record.table_path(tmp_path, name))
-        (tmp_path / f"{name}.json").write_text(json.dumps({"experiment": name, "request": {"victims": ["resnet"]}}))
+        req = record.request(name, "embedded", False, ["resnet", "densenet"], interpreters, n, 0)
+        (tmp_path / f"{name}.json").write_text(json.dumps({"experiment": name, "request": req}))
 
-    table("main", 100, 6.0)          # 6 s per image
-    table("aid", 100, 1.0)
-    table("transfer", 100, None)     # no attack time kept
-    plan = {s.experiment: s for s in verify.plan(tmp_path, minutes=1.5)}     # 30 s each
-    assert [s for s in plan] == ["main", "transfer", "aid"]
-    assert (plan["main"].k, plan["aid"].k, plan["transfer"].k) == (5, 30, 5)
-    assert all(s.k == s.n for s in verify.plan(tmp_path, everything=True))
-    assert [s.experiment for s in verify.plan(tmp_path, minutes=1, only=["aid"])] == ["aid"]
+
+def test_the_plan_draws_every_experiment_victim_and_interpreter_within_the_minutes(tmp_path):
+    _fake_record(tmp_path, {"main": (["grad", "cam", "mask", "rts"], 100, 1.0),     # 50 s a batch
+                            "transfer": (["grad", "cam", "mask", "rts"], 100, None),
+                            "aid": (["rts"], 100, 2.0)})                            # 100 s a batch
+    units, missing = verify.plan(tmp_path, everything=True)
+    assert len(units) == 2 * 4 * 2 + 2 + 2 * 2 and missing == {}      # transfer: each victim's first batch
+    transfer = [u for u in units if u.experiment == "transfer"]
+    assert transfer[0].interpreters == ("grad", "cam", "mask", "rts") and transfer[0].seconds == 200.0  # main's batch
+    chosen, missing = verify.plan(tmp_path, minutes=10)
+    assert sum(u.seconds for u in chosen) <= 600 and {u.experiment for u in chosen} == {"main", "transfer", "aid"}
+    main = [u for u in chosen if u.experiment == "main"]
+    # first round: one unit each within a third of the minutes (350 s); then in turn what still fits
+    assert len(main) == 2 and {u.victim for u in main} == {"resnet", "densenet"}       # the other victim next
+    assert len({u.interpreters for u in main}) == 2                                   # and another interpreter
+    assert chosen == verify.plan(tmp_path, minutes=10)[0] != verify.plan(tmp_path, minutes=10, seed=1)[0]
+    small, missing = verify.plan(tmp_path, minutes=1.5)                             # 90 s: main only
+    assert {u.experiment for u in small} == {"main"} and missing == {"transfer": 200.0, "aid": 100.0}
+    assert {u.experiment for u in verify.plan(tmp_path, minutes=5, only=["aid"])[0]} == {"aid"}
 
 
 def test_rows_on_other_inputs_and_run_settings_are_not_compared():
