@@ -594,7 +594,7 @@ def book_sources() -> list[Path]:
     root = paths.root()
     files = [root / "_config.yml", root / "_toc.yml"]
     book = paths.book_dir()
-    files += [p for p in book.rglob("*") if p.is_file() and "_build" not in p.parts]
+    files += [p for p in book.rglob("*") if p.is_file() and "_build" not in p.parts and "__pycache__" not in p.parts]
     return [f for f in files if f.is_file()]
 
 
@@ -632,7 +632,8 @@ def build_book(scale: Scale, force: bool = False) -> float | None:
            "-W", "-n", "--keep-going"]
     _say("book: " + " ".join(cmd))
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=paths.root())
+    # the launch buttons open the record's executed notebooks of this profile (book/_ext/record_links.py)
+    proc = subprocess.run(cmd, cwd=paths.root(), env={**os.environ, "ADV2_BOOK_PROFILE": scale.profile})
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); see the messages above")

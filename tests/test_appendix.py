@@ -46,9 +46,16 @@ def test_requirements_version_and_kept_verification_runs(fake_main):  # noqa: F8
     kept.parent.mkdir(parents=True)
     kept.write_text(json.dumps({"label": "2 threads, serial", "configuration": {"engine": "serial", "threads": 2},
                                 "seconds": 12.0, "last_line": "reproduced: ...",
-                                "table": [{"experiment": "main", "images": "3 of 4", "rows": 24,
-                                           "identical values": 1.0, "largest difference": "none",
-                                           "aggregates": 40, "outside interval": 0, "seconds": 11.0}]}))
+                                "table": [{"experiment": "main", "unit": "resnet cam, batch 1 (images 2-3)",
+                                           "images": "2 of 4", "rows": 24, "identical values": 1.0,
+                                           "largest difference": "none", "aggregates": 40, "outside interval": 0,
+                                           "record seconds": 14.0, "seconds": 11.0},
+                                          {"experiment": "aid", "unit": "not sampled: ...", "images": "0",
+                                           "rows": 0, "identical values": None, "largest difference": "",
+                                           "aggregates": 0, "outside interval": 0, "seconds": 0.0}]}))
     table = _frame(appendix.tolerance_table("embedded", True)[0])
     assert table.iloc[0]["configuration"] == "2 threads, serial" and table.iloc[0]["identical values"] == 1.0
-    assert "3 of 4 images" in appendix.basic_test("embedded", True)
+    assert table.iloc[0]["batch"] == "resnet cam, batch 1 (images 2-3)" and len(table) == 2
+    basic = appendix.basic_test("embedded", True)
+    assert "1 batches (resnet cam, batch 1 (images 2-3)), 24 rows, 100.00%" in basic and "0 of 40" in basic
+    assert version["released (CITATION.cff)"] == "2026-12-03" and version["repository"].startswith("https://")

@@ -74,7 +74,9 @@ CHECK_SCRIPT = """
       mjx: main.querySelectorAll('mjx-container').length,
       mathjax_errors: main.querySelectorAll('mjx-merror').length,
       resources: performance.getEntriesByType('resource').map(function (e) { return e.name; }),
-      citations: main.querySelectorAll('.citation, [role="doc-biblioentry"], dl.citation dt').length
+      citations: main.querySelectorAll('.citation, [role="doc-biblioentry"], dl.citation dt').length,
+      buttons: Array.prototype.slice.call(document.querySelectorAll('.article-header-buttons a')).map(
+        function (a) { return {href: a.getAttribute('href'), cls: a.className}; })
     };
     var el = document.createElement('div');
     el.id = 'adv2-check';
@@ -220,6 +222,40 @@ def test_chapter_renders(chapter, chromium, server, book_html):
     assert not remote, f"{chapter}: the page fetched resources from the network: {remote}"
     if chapter == "book/references":
         assert result["citations"] >= 5, "the references page lists too few entries"
+
+
+def _tracked() -> set[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=paths.root(), capture_output=True, text=True, check=True).stdout
+    return set(out.splitlines())
+
+
+@pytest.mark.parametrize("chapter", [c for c in EXPECTED if c.startswith("book/executed/")])
+def test_notebook_page_carries_download_repository_and_launch_buttons(chapter, chromium, server):
+    """Every notebook page: its executed .ipynb to download (served by the site), the repository
+    and issue buttons, and Binder and Colab buttons that open a notebook the repository holds
+    (the record's executed copy of the chapter: book/_ext/record_links.py)."""
+    import urllib.request
+
+    config = yaml.safe_load((paths.root() / "_config.yml").read_text())
+    repo = config["repository"]["url"].rstrip("/")
+    org_repo, branch = repo.split("github.com/")[1], config["repository"]["branch"]
+    links = [b["href"] for b in _open(chromium, f"{server}/{chapter}.html")["buttons"] if b["href"]]
+    name = chapter.rsplit("/", 1)[1]
+
+    downloads = [h for h in links if h.endswith(f"{name}.ipynb") and "_sources" in h]
+    assert downloads, f"{chapter}: no .ipynb download button among {links}"
+    with urllib.request.urlopen(f"{server}/{chapter.rsplit('/', 1)[0]}/{downloads[0]}") as response:
+        notebook = json.loads(response.read())
+    assert notebook["cells"] and any(c.get("outputs") for c in notebook["cells"] if c["cell_type"] == "code")
+    assert repo in links, f"{chapter}: no repository button"
+    assert any(h.startswith(f"{repo}/issues") for h in links), f"{chapter}: no issues button"
+
+    binder = [h for h in links if h.startswith(f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=tree/")]
+    colab = [h for h in links if h.startswith(f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/")]
+    assert len(binder) == 1 and len(colab) == 1, f"{chapter}: launch buttons {links}"
+    targets = {binder[0].split("urlpath=tree/", 1)[1], colab[0].split(f"/blob/{branch}/", 1)[1]}
+    assert targets == {f"record/embedded-full/executed/{name}.ipynb"}, targets
+    assert targets <= _tracked(), f"{chapter}: the launch buttons open {targets}, which git does not hold"
 
 
 def test_mathjax_is_served_locally(book_html):

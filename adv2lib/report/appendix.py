@@ -179,28 +179,31 @@ def verification_runs(profile: str = "embedded", smoke: bool = False) -> list[di
 
 def tolerance_table(profile: str = "embedded", smoke: bool = False):
     """Per verification run of the record (one configuration each: threads, engine, allocator,
-    device) and experiment: the images recomputed, the share of values identical to the last bit,
-    the largest difference and the aggregates outside the record's 95% interval."""
+    device) and batch recomputed: the share of values identical to the last bit, the largest
+    difference and the aggregates outside the record's 95% interval, the record's seconds for the
+    batch and the recomputation's."""
     rows = []
     for run in verification_runs(profile, smoke):
         config = run.get("configuration", {})
         label = run.get("label") or run["name"]
         for t in run.get("table", []):
-            rows.append({"configuration": label, "engine": config.get("engine"), "threads": config.get("threads"),
-                         "allocator": config.get("allocator"), "experiment": t["experiment"], "images": t["images"],
-                         "identical values": t["identical values"], "largest difference": t["largest difference"],
-                         "aggregates": t["aggregates"], "outside interval": t["outside interval"],
+            rows.append({"configuration": label, "experiment": t["experiment"], "batch": t.get("unit", ""),
+                         "images": t["images"], "identical values": t["identical values"],
+                         "largest difference": t["largest difference"], "aggregates": t["aggregates"],
+                         "outside interval": t["outside interval"], "record seconds": t.get("record seconds"),
                          "seconds": t["seconds"]})
     if not rows:
         return None, "No verification run is kept in the record yet (`python -m adv2lib verify --keep NAME`)."
     frame = pd.DataFrame(rows)
-    text = ("**What stays bit-identical, per configuration.** `python -m adv2lib verify` recomputed the first images "
-            "of every experiment in each configuration and compared them with the record: the share of the "
-            "recomputed values (every metric of every row) identical to the last bit, the largest difference "
-            "and where it is, and how many of the aggregates the sample touches fall outside the record's 95% "
-            "interval when the sample's values are replaced by the recomputed ones. Single runs: no interval.")
-    return styled(frame, TableSpec(list(frame.columns), formats={"identical values": "{:.4f}", "seconds": "{:.0f}"})), \
-        text
+    text = ("**What stays bit-identical, per configuration.** In each configuration `python -m adv2lib verify` "
+            "recomputed the same seeded sample of the record's batches (each with the record's images, targets "
+            "and batch boundaries) and compared them with the record: the share of the recomputed values (every "
+            "metric of every row) identical to the last bit, the largest difference and where it is, and how many "
+            "of the aggregates the batch touches fall outside the record's 95% interval when the batch's values "
+            "replace the record's. A row \"not sampled\" names an experiment none of whose batches fitted the "
+            "run's minutes. Seconds: one run each, not an interval.")
+    return styled(frame, TableSpec(list(frame.columns), formats={"identical values": "{:.4f}", "seconds": "{:.0f}",
+                                                                  "record seconds": "{:.0f}"})), text
 
 
 def basic_test(profile: str = "embedded", smoke: bool = False) -> str:
@@ -208,33 +211,36 @@ def basic_test(profile: str = "embedded", smoke: bool = False) -> str:
     runs = {r["name"]: r for r in verification_runs(profile, smoke)}
     basic = runs.get("basic")
     head = ("```bash\nmake verify VERIFY_ARGS=\"--only main\" VERIFY_MINUTES=2\n```\n\n"
-            "recomputes the first images of the main experiment (both victims, every interpreter) and compares "
-            "them with the record.")
+            "recomputes the batches of the main experiment that fit two minutes (by the record's own times), "
+            "each with the record's images and batch boundaries, and compares them with the record.")
     if not basic:
         return head + " No run of it is kept in the record yet."
-    t = basic["table"][0]
-    return (head + f" Kept run ({basic.get('label', 'basic')}): {t['images']} images, {t['rows']} rows, "
-            f"{t['identical values']:.2%} of the values identical to the last bit, {t['outside interval']} of "
-            f"{t['aggregates']} aggregates outside the record's interval, {basic.get('seconds', t['seconds']):.0f} s; "
-            f"last line of its output: `{basic.get('last_line', '')}`")
+    table = [t for t in basic["table"] if t.get("rows")]
+    rows = sum(t["rows"] for t in table)
+    identical = sum(t["identical values"] * t["rows"] for t in table) / rows if rows else float("nan")
+    return (head + f" Kept run ({basic.get('label', 'basic')}): {len(table)} batches "
+            f"({', '.join(t.get('unit', t['images']) for t in table)}), {rows} rows, {identical:.2%} of the values "
+            f"identical to the last bit, {sum(t['outside interval'] for t in table)} of "
+            f"{sum(t['aggregates'] for t in table)} aggregates outside the record's interval, "
+            f"{basic.get('seconds', 0):.0f} s; last line of its output: `{basic.get('last_line', '')}`")
 
 
 def version_table(profile: str = "embedded", smoke: bool = False):
     """The record's commit, code hash and date, and the artifact's version (``CITATION.cff``)."""
     m = manifest(profile, smoke)
-    version = "unknown"
-    cff = paths.root() / "CITATION.cff"
-    if cff.is_file():
-        for line in cff.read_text().splitlines():
-            if line.startswith("version:"):
-                version = line.split(":", 1)[1].strip()
+    import yaml
+
+    cff_path = paths.root() / "CITATION.cff"
+    cff = yaml.safe_load(cff_path.read_text()) if cff_path.is_file() else {}
     def text(commit: dict | None) -> str:
         commit = commit or {}
         return (commit.get("sha") or "unknown")[:12] + (" (with uncommitted changes)" if commit.get("dirty") else "")
 
     computed = sorted({text(e.get("commit")) for e in (m.get("experiments") or {}).values()})
     frame = pd.DataFrame([
-        ("artifact version (CITATION.cff)", version),
+        ("artifact version (CITATION.cff)", str(cff.get("version", "unknown"))),
+        ("released (CITATION.cff)", str(cff.get("date-released", "unknown"))),
+        ("repository", str(cff.get("repository-code", "unknown"))),
         ("experiments computed at commit", ", ".join(computed) or "unknown"),
         ("record last written at commit", text(m.get("commit"))),
         ("numeric code hash (the experiments' keys)", (m.get("inputs") or {}).get("code", "unknown")),
