@@ -116,5 +116,5 @@ CLAIMS = (
     Claim("disparate", "(g)12 prediction-interpretation gap, disparate attack robustness",
           "Interpreters differ widely in how hard they are to attack.", "[P]", True),
     Claim("gap", "(g)12 prediction-interpretation gap",
-          "The classifier and its interpreter are misaligned, which the attack exploits.", "[P]", False),
+          "The classifier and its interpreter are misaligned, which the attack exploits.", "[P]", True),
 )

@@ -107,3 +107,35 @@ def test_qualitative_share_uses_a_wilson_interval():
     q = tests[tests["claim"] == "qualitative"].iloc[0]
     iv = stats.rate(k=40, n=40)
     assert q["estimate"] == 1.0 and q["lo"] == pytest.approx(iv.lo)
+
+
+def test_the_gap_is_judged_per_victim_from_low_transferability_and_disparate_robustness(monkeypatch):
+    from adv2lib.report import cells, claims, defences
+    from adv2lib.stats import Interval
+
+    bar = cells.Bar(1.0, ">=", "our bar")
+    holds, fails = Interval(2.0, 1.5, 2.5, 50), Interval(0.5, 0.2, 0.8, 50)
+    wide = Interval(1.0, 0.5, 1.5, 50)
+
+    def low(rows):
+        return pd.DataFrame([cells.judge("transfer_off_diagonal", {"victim": v, "interpreter": "cam",
+                                                                   "source_interpreter": "grad"}, "entry / PGD", iv, bar)
+                             for v, iv in (("resnet", holds), ("densenet", holds))])
+
+    def disparate(rows):
+        return pd.DataFrame([cells.judge("disparate", {"victim": v, "interpreter": None}, "spread", iv, bar)
+                             for v, iv in (("resnet", holds), ("densenet", fails))])
+
+    monkeypatch.setattr(claims, "_transfer_off_diagonal", low)
+    monkeypatch.setattr(defences, "disparate_tests", disparate)
+    transfer = pd.DataFrame({"victim": ["resnet", "densenet"]})
+    tests = claims.claim_tests({"transfer": transfer, "robustness": pd.DataFrame({"victim": ["resnet"]})})
+    gap = tests[tests["claim"] == "gap"]
+    assert list(gap["statistic"]) == ["low transferability GRAD→CAM: entry / PGD", "disparate robustness: spread"] * 2
+    per_victim = cells.cell_verdicts(gap).set_index("victim")["verdict"]
+    assert per_victim.to_dict() == {"resnet": "holds", "densenet": "does not hold"}
+    monkeypatch.setattr(defences, "disparate_tests", lambda rows: disparate(rows).assign(
+        verdict=lambda d: [cells.judge("disparate", {}, "s", wide, bar)["verdict"]] * len(d)))
+    tests = claims.claim_tests({"transfer": transfer, "robustness": pd.DataFrame({"victim": ["resnet"]})})
+    assert set(cells.cell_verdicts(tests[tests["claim"] == "gap"])["verdict"]) == {"inconclusive at n = 50"}
+    assert "gap" not in set(claims.claim_tests({"transfer": transfer})["claim"])     # robustness not run

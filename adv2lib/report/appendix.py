@@ -68,7 +68,7 @@ def claims_table(profile: str = "embedded", smoke: bool = False, results_dir=Non
         c = claims[rule.claim]
         v = verdicts.loc[rule.claim] if rule.claim in verdicts.index else None
         rows.append({"claim": ids[rule.claim], "statement (paper)": c.text, "where in the paper": c.item,
-                     "experiment": f"{eids[rule.experiment]} ({rule.experiment})",
+                     "experiment": ", ".join(f"{eids[e]} ({e})" for e in (rule.experiment, *rule.also)),
                      "verdict of the record": "not tested" if v is None else v["verdict"],
                      "n": None if v is None else v.get("n")})
     frame = pd.DataFrame(rows)

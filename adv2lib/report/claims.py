@@ -204,18 +204,41 @@ def _transfer_off_diagonal(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _gap(rows: pd.DataFrame, robustness: pd.DataFrame) -> pd.DataFrame:
+    """The prediction-interpretation gap, judged per victim from the two observations the paper
+    names for it (abstract and section 7 of arXiv:1812.00891; paper-spec (g) 12): **low
+    transferability** (every off-diagonal entry of the transfer matrix at least half of PGD's
+    entry of its column: :func:`_transfer_off_diagonal`) and **disparate robustness**
+    (:func:`adv2lib.report.defences.disparate_tests`). The cell is the victim; its tests are those
+    of both observations, so it holds when every one holds and does not hold when one does not
+    (:func:`.cells.combine`)."""
+    out = []
+    parts = ((_transfer_off_diagonal(rows), "low transferability"),
+             (defences.disparate_tests(robustness), "disparate robustness"))
+    for v in dict.fromkeys(rows["victim"]):
+        for frame, observation in parts:
+            for r in (frame[frame["victim"] == v].to_dict("records") if len(frame) else []):
+                pair = f" {r['source_interpreter'].upper()}→{r['interpreter'].upper()}" \
+                    if isinstance(r.get("source_interpreter"), str) else ""
+                out.append({**r, "claim": "gap", "interpreter": None, "source_interpreter": None,
+                            "statistic": f"{observation}{pair}: {r['statistic']}"})
+    return pd.DataFrame(out)
+
+
 # --------------------------------------------------------------------------- the rules
 @dataclass(frozen=True)
 class ClaimRule:
     """How one claim of :data:`adv2lib.paper_numbers.CLAIMS` is judged: the ``experiment`` whose
-    table tests it (None: none here can), the ``criterion`` in words, ``tests`` (its table's rows
-    -> test rows, :func:`adv2lib.report.cells.judge`) and why it is ``untested`` otherwise."""
+    table tests it (None: none here can), the ``criterion`` in words, ``tests`` (its table's rows,
+    and those of the ``also`` experiments, -> test rows, :func:`adv2lib.report.cells.judge`) and
+    why it is ``untested`` otherwise."""
 
     claim: str
     experiment: str | None = None
     criterion: str = ""
-    tests: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    tests: Callable[..., pd.DataFrame] | None = None
     untested: str = "The experiment that tests this claim has not been run at this scale."
+    also: tuple[str, ...] = ()
 
 
 CLAIM_RULES: tuple[ClaimRule, ...] = (
@@ -248,8 +271,9 @@ CLAIM_RULES: tuple[ClaimRule, ...] = (
     ClaimRule("disparate", "robustness", "per victim: the interpreters' robustness differs widely (bars and "
                                          "sources: the robustness chapter)",
               lambda rows: defences.disparate_tests(rows)),
-    ClaimRule("gap", untested="The paper's analysis of the prediction-interpretation gap was not recovered; its two "
-                              "observable consequences are judged above (transferability, disparate robustness)."),
+    ClaimRule("gap", "transfer", "per victim: both observations the paper names for the gap hold: low "
+                                 "transferability (every off-diagonal transfer entry at least half of PGD's) and "
+                                 "disparate robustness (as judged above)", _gap, also=("robustness",)),
 )
 
 #: The criterion of every tested claim, by claim id.
@@ -262,9 +286,10 @@ def claim_tests(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frames = []
     for rule in CLAIM_RULES:
         rows = tables.get(rule.experiment) if rule.experiment else None
-        if rows is None or rule.tests is None or rows.empty:
+        others = [tables.get(name) for name in rule.also]
+        if rows is None or rule.tests is None or rows.empty or any(o is None or o.empty for o in others):
             continue
-        tests = rule.tests(rows)
+        tests = rule.tests(rows, *others)
         if tests is not None and len(tests):
             frames.append(tests.assign(claim=rule.claim))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["claim", "verdict"])
