@@ -122,7 +122,9 @@ def _units(experiment: str, req: dict, rows: pd.DataFrame) -> list[Sample]:
             for b, lo, hi in batches:
                 seconds = 0.0
                 if "seconds" in rows and "position" in rows:
-                    mine = (rows["victim"] == victim) & rows["position"].between(lo, hi - 1)
+                    # a batch holds positions lo..hi-1, or, where targets are paired with images (patch), targets
+                    where = rows["target_id"] if "target_id" in rows else rows["position"]
+                    mine = (rows["victim"] == victim) & where.between(lo, hi - 1)
                     if experiment not in WHOLE_REQUEST:
                         mine &= rows["interpreter"].isin(interpreters)
                     seconds = float(rows.loc[mine, "seconds"].fillna(0).sum())
@@ -214,24 +216,29 @@ def _book_order(names) -> list[str]:
 @contextlib.contextmanager
 def only_batch(batch: int, lo: int):
     """Within the block, every experiment computes only its batch ``batch`` (first position
-    ``lo``): :meth:`~adv2lib.experiments.ExperimentSpec.batches` keeps that batch with its
-    boundaries (the images, targets and batch composition of the record) and leaves out the
-    others, and a run's tensors read back from that batch alone
-    (:meth:`~adv2lib.store.ResultsStore.concat`) start with ``lo`` rows of zeros, so that the
-    experiment's slices by image position (``[lo:hi]``) find the batch where they look for it;
-    no value of those zeros is ever read. Verify's own switch, set in the driver process (the
-    engines' workers call neither). Transfer and ensemble gather their inputs from their whole run
-    by order, so verify recomputes their first batch only (:data:`FIRST_BATCH_ONLY`)."""
+    ``lo``) of its own runs: :meth:`~adv2lib.experiments.ExperimentSpec.batches` keeps that batch
+    with its boundaries (the images, targets and batch composition of the record) and leaves out
+    the others. The shared PGD run and the interpreters' maps (:meth:`_Driver.pgd
+    <adv2lib.experiments._Driver.pgd>`, ``_Driver.maps``) keep every batch: an experiment may
+    draw its inputs from the whole selection (the patch experiment pairs each target with the
+    benign map farthest from it), and they cost little beside the attacks. A run's tensors read
+    back from the one batch alone (:meth:`~adv2lib.store.ResultsStore.concat`) start with ``lo``
+    rows of zeros, so that the experiment's slices by image position (``[lo:hi]``) find the batch
+    where they look for it; no value of those zeros is ever read. Verify's own switch, set in the
+    driver process (the engines' workers call none of these). Transfer and ensemble gather their
+    inputs from their whole run by order, so verify recomputes their first batch only
+    (:data:`FIRST_BATCH_ONLY`)."""
     import torch
 
-    from .experiments import ExperimentSpec
+    from .experiments import ExperimentSpec, _Driver
     from .store import ResultsStore
 
-    every, concat = ExperimentSpec.batches, ResultsStore.concat
+    every, concat, pgd, maps = ExperimentSpec.batches, ResultsStore.concat, _Driver.pgd, _Driver.maps
+    whole = [0]          # > 0 while the shared runs are computed: every batch
 
     def batches(self, n=None):
         out = every(self, n)
-        return out if n is not None else [t for t in out if t[0] == batch]
+        return out if n is not None or whole[0] else [t for t in out if t[0] == batch]
 
     def padded(loaded: dict):
         rows, tensors = concat(loaded)
@@ -239,11 +246,21 @@ def only_batch(batch: int, lo: int):
             tensors = {k: torch.cat([v.new_zeros((lo, *v.shape[1:])), v]) for k, v in tensors.items()}
         return rows, tensors
 
+    def on_every_batch(method):
+        def run(self, *args, **kwargs):
+            whole[0] += 1
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                whole[0] -= 1
+        return run
+
     ExperimentSpec.batches, ResultsStore.concat = batches, staticmethod(padded)
+    _Driver.pgd, _Driver.maps = on_every_batch(pgd), on_every_batch(maps)
     try:
         yield
     finally:
-        ExperimentSpec.batches, ResultsStore.concat = every, staticmethod(concat)
+        ExperimentSpec.batches, ResultsStore.concat, _Driver.pgd, _Driver.maps = every, staticmethod(concat), pgd, maps
 
 
 def recompute(sample: Sample, results_dir: Path, engine=None, device: str = "cpu") -> pd.DataFrame:
@@ -377,7 +394,10 @@ def aggregates(experiment: str, recorded: pd.DataFrame, recomputed: pd.DataFrame
             replaced.loc[new.index] = new.to_numpy()
             r = replaced.to_numpy()
             with_sample = float(np.nanmean(r)) if np.any(~np.isnan(r)) else float("nan")
-            inside = bool(iv.lo - 1e-12 <= with_sample <= iv.hi + 1e-12) if math.isfinite(with_sample) else False
+            if math.isfinite(iv.lo) and math.isfinite(iv.hi):
+                inside = bool(iv.lo - 1e-12 <= with_sample <= iv.hi + 1e-12) if math.isfinite(with_sample) else False
+            else:       # too few images for an interval: the mean itself must come back
+                inside = bool(with_sample == iv.estimate or (math.isnan(with_sample) and math.isnan(iv.estimate)))
             out.append({"experiment": experiment, **dict(zip(group_keys, key)), "metric": m,
                         "estimate": iv.estimate, "lo": iv.lo, "hi": iv.hi, "n": iv.n, "sampled": len(sample),
                         "with_sample": with_sample, "inside": inside})
@@ -398,7 +418,7 @@ class Verdict:
         """One line per aggregate outside its interval (and with ``exact``, per metric not identical)."""
         out = []
         if not self.aggregates.empty:
-            bad = self.aggregates[~self.aggregates["inside"]]
+            bad = self.aggregates[~self.aggregates["inside"].astype(bool)]
             for _, r in bad.iterrows():
                 where = ", ".join(f"{k}={r[k]}" for k in r.index if k not in (
                     "experiment", "profile", "metric", "estimate", "lo", "hi", "n", "sampled", "with_sample",
@@ -460,7 +480,7 @@ def report_table(verdict: Verdict) -> pd.DataFrame:
                     "identical values": values,
                     "largest difference": "none" if worst is None else
                     f"{worst['max_diff']:.3g} in {worst['metric']} ({worst['where']})",
-                    "aggregates": len(a), "outside interval": int((~a["inside"]).sum()) if len(a) else 0,
+                    "aggregates": len(a), "outside interval": int((~a["inside"].astype(bool)).sum()) if len(a) else 0,
                     "record seconds": round(s.seconds, 1),
                     "seconds": round(verdict.seconds.get((s.experiment, s.label), float("nan")), 1)})
     for name, seconds in verdict.not_sampled.items():

@@ -37,6 +37,7 @@ def test_every_batch_is_recomputed_identically_and_every_aggregate_is_inside(smo
     assert len(v.aggregates) and v.aggregates["inside"].all() and v.failures(exact=True) == []
     table = verify.report_table(v)
     assert (table["identical values"] == 1.0).all() and list(table["images"]) == ["2 of 3", "1 of 3"] * 2
+    assert (table["outside interval"] == 0).all() and (table["aggregates"] > 0).all()
 
 
 def test_one_batch_alone_is_the_record_batch_and_nothing_else_is_computed(smoke_record, tmp_path):
@@ -47,6 +48,19 @@ def test_one_batch_alone_is_the_record_batch_and_nothing_else_is_computed(smoke_
     runs = {p.parent.name for p in (tmp_path / "scratch").rglob("*") if p.is_file() and "batch" in p.name}
     stored = [p for p in (tmp_path / "scratch").rglob("*") if p.is_file()]
     assert not any("grad" in str(p) and "adv2" in str(p) for p in stored), runs      # GRAD's ADV2 not computed
+
+
+def test_a_later_batch_of_an_experiment_that_pairs_targets_with_the_whole_selection(tmp_path, monkeypatch):
+    """The patch experiment pairs each target map with the benign map farthest from it among all
+    the images: its batch 1 alone needs every image's maps, and comes back identical."""
+    monkeypatch.setenv("ADV2_RESULTS_DIR", str(tmp_path / "store"))
+    report.run_chapter("patch", victims=["resnet"], interpreters=["cam"], n_images=4, smoke=True, device="cpu",
+                       engine="serial", show=False, batch_size=2)
+    tables = record.tables_dir("embedded", True)
+    samples, _ = verify.plan(tables, only=["patch"], everything=True)
+    v = verify.verify([s for s in samples if s.batch == 1], tables, tmp_path / "scratch", say=lambda *_: None)
+    c = v.comparison.set_index("metric")
+    assert c.loc["l1_target", "rows"] >= 2 and (c["identical"] == 1.0).all() and v.failures(exact=True) == []
 
 
 def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
