@@ -238,6 +238,33 @@ def test_ensemble_tests_judge_each_interpreter_attacked_alone():
     assert defences.ensemble_tests(pd.concat([rows, other])).shape[0] == 3
 
 
+@pytest.mark.parametrize("pgd, verdicts", [
+    (0.9, {"grad": FAILS, "cam": HOLDS}),                            # the control holds: ADV2 evades it
+    (0.1, {"grad": defences.NO_POWER, "cam": HOLDS}),                # PGD is not caught either: no finding
+    (0.5, {"grad": defences.NO_POWER, "cam": HOLDS}),                # the control inconclusive: no finding
+])
+def test_a_failed_detection_counts_only_when_the_detector_catches_pgd(pgd, verdicts):
+    rows = detection_rows({("pgd", None): pgd, ("adv2", "grad"): 0.1, ("adv2", "cam"): 0.9})
+    t = defences.ensemble_tests(rows).set_index("interpreter")
+    assert t["verdict"].to_dict() == verdicts
+    assert t.loc["grad", "control"].startswith("PGD flagged ")
+    primary = defences.design_verdicts(rows)
+    assert list(primary["primary"]) == [True] and primary.iloc[0]["verdict"] == cells.claim_verdict(verdicts.values())
+
+
+def test_alternative_designs_are_judged_and_a_change_is_named():
+    rows = pd.concat([detection_rows({("pgd", None): 0.9, ("adv2", "grad"): 0.1}),
+                      detection_rows({("pgd", None): 0.9, ("adv2", "grad"): 0.9}, score_kind="rank"),
+                      detection_rows({("pgd", None): 0.9, ("adv2", "grad"): 0.1}, ensemble="adaptive")],
+                     ignore_index=True)
+    d = defences.design_verdicts(rows).set_index("design")["verdict"]
+    assert d.to_dict() == {"every interpreter, distance score (primary)": FAILS, "every interpreter, rank score": HOLDS,
+                           "without MASK, distance score": FAILS}
+    assert defences.design_line(rows).endswith("every interpreter, rank score gives holds")
+    same = defences.design_line(rows[rows["score_kind"] == "distance"])
+    assert same == "Alternative designs in the record (without MASK, distance score): none changes the verdict"
+
+
 def test_adaptive_estimates_and_tests():
     det = detection_rows({("adaptive", None): 0.1})
     rows = pd.concat([det, adaptive_rows({"cam": 0.2, "grad": 0.1, "mask": 0.9},

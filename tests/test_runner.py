@@ -209,7 +209,7 @@ def test_declared_runs_cover_the_book_and_both_victims(sandbox):
     rob = full[runner.ROBUSTNESS_NOTEBOOK].parameters
     assert rob["interpreters"] == ["grad", "cam", "mask", "rts"] and rob["victims"] == ["resnet", "densenet"]
     ens = full[runner.ENSEMBLE_NOTEBOOK].parameters
-    assert ens["n_images"] == runner.N_IMAGES["full"] and ens["calibration_images"] == 100
+    assert ens["n_images"] == runner.N_IMAGES["full"] and ens["calibration_images"] == 500
     assert ens["adaptive_images"] <= ens["n_images"]
     assert full[runner.AID_NOTEBOOK].parameters["n_images"] == runner.N_IMAGES["full"]
     # an ensemble needs two interpreters, AID needs RTS: both chapters leave a book without them

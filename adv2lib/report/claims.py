@@ -239,6 +239,7 @@ class ClaimRule:
     tests: Callable[..., pd.DataFrame] | None = None
     untested: str = "The experiment that tests this claim has not been run at this scale."
     also: tuple[str, ...] = ()
+    alternatives: Callable[[pd.DataFrame], str] | None = None   # rows -> whether another design moves the verdict
 
 
 CLAIM_RULES: tuple[ClaimRule, ...] = (
@@ -259,10 +260,12 @@ CLAIM_RULES: tuple[ClaimRule, ...] = (
                                                "its column, PGD's included (same images)", _transfer_diagonal),
     ClaimRule("transfer_off_diagonal", "transfer", "per off-diagonal entry: at least half of the PGD entry of its "
                                                    "column (same images)", _transfer_off_diagonal),
-    ClaimRule("ensemble", "ensemble", "per victim x single-interpreter ADV2: the full ensemble flags at least half "
-                                      "of its successful inputs at 5 % false positives on held-out clean images "
+    ClaimRule("ensemble", "ensemble", "per victim x single-interpreter ADV2: the full ensemble (distance score: the "
+                                      "primary design, fixed in advance) flags at least half of its successful "
+                                      "inputs at 5 % false positives on held-out clean images; a failure counts only "
+                                      "if the same detector flags at least half of PGD's inputs (the control) "
                                       "(bars and sources: the ensemble chapter)",
-              lambda rows: defences.ensemble_tests(rows)),
+              lambda rows: defences.ensemble_tests(rows), alternatives=lambda rows: defences.design_line(rows)),
     ClaimRule("ensemble_adaptive", "ensemble", "per victim: the adaptive ADV2 against the ensemble pays in "
                                                "detection or in distance (bars and sources: the ensemble chapter)",
               lambda rows: defences.adaptive_tests(rows)),
@@ -306,10 +309,15 @@ def _sensitivity(tests: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _alternatives(rule: ClaimRule, tables: dict[str, pd.DataFrame]) -> str:
+    rows = tables.get(rule.experiment)
+    return rule.alternatives(rows) if rule.alternatives is not None and rows is not None else ""
+
+
 def verdicts(tables: dict[str, pd.DataFrame], tests: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of paper-spec (g): ``claim`` (id), ``item``, ``claim (paper)``,
     ``verdict``, ``criterion``, ``bar sources``, ``sensitivity`` (our bars moved by -20 % / +20 %),
-    ``cells`` and ``n`` (the fewest images behind a test). ``tables`` maps experiment name to its
+    ``alternative designs`` (whether another design of the record moves the verdict), ``cells`` and ``n`` (the fewest images behind a test). ``tables`` maps experiment name to its
     saved rows; ``tests`` (:func:`claim_tests`) is computed when not given."""
     tests = claim_tests(tables) if tests is None else tests
     claims = {c.id: c for c in paper.CLAIMS}
@@ -323,6 +331,7 @@ def verdicts(tables: dict[str, pd.DataFrame], tests: pd.DataFrame | None = None)
                     "verdict": verdict, "criterion": rule.criterion or rule.untested,
                     "bar sources": "; ".join(dict.fromkeys(mine["bar source"])) if len(mine) else "",
                     "sensitivity": _sensitivity(mine) if len(mine) else "",
+                    "alternative designs": _alternatives(rule, tables) if len(mine) else "",
                     "cells": len(cells), "n": int(mine["n"].min()) if len(mine) else 0})
     return pd.DataFrame(out)
 

@@ -67,6 +67,8 @@ def show_evidence(tests: pd.DataFrame, verdicts: pd.DataFrame) -> None:
         head = f"**{row['item']}: {row['verdict']}.** {row['claim (paper)']}\n\n*Criterion:* {row['criterion'].rstrip('.')}."
         if row["sensitivity"]:
             head += f" *With our bars 20% stricter / looser:* {row['sensitivity']}."
+        if row.get("alternative designs"):
+            head += f" *{row['alternative designs']}.*"
         display(Markdown(head))
         table = claims.evidence_table(tests, row["claim"])
         if table is not None:

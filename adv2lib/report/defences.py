@@ -52,6 +52,7 @@ __all__ = ["ROBUST_FRACTION", "ROBUST_ASR", "PRIMARY_SCORE", "DETECTED", "DISTAN
            "AID_ASR_DROP", "DISPARATE_SPREAD", "BARS", "preset_eps_255", "bootstrap", "auc_interval", "either",
            "robustness_estimates", "robustness_tests", "robust_budgets", "detection_estimates", "adaptive_estimates",
            "aid_estimates", "deletion_estimates", "aid_cards", "disparate_tests", "ensemble_tests", "adaptive_tests",
+           "ENSEMBLE_DESIGNS", "NO_POWER", "control_test", "with_control", "design_verdicts", "design_line", "design_table",
            "aid_tests", "robustness_table", "robust_budget_table", "detection_table", "adaptive_table", "aid_table",
            "deletion_table", "aid_card_table", "tests_table"]
 
@@ -445,19 +446,106 @@ def adaptive_estimates(rows: pd.DataFrame) -> pd.DataFrame:
     return _sort(out.sort_values("_attack", kind="stable").drop(columns="_attack"))
 
 
-def ensemble_tests(rows: pd.DataFrame) -> pd.DataFrame:
+#: The detector designs the record holds, ``(ensemble, score_kind, label)``; the first is the primary
+#: design, named before any result (our reading of the paper's ensemble interpretation): the full
+#: ensemble, the mean distance of each member's map to the mean of the others'. The others are
+#: shown as sensitivity: the rank score, and the ensemble without the interpreter the adaptive
+#: attack cannot take part in (MASK).
+ENSEMBLE_DESIGNS = (("all", "distance", "every interpreter, distance score (primary)"),
+                    ("all", "rank", "every interpreter, rank score"),
+                    ("adaptive", "distance", "without MASK, distance score"),
+                    ("adaptive", "rank", "without MASK, rank score"))
+#: Why a failed detection test is not a finding about ADV2 when the control fails.
+NO_POWER = f"{stats.INCONCLUSIVE}: the detector does not expose PGD either (control)"
+
+
+def _flagged_row(det: pd.DataFrame, victim: str, ensemble: str, score: str, attack: str, source=None):
+    sel = det[(det["victim"] == victim) & (det["ensemble"] == ensemble) & (det["score_kind"] == score)
+              & (det["split"] == "evaluation") & (det["attack"] == attack) & (det["metric"] == "flagged")]
+    if source is not None:
+        sel = sel[sel["source_interpreter"] == source]
+    return sel.iloc[0] if len(sel) else None
+
+
+def control_test(det: pd.DataFrame, victim: str, ensemble: str = "all", score: str = PRIMARY_SCORE,
+                 claim: str = "ensemble") -> dict | None:
+    """The control of a detection test: does the same detector flag at least :data:`DETECTED` of
+    the successful **PGD** inputs of the same images (Wilson)? A detector that does not has no
+    power at this operating point, whatever ADV2 does."""
+    r = _flagged_row(det, victim, ensemble, score, "pgd")
+    if r is None:
+        return None
+    return cells.judge(claim, {"victim": victim, "interpreter": None}, f"PGD flagged ({score} score, control)",
+                       _interval(r), BARS["detected"])
+
+
+def with_control(test: dict, control: dict | None) -> dict:
+    """``test`` (a detection test) read with its ``control``: a detection test that does not hold
+    while the control does not hold either says nothing about the attack, so its verdict becomes
+    :data:`NO_POWER` (at each bar: the control at the same moved bar). ``control`` column: the
+    control's statistic, interval and verdict."""
+    row = dict(test)
+    if control is None:
+        return row
+    for c in ("verdict", cells.STRICTER, cells.LOOSER):
+        if row.get(c) == stats.FAILS and control.get(c) != stats.HOLDS:
+            row[c] = NO_POWER
+    row["control"] = (f"PGD flagged {present.interval_text(control['estimate'], control['lo'], control['hi'], '{:.2f}')}"
+                      f": {control['verdict']}")
+    return row
+
+
+def ensemble_tests(rows: pd.DataFrame, ensemble: str = "all", score: str = PRIMARY_SCORE) -> pd.DataFrame:
     """The claim "an ensemble of interpreters exposes ADV2 inputs crafted against one of them"
     (``"ensemble"``), one test per victim x interpreter attacked alone: the share of the
-    successful single-interpreter ADV2 inputs the full ensemble flags (:data:`PRIMARY_SCORE`,
-    5 % false positives) is at least :data:`DETECTED` (Wilson)."""
+    successful single-interpreter ADV2 inputs the detector flags (by default the primary design:
+    the full ensemble, :data:`PRIMARY_SCORE`; 5 % false positives) is at least :data:`DETECTED`
+    (Wilson), read with its control (:func:`with_control`: the same detector on PGD's inputs)."""
     est = detection_estimates(rows)
     if est.empty:
         return pd.DataFrame()
-    sel = est[(est["ensemble"] == "all") & (est["score_kind"] == PRIMARY_SCORE) & (est["split"] == "evaluation")
+    sel = est[(est["ensemble"] == ensemble) & (est["score_kind"] == score) & (est["split"] == "evaluation")
               & (est["attack"] == "adv2") & (est["metric"] == "flagged")]
-    return pd.DataFrame([cells.judge("ensemble", {"victim": r["victim"], "interpreter": r["source_interpreter"]},
-                                     f"flagged by the full ensemble ({PRIMARY_SCORE} score)",
-                                     _interval(r), BARS["detected"]) for _, r in sel.iterrows()])
+    name = "the full ensemble" if ensemble == "all" else "the ensemble without MASK"
+    return pd.DataFrame([with_control(cells.judge("ensemble", {"victim": r["victim"],
+                                                               "interpreter": r["source_interpreter"]},
+                                                  f"flagged by {name} ({score} score)", _interval(r),
+                                                  BARS["detected"]),
+                                      control_test(est, r["victim"], ensemble, score))
+                         for _, r in sel.iterrows()])
+
+
+def design_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
+    """The claim "ensemble" judged by every detector design of :data:`ENSEMBLE_DESIGNS`: per
+    design, the claim's verdict (:func:`.cells.claim_verdict` of its cells), the control's verdict
+    per victim, and whether it is the primary design."""
+    out = []
+    est = detection_estimates(rows)
+    for ensemble, score, label in ENSEMBLE_DESIGNS:
+        tests = ensemble_tests(rows, ensemble, score)
+        if tests.empty:
+            continue
+        verdict = cells.claim_verdict(cells.cell_verdicts(tests)["verdict"])
+        controls = [control_test(est, v, ensemble, score) for v in dict.fromkeys(tests["victim"])]
+        out.append({"design": label, "primary": (ensemble, score) == ENSEMBLE_DESIGNS[0][:2], "verdict": verdict,
+                    "control (PGD flagged)": "; ".join(
+                        f"{present.label(c['victim'])} {present.interval_text(c['estimate'], c['lo'], c['hi'], '{:.2f}')}"
+                        f" {c['verdict']}" for c in controls if c)})
+    return pd.DataFrame(out)
+
+
+def design_line(rows: pd.DataFrame) -> str:
+    """One line: whether any alternative detector design of the record changes the primary's verdict."""
+    d = design_verdicts(rows)
+    if d.empty or not d["primary"].any():
+        return ""
+    primary = d[d["primary"]].iloc[0]["verdict"]
+    others = d[~d["primary"]]
+    changed = others[others["verdict"] != primary]
+    listed = "; ".join(others["design"])
+    return (f"Alternative designs in the record ({listed}): "
+            + ("none changes the verdict" if changed.empty else
+               "; ".join(f"{r['design']} gives {r['verdict']}" for _, r in changed.iterrows())))
 
 
 def adaptive_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
@@ -477,9 +565,10 @@ def adaptive_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
                       & (det["attack"] == "adaptive") & (det["metric"] == "flagged")] if len(det) else det
         if len(flagged):
             r = flagged.iloc[0]
-            tests.append(cells.judge("ensemble_adaptive", {"victim": v, "interpreter": None},
-                                     f"adaptive ADV2 flagged by the full ensemble ({PRIMARY_SCORE} score)",
-                                     _interval(r), BARS["detected"]))
+            tests.append(with_control(cells.judge("ensemble_adaptive", {"victim": v, "interpreter": None},
+                                                  f"adaptive ADV2 flagged by the full ensemble ({PRIMARY_SCORE} "
+                                                  f"score)", _interval(r), BARS["detected"]),
+                                      control_test(det, v, claim="ensemble_adaptive")))
         raises = ada[(ada["victim"] == v) & (ada["metric"] == "l1_benign ratio") & ada["attacked"].astype(bool)]
         for _, r in raises.iterrows():
             tests.append(cells.judge("ensemble_adaptive", {"victim": v, "interpreter": None},
@@ -708,6 +797,15 @@ def aid_card_table(profile: str = "embedded"):
 SIDES = {">=": "≥", "<=": "≤"}
 
 
+def design_table(rows: pd.DataFrame):
+    """:func:`design_verdicts` shown: per detector design, the claim's verdict and the control."""
+    d = design_verdicts(rows)
+    if d.empty:
+        return pd.DataFrame({"verdict": ["not tested"]}).style.hide(axis="index")
+    d["primary"] = d["primary"].map({True: "yes (fixed in advance)", False: "sensitivity"})
+    return present.styled(d, present.TableSpec(list(d.columns)))
+
+
 def tests_table(tests: pd.DataFrame):
     """Test rows (:func:`.cells.judge`, :func:`either`) shown: the cell, the statistic with its
     95% interval and ``n``, the bar with its source, the verdict and, for our bars, the verdicts
@@ -723,7 +821,7 @@ def tests_table(tests: pd.DataFrame):
     keys = [c for c in ("victim", "interpreter", "eps_255", "budget") if c in t and t[c].notna().any()]
     columns = [*keys, "statistic", "interval", "n", "bar", "bar source", "verdict",
                *[c for c in (cells.STRICTER, cells.LOOSER) if c in t],
-               *[c for c in ("verdict of either", "either") if c in t]]
+               *[c for c in ("control", "verdict of either", "either") if c in t]]
     spec = present.TableSpec(columns, names={"interval": "estimate [95% interval]", "either": "parts",
                                              "verdict of either": "verdict of the cell (any part holds)"})
     return present.styled(t, spec)
