@@ -43,6 +43,8 @@ PLAN: tuple[Chapter, ...] = (
     Chapter("02_targeted_patch", "patch", {s: {"n_images": None} for s in N_IMAGES}),
     Chapter("03_random_class", "random_class", {s: {"n_images": None} for s in N_IMAGES}),
     Chapter("04_transferability", "transfer", {s: {"n_images": None} for s in N_IMAGES}),
+    Chapter("04b_cross_model", "cross_model", {s: {"n_images": None} for s in N_IMAGES},
+            why="the main experiment's inputs of one victim fed to the other: its images, no attack"),
     Chapter("05_attack_budget", "budget",
             {"smoke": {"n_images": 2, "factors": [1, 2, 4]}, "full": {"n_images": 20, "factors": [1, 2, 4]}},
             interpreters=("grad", "mask"), one_victim=True,

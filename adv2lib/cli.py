@@ -109,7 +109,7 @@ def _engine(args):
 def _experiment(args) -> int:
     import torch
 
-    from . import experiments
+    from . import experiments, studies
     from .names import expand_victims
 
     if args.threads:
@@ -131,7 +131,8 @@ def _experiment(args) -> int:
                 planned["n_images"] = args.n_images
             plan_interps = chapters.by_experiment(name).interpreters
             interps = chosen if chosen is not None else plan_interps
-            result = experiments.EXPERIMENTS[name](
+            run = studies.runner(name) if studies.is_study(name) else experiments.EXPERIMENTS[name]
+            result = run(
                 profile=args.profile, victim=victim, **({} if interps is None else {"interpreters": interps}),
                 **planned, seed=args.seed, smoke=args.smoke, device=args.device,
                 results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
@@ -201,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .runner import add_arguments as _book_arguments
 
     p = command("experiment", help="run (or resume) an attack experiment and print its summary")
-    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "budget", "confidence", "ablation",
-                                    "robustness", "ensemble", "aid", "all"],
+    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "cross_model", "budget", "confidence",
+                                    "ablation", "robustness", "ensemble", "aid", "all"],
                    help="all: the four attack experiments of the paper (main, patch, random_class, transfer); "
                         "--n-images and the other sizes default to the book's (adv2lib/chapters.py)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])

@@ -85,10 +85,11 @@ def weights_hash(profile: str) -> str:
     return h.hexdigest()[:16]
 
 
-def inputs(profile: str) -> dict:
+def inputs(profile: str, experiment: str | None = None) -> dict:
     """What every stored result's key is made of besides its request: the numeric code, the
-    dataset's content (by file name, wherever it is installed) and the profile's weights."""
-    from . import fingerprint
+    dataset's content (by file name, wherever it is installed) and the profile's weights; for a
+    study (:mod:`adv2lib.studies`) also its own code (``study_code``)."""
+    from . import fingerprint, studies
 
     data = fingerprint.dataset_files(profile)
     if profile == "embedded":
@@ -98,6 +99,8 @@ def inputs(profile: str) -> dict:
     out = {"code": fingerprint.code(), "data": data, "weights": weights_hash(profile)}
     if profile == "imagenet":
         out["imagenet_weights"] = fingerprint.imagenet_weights()
+    if experiment is not None and studies.is_study(experiment):
+        out["study_code"] = studies.code(experiment)
     return out
 
 
@@ -222,7 +225,7 @@ def lookup(experiment: str, req: dict, directory: Path, inp: dict | None = None)
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError:
         return None
-    inp = inputs(req["profile"]) if inp is None else inp
+    inp = inputs(req["profile"], experiment) if inp is None else inp
     if meta.get("key") != experiment_key(req, inp):
         return None
     manifest = read_manifest(directory.parent)

@@ -49,7 +49,8 @@ from .names import INTERPRETERS, PROFILES, VICTIMS
 
 #: Notebook sources under ``notebooks/``, in book order, and the sizes of their experiments: the
 #: chapter plan (:mod:`adv2lib.chapters`).
-EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class", "04_transferability")
+EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class", "04_transferability",
+                        "04b_cross_model")
 BUDGET_NOTEBOOK = "05_attack_budget"
 CONFIDENCE_NOTEBOOK, ABLATION_NOTEBOOK = "05b_confidence", "05c_ablations"
 ROBUSTNESS_NOTEBOOK, ENSEMBLE_NOTEBOOK, AID_NOTEBOOK = "06_robustness", "07_ensemble", "08_aid"
@@ -671,13 +672,13 @@ def record_status(runs: Sequence[NotebookRun], scale: Scale) -> str:
 
     results_dirs = {r.parameters.get("results_dir") for r in runs}
     tables = tables_dir(scale.profile, scale.smoke, next(iter(results_dirs)) if len(results_dirs) == 1 else None)
-    inp = record.inputs(scale.profile)
     matched, stale, commits, machines = [], [], set(), set()
     for path in sorted(tables.glob("*.json")) if tables.is_dir() else []:
         meta = _json.loads(path.read_text())
         if not meta.get("request"):
             continue
-        ok = meta.get("key") == record.experiment_key(meta["request"], inp)
+        ok = meta.get("key") == record.experiment_key(meta["request"], record.inputs(scale.profile,
+                                                                                      meta.get("experiment")))
         (matched if ok else stale).append(meta.get("experiment", path.stem))
         commits.add(((meta.get("commit") or {}).get("sha") or "unknown")[:10])
         machines.add((meta.get("machine") or {}).get("cpu", "an unnamed machine"))

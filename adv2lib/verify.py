@@ -54,7 +54,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import record, stats
+from . import record, stats, studies
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "report_table", "add_arguments", "main"]
@@ -104,7 +104,7 @@ def _spec(experiment: str, req: dict, victim: str):
     (the experiment's defaults for what the request leaves out)."""
     from . import experiments
 
-    defaults = inspect.signature(getattr(experiments, f"run_{experiment}")).parameters
+    defaults = inspect.signature(studies.run_function(experiment)).parameters
     interpreters = req.get("interpreters") or defaults["interpreters"].default
     n = req.get("n_images") or defaults["n_images"].default
     return experiments.ExperimentSpec.make(experiment, req["profile"], victim, interpreters, n, req["seed"],
@@ -265,8 +265,6 @@ def only_batch(batch: int, lo: int):
 
 def recompute(sample: Sample, results_dir: Path, engine=None, device: str = "cpu") -> pd.DataFrame:
     """The rows of ``sample``'s batch, computed into ``results_dir`` with the record's request."""
-    from . import experiments
-
     req = sample.request
     options = {k: v for k, v in (req.get("options") or {}).items() if k != "n_images"}
     kwargs = dict(profile=req["profile"], victim=sample.victim, interpreters=list(sample.interpreters),
@@ -275,7 +273,7 @@ def recompute(sample: Sample, results_dir: Path, engine=None, device: str = "cpu
     if engine is not None:
         kwargs["engine"] = engine
     with only_batch(sample.batch, sample.lo):
-        return getattr(experiments, f"run_{sample.experiment}")(**kwargs).examples
+        return studies.run_function(sample.experiment)(**kwargs).examples
 
 
 def _identity(frame: pd.DataFrame) -> list[str]:
@@ -372,7 +370,7 @@ def aggregates(experiment: str, recorded: pd.DataFrame, recomputed: pd.DataFrame
     and ``with_sample``: the same mean with the sample's values replaced by the recomputed ones;
     ``inside``: whether that lies in the interval."""
     both, keys, metrics = matched(recorded, recomputed)
-    group_keys = [k for k in keys if k not in ("position", "index")]
+    group_keys = [k for k in keys if k not in ("position", "index", "target_id")]      # image-level ids
     rec = _normalise(recorded, keys)
     out = []
     for key, g in rec.groupby(group_keys, sort=False) if group_keys else [((), rec)]:
@@ -389,8 +387,9 @@ def aggregates(experiment: str, recorded: pd.DataFrame, recomputed: pd.DataFrame
             if np.all(np.isnan(full)):
                 continue
             iv = _interval(full, rate)
-            replaced = g.set_index([c for c in ("position", "index") if c in g])[m].astype(float).copy()
-            new = sample.set_index([c for c in ("position", "index") if c in sample])[f"{m}_new"].astype(float)
+            ids = [c for c in ("position", "index", "target_id") if c in g]
+            replaced = g.set_index(ids)[m].astype(float).copy()
+            new = sample.set_index(ids)[f"{m}_new"].astype(float)
             replaced.loc[new.index] = new.to_numpy()
             r = replaced.to_numpy()
             with_sample = float(np.nanmean(r)) if np.any(~np.isnan(r)) else float("nan")

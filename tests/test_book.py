@@ -44,6 +44,7 @@ EXPECTED = {
     "book/executed/02_targeted_patch": (2, 1, False),
     "book/executed/03_random_class": (1, 1, False),
     "book/executed/04_transferability": (2, 1, False),
+    "book/executed/04b_cross_model": (0, 1, False),
     "book/executed/05_attack_budget": (1, 1, False),
     "book/executed/05b_confidence": (1, 1, False),
     "book/executed/05c_ablations": (1, 3, False),

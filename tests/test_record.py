@@ -63,7 +63,7 @@ def test_anything_that_changes_the_results_computes_again(fake_main, monkeypatch
     _chapter()
     if change == "code":
         real = record.inputs
-        monkeypatch.setattr(record, "inputs", lambda profile: {**real(profile), "code": "0" * 16})
+        monkeypatch.setattr(record, "inputs", lambda profile, experiment=None: {**real(profile, experiment), "code": "0" * 16})
         _chapter()
     elif change == "request":
         _chapter(n_images=3)
@@ -127,9 +127,9 @@ def test_the_committed_record_fits_its_budget_and_lists_its_files():
 def test_the_committed_record_matches_this_code_data_and_weights():
     """A change to the numeric code, the data or the weights lands with the rebuilt record: else a
     fresh clone's book would recompute (or, worse, show numbers this code no longer gives)."""
-    now = record.inputs("embedded")
     for meta_path in sorted((COMMITTED / "tables").glob("*.json")):
         meta = json.loads(meta_path.read_text())
+        now = record.inputs("embedded", meta["experiment"])
         assert meta["key"] == record.experiment_key(meta["request"], now), (
             f"{meta['experiment']}: the record was built from other inputs ({meta['inputs']}, now {now}); rebuild it "
             f"with make book and commit record/")
@@ -144,6 +144,6 @@ def test_the_runner_says_which_recorded_experiments_match(fake_main, monkeypatch
     _chapter()
     assert runner.record_status(runs, scale).startswith("record: 1 of 1 experiments of the record")
     real = record.inputs
-    monkeypatch.setattr(record, "inputs", lambda profile: {**real(profile), "weights": "changed"})
+    monkeypatch.setattr(record, "inputs", lambda profile, experiment=None: {**real(profile, experiment), "weights": "changed"})
     assert "0 of 1" in runner.record_status(runs, scale) and "the others compute: main" in \
         runner.record_status(runs, scale)

@@ -61,6 +61,7 @@ def test_a_later_batch_of_an_experiment_that_pairs_targets_with_the_whole_select
     v = verify.verify([s for s in samples if s.batch == 1], tables, tmp_path / "scratch", say=lambda *_: None)
     c = v.comparison.set_index("metric")
     assert c.loc["l1_target", "rows"] >= 2 and (c["identical"] == 1.0).all() and v.failures(exact=True) == []
+    assert "target_id" not in v.aggregates.columns and (v.aggregates["n"] == 4).all()   # per interpreter, not target
 
 
 def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):

@@ -20,9 +20,9 @@ from .text import scale_text
 
 __all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "chapter_request", "run_chapter"]
 
-#: The experiments a chapter can run (``adv2lib.experiments.run_<name>``).
-CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget", "confidence", "ablation", "robustness",
-                       "ensemble", "aid")
+#: The experiments a chapter can run (``adv2lib.experiments.run_<name>``, or a study's: :mod:`adv2lib.studies`).
+CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "cross_model", "budget", "confidence",
+                       "ablation", "robustness", "ensemble", "aid")
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,13 @@ def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[st
     (``"serial"`` or ``"ray"``) is passed on only when given; ``options`` are the experiment's
     own keywords (``targets`` for ``patch``, ``factors`` for ``budget``).
     """
-    from .. import experiments, record
+    from .. import record, studies
 
     if experiment not in CHAPTER_EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}: choose one of {', '.join(CHAPTER_EXPERIMENTS)}")
     if isinstance(victims, str):
         victims = [victims]
-    run = getattr(experiments, f"run_{experiment}")
+    run = studies.run_function(experiment)
     req = chapter_request(experiment, profile, victims, interpreters, n_images, seed, smoke, **options)
     interpreters, n_images, options = req["interpreters"], req["n_images"], req["options"]
     recompute = record.recompute_requested() if recompute is None else recompute
