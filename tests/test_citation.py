@@ -77,7 +77,10 @@ def test_launch_buttons_are_pointed_at_the_record_or_the_source(tmp_path):
         srcdir = str(ROOT)
 
     url = "https://mybinder.org/v2/gh/o/r/main?urlpath=tree/book/executed/intro.ipynb"
-    context = {"header_buttons": [{"type": "group", "buttons": [{"url": url}]}]}
+    download = "../../_sources/book/executed/intro.ipynb"
+    context = {"header_buttons": [{"type": "group", "buttons": [{"url": url}]},
+                                  {"type": "group", "buttons": [{"url": download}]}]}
     links.point_at_record(App, "book/executed/intro", "page.html", context, None)
     assert context["header_buttons"][0]["buttons"][0]["url"].endswith("tree/record/embedded-full/executed/intro.ipynb")
+    assert context["header_buttons"][1]["buttons"][0]["url"] == download      # the site's own copy
     links.point_at_record(App, "book/method", "page.html", context, None)     # a text page: untouched

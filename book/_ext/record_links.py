@@ -29,8 +29,10 @@ def launch_target(root: Path, name: str, profile: str) -> str | None:
 
 
 def _rewrite(buttons: list, old: str, new: str) -> None:
+    """The launch links (absolute URLs) only: the download button's relative link to the page's own
+    ``_sources/...ipynb`` in the site stays as it is."""
     for button in buttons:
-        if "url" in button:
+        if str(button.get("url", "")).startswith(("http://", "https://")):
             button["url"] = button["url"].replace(old, new)
         _rewrite(button.get("buttons", []), old, new)
 
