@@ -75,8 +75,9 @@ WHOLE_REQUEST = ("transfer", "ensemble")
 #: Experiments recomputed on their first batch only: they gather their inputs from their whole run
 #: by order (the sources' success flags, the detector's image numbers), see :func:`only_batch`.
 FIRST_BATCH_ONLY = ("transfer", "ensemble")
-#: Experiments that compute another experiment's batch first when the scratch store lacks it.
-DEPENDS = {"transfer": "main", "ensemble": "main"}
+#: Experiments that compute another experiment's batch first when the scratch store lacks it (the
+#: cross-model study: the other victim's; charged the fed victim's batch, about the same).
+DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main"}
 
 
 @dataclass(frozen=True)

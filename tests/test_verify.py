@@ -64,6 +64,20 @@ def test_a_later_batch_of_an_experiment_that_pairs_targets_with_the_whole_select
     assert "target_id" not in v.aggregates.columns and (v.aggregates["n"] == 4).all()   # per interpreter, not target
 
 
+def test_a_later_batch_of_the_cross_model_study(tmp_path, monkeypatch):
+    """A study's batch alone: the source victim's main batch is computed first, and the success
+    flags it hands on are found by position."""
+    monkeypatch.setenv("ADV2_RESULTS_DIR", str(tmp_path / "store"))
+    report.run_chapter("cross_model", victims=["densenet"], interpreters=["cam"], n_images=3, smoke=True,
+                       device="cpu", engine="serial", show=False, batch_size=2)
+    tables = record.tables_dir("embedded", True)
+    samples, _ = verify.plan(tables, only=["cross_model"], everything=True)
+    assert [(s.victim, s.batch) for s in samples] == [("densenet", 0), ("densenet", 1)]
+    v = verify.verify(samples[1:], tables, tmp_path / "scratch", say=lambda *_: None)
+    c = v.comparison.set_index("metric")
+    assert (c["rows"] == 2).all() and (c["identical"] == 1.0).all() and v.failures(exact=True) == []
+
+
 def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
     path = record.table_path(smoke_record, "main")
     rows = record.read_table(path)

@@ -63,6 +63,16 @@ def cross_model_batch(ctx: Context, interpreter: str, batch: Batch, sources: dic
     return pd.concat(frames, ignore_index=True), tensors
 
 
+def _by_position(rows: pd.DataFrame, n: int) -> torch.Tensor:
+    """The ``success`` of ``rows`` as a tensor indexed by image position (``n`` long; positions
+    without a row: False), so that a batch's slice ``[lo:hi]`` is that batch's whatever rows
+    were loaded."""
+    out = torch.zeros(n, dtype=torch.bool)
+    out[torch.as_tensor(rows["position"].to_numpy(dtype="int64"))] = torch.as_tensor(
+        rows["success"].to_numpy(dtype=bool))
+    return out
+
+
 def run_cross_model(profile="embedded", victim="resnet", interpreters=INTERPRETERS, n_images=100, seed=0,
                     smoke=False, device="auto", results_dir=None, batch_size=None, progress=True,
                     engine=None) -> ExperimentResult:
@@ -80,14 +90,13 @@ def run_cross_model(profile="embedded", victim="resnet", interpreters=INTERPRETE
         experiments.run(main, drv.engine)
         src = experiments.prepare(main, drv.engine)
         pgd_rows, pgd_t = src.pgd()
-        pgd_ok = torch.tensor(pgd_rows.sort_values("position")["success"].to_numpy(dtype=bool).copy())
+        pgd_ok = _by_position(pgd_rows, spec.n_images)
         batches = [b for b, _, _ in spec.batches()]
         keys, jobs = {}, []
         for name in spec.interpreters:
             main_key = experiments._main_key(src, name)
             rows, tensors = src.store.load_run(main_key, batches)
-            ok = torch.tensor(rows[rows["attack"] == "adv2"].sort_values("position")["success"]
-                              .to_numpy(dtype=bool).copy())
+            ok = _by_position(rows[rows["attack"] == "adv2"], spec.n_images)
             keys[name] = key = drv.key("cross_model", name, "transfer", {
                 # the source's main run: its parameters hash its data, weights, code and PGD's settings
                 "source_victim": source, "source_run": main_key.relpath().as_posix(),
