@@ -459,11 +459,12 @@ ENSEMBLE_DESIGNS = (("all", "distance", "every interpreter, distance score (prim
 NO_POWER = f"{stats.INCONCLUSIVE}: the detector does not expose PGD either (control)"
 
 
-def _flagged_row(det: pd.DataFrame, victim: str, ensemble: str, score: str, attack: str, source=None):
+def _flagged_row(det: pd.DataFrame, victim: str, ensemble: str, score: str, attack: str):
+    """The ``flagged`` estimate of one kind of evaluation input (:func:`detection_estimates`), or None."""
+    if det.empty:
+        return None
     sel = det[(det["victim"] == victim) & (det["ensemble"] == ensemble) & (det["score_kind"] == score)
               & (det["split"] == "evaluation") & (det["attack"] == attack) & (det["metric"] == "flagged")]
-    if source is not None:
-        sel = sel[sel["source_interpreter"] == source]
     return sel.iloc[0] if len(sel) else None
 
 
@@ -495,13 +496,15 @@ def with_control(test: dict, control: dict | None) -> dict:
     return row
 
 
-def ensemble_tests(rows: pd.DataFrame, ensemble: str = "all", score: str = PRIMARY_SCORE) -> pd.DataFrame:
+def ensemble_tests(rows: pd.DataFrame, ensemble: str = "all", score: str = PRIMARY_SCORE,
+                   est: pd.DataFrame | None = None) -> pd.DataFrame:
     """The claim "an ensemble of interpreters exposes ADV2 inputs crafted against one of them"
     (``"ensemble"``), one test per victim x interpreter attacked alone: the share of the
     successful single-interpreter ADV2 inputs the detector flags (by default the primary design:
     the full ensemble, :data:`PRIMARY_SCORE`; 5 % false positives) is at least :data:`DETECTED`
-    (Wilson), read with its control (:func:`with_control`: the same detector on PGD's inputs)."""
-    est = detection_estimates(rows)
+    (Wilson), read with its control (:func:`with_control`: the same detector on PGD's inputs).
+    ``est``: :func:`detection_estimates` of ``rows``, when the caller has it (it bootstraps AUCs)."""
+    est = detection_estimates(rows) if est is None else est
     if est.empty:
         return pd.DataFrame()
     sel = est[(est["ensemble"] == ensemble) & (est["score_kind"] == score) & (est["split"] == "evaluation")
@@ -522,7 +525,7 @@ def design_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     est = detection_estimates(rows)
     for ensemble, score, label in ENSEMBLE_DESIGNS:
-        tests = ensemble_tests(rows, ensemble, score)
+        tests = ensemble_tests(rows, ensemble, score, est)
         if tests.empty:
             continue
         verdict = cells.claim_verdict(cells.cell_verdicts(tests)["verdict"])
@@ -561,10 +564,8 @@ def adaptive_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
     out = []
     for v in present.in_order(ada["victim"] if len(ada) else [], VICTIMS):
         tests = []
-        flagged = det[(det["victim"] == v) & (det["ensemble"] == "all") & (det["score_kind"] == PRIMARY_SCORE)
-                      & (det["attack"] == "adaptive") & (det["metric"] == "flagged")] if len(det) else det
-        if len(flagged):
-            r = flagged.iloc[0]
+        r = _flagged_row(det, v, "all", PRIMARY_SCORE, "adaptive")
+        if r is not None:
             tests.append(with_control(cells.judge("ensemble_adaptive", {"victim": v, "interpreter": None},
                                                   f"adaptive ADV2 flagged by the full ensemble ({PRIMARY_SCORE} "
                                                   f"score)", _interval(r), BARS["detected"]),
