@@ -50,6 +50,11 @@ PLAN: tuple[Chapter, ...] = (
             interpreters=("grad", "mask"), one_victim=True,
             why="ADV2 at 1x, 2x and 4x its iterations: one victim, the two interpreters whose presets are furthest "
                 "below the official iteration counts, 20 images"),
+    Chapter("05d_official_budget", "official_budget",
+            {"smoke": {"n_images": 2, "batch_size": 1, "mask_images": 1, "fractions": [0.005, 0.01]},
+             "full": {"n_images": 20, "batch_size": 10, "mask_images": 10, "fractions": [0.5, 1.0]}},
+            why="ADV2 at half and all of the official iteration counts (issue 24): 20 images per victim, MASK 10 "
+                "(its official run costs about a minute per image on one thread)"),
     Chapter("05b_confidence", "confidence",
             {"smoke": {"n_images": 2, "levels": [0.97]}, "full": {"n_images": 20, "levels": [0.9, 0.97, 0.99]}},
             why="each held level is one more full attack per image; the selection rule's levels come free"),
@@ -64,7 +69,13 @@ PLAN: tuple[Chapter, ...] = (
             why="the detector reads the main and transfer experiments' maps; the adaptive attack runs on the "
                 "first 50 images (20 before: a rate near 50% carried about +-0.22); the threshold at 5% false "
                 "positives is set on 500 held-out clean images (100 before: 5 images above it)"),
+    Chapter("07b_ensemble_designs", "ensemble_designs",
+            {"smoke": {"n_images": None, "adaptive_images": 2, "calibration_images": 8},
+             "full": {"n_images": None, "adaptive_images": 50, "calibration_images": 500}},
+            why="the ensemble experiment's maps scored by the other detector designs (issue 24): its sizes, no attack"),
     Chapter("08_aid", "aid", {s: {"n_images": None} for s in N_IMAGES}, interpreters=("rts",)),
+    Chapter("08b_aid_premise", "aid_premise", {s: {"n_images": None} for s in N_IMAGES}, interpreters=("rts",),
+            why="RTS's objective on the AID experiment's inputs (issue 24): its images, no attack"),
     Chapter("paper_vs_ours"),
     Chapter("reproduce"),
     Chapter("artifact_appendix"),

@@ -202,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .runner import add_arguments as _book_arguments
 
     p = command("experiment", help="run (or resume) an attack experiment and print its summary")
-    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "cross_model", "budget", "confidence",
-                                    "ablation", "robustness", "ensemble", "aid", "all"],
+    p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "cross_model", "budget",
+                                    "official_budget", "confidence", "ablation", "robustness", "ensemble",
+                                    "ensemble_designs", "aid", "aid_premise", "all"],
                    help="all: the four attack experiments of the paper (main, patch, random_class, transfer); "
                         "--n-images and the other sizes default to the book's (adv2lib/chapters.py)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])

@@ -203,10 +203,12 @@ def _floor_frame(floors: dict | None) -> pd.DataFrame:
                         columns=["victim", "interpreter", "estimate"])
 
 
-def budget_curves(rows: pd.DataFrame, floors: dict | None = None, metric: str = "l1_benign") -> Figure:
+def budget_curves(rows: pd.DataFrame, floors: dict | None = None, metric: str = "l1_benign",
+                  xlabel: str = "stage-2 iterations (x preset)", tick: str = "{:g}x") -> Figure:
     """The budget experiment (:func:`adv2lib.experiments.run_budget`): ADV2's ``metric`` (mean over
-    successful attacks: ``"l1_benign"``, the L1 distance to the benign map, or ``"mc"``) against
-    its stage-2 budget (x the preset, log scale), with 95% intervals
+    successful attacks: ``"l1_benign"``, the L1 distance to the benign map, ``"mc"`` or
+    ``"iou_benign_mean"``) against its stage-2 budget (column ``budget``: x the preset, log scale;
+    another unit with ``xlabel`` and the ticks' format ``tick``), with 95% intervals
     (:func:`adv2lib.report.budget.budget_estimates`); one panel per interpreter (rows: victims,
     when more than one). Dashed: PGD on the same images; dotted (L1 only): the interpreter's
     noise floor (``floors``, ``{(victim, interpreter): L1}``)."""
@@ -218,14 +220,14 @@ def budget_curves(rows: pd.DataFrame, floors: dict | None = None, metric: str = 
     adv, pgd = est[est["attack"] == "adv2"], est[est["attack"] == "pgd"]
     row = "victim" if adv["victim"].nunique() > 1 else None
     fig = interval_plot(adv, x="budget", col="interpreter", row=row, kind="line", logx=True,
-                        ylabel=METRIC_LABELS.get(metric, metric), xlabel="stage-2 iterations (x preset)",
+                        ylabel=METRIC_LABELS.get(metric, metric), xlabel=xlabel,
                         sharey="col" if metric.startswith("l1_") else True)   # L1 compares within an interpreter
     reference_line(fig, _panel_values(pgd, row), style="--", color=COLORS["pgd"], name="PGD")
     if metric == "l1_benign":
         reference_line(fig, _panel_values(_floor_frame(floors), row), style=":", name="noise floor")
     ticks = sorted(adv["budget"].dropna().unique())
     for ax in fig.axes:
-        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.set_xticks(ticks, [tick.format(t) for t in ticks])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     return fig
 

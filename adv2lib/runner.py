@@ -50,10 +50,11 @@ from .names import INTERPRETERS, PROFILES, VICTIMS
 #: Notebook sources under ``notebooks/``, in book order, and the sizes of their experiments: the
 #: chapter plan (:mod:`adv2lib.chapters`).
 EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class", "04_transferability",
-                        "04b_cross_model")
+                        "04b_cross_model", "05d_official_budget", "07b_ensemble_designs")
 BUDGET_NOTEBOOK = "05_attack_budget"
 CONFIDENCE_NOTEBOOK, ABLATION_NOTEBOOK = "05b_confidence", "05c_ablations"
 ROBUSTNESS_NOTEBOOK, ENSEMBLE_NOTEBOOK, AID_NOTEBOOK = "06_robustness", "07_ensemble", "08_aid"
+DESIGNS_NOTEBOOK, PREMISE_NOTEBOOK = "07b_ensemble_designs", "08b_aid_premise"
 BOOK_NOTEBOOKS = chapters.NOTEBOOKS
 N_IMAGES = chapters.N_IMAGES
 
@@ -101,8 +102,9 @@ class NotebookRun:
 #: while the other core idles. Measured 2026-12-02 (both victims, from the same store, one after
 #: the other): the ensemble experiment took 92.9 s serially and 131.3 s on Ray; the transfer
 #: experiment 148.8 s and 144.8 s, so it stays on Ray. On a cluster (``--ray-address`` or
-#: ``RAY_ADDRESS``) every experiment notebook uses Ray.
-SERIAL_ON_LOCAL_RAY = (ENSEMBLE_NOTEBOOK,)
+#: ``RAY_ADDRESS``) every experiment notebook uses Ray. The designs and premise studies attack
+#: nothing (their few tasks score stored inputs): starting a local cluster would cost more than they do.
+SERIAL_ON_LOCAL_RAY = (ENSEMBLE_NOTEBOOK, DESIGNS_NOTEBOOK, PREMISE_NOTEBOOK)
 
 
 def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | None = None, seed: int = 0,
@@ -128,14 +130,15 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     def runtime(name: str) -> dict:
         return {"engine": "serial" if local_ray and name in SERIAL_ON_LOCAL_RAY else engine}
 
-    reads = {AID_NOTEBOOK: ("weights/embedded/rts_aid_*.json",)}
+    reads = {AID_NOTEBOOK: ("weights/embedded/rts_aid_*.json",), PREMISE_NOTEBOOK: ("weights/embedded/rts_aid_*.json",)}
+    rts_only, ensembles = ("aid", "aid_premise"), ("ensemble", "ensemble_designs")
     for ch in chapters.PLAN:
         if ch.experiment is None:
             continue
         # a chapter of some interpreters runs those asked for, or (budget, ablation) all asked for; AID needs RTS
         interps = [i for i in interpreters if i in ch.interpreters] if ch.interpreters else list(interpreters)
-        interps = interps or ([] if ch.experiment == "aid" else list(interpreters))
-        if (ch.experiment == "ensemble" and len(interps) < 2) or not interps:
+        interps = interps or ([] if ch.experiment in rts_only else list(interpreters))
+        if (ch.experiment in ensembles and len(interps) < 2) or not interps:
             continue                    # an ensemble needs two interpreters; AID needs RTS
         params = {**common, "victims": list(victims)[:1] if ch.one_victim else list(victims),
                   **chapters.sizes(ch.experiment, scale.smoke, n)}

@@ -16,7 +16,9 @@ on the record's configuration every value comes back identical to the last bit:
   experiments in turn draw further units that still fit, each time from the victim and interpreter
   drawn least often so far, until nothing fits;
   ``--seed`` sets the draw. An experiment none of whose units fits is named, with the minutes it
-  needs. ``--all`` recomputes every batch (``make reproduce``);
+  needs. ``--all`` recomputes every batch (``make reproduce``). A study that scores another
+  experiment's stored results as a whole (:data:`DERIVED`: the ensemble detector's designs) has no
+  batch to recompute alone: it is named as not sampled, with the reason;
 * the batch is recomputed by the experiment's own function with its other batches left out
   (:func:`only_batch`), so the experiments it calls (transfer calls main, ensemble calls transfer)
   compute the same batch and nothing else;
@@ -77,7 +79,11 @@ WHOLE_REQUEST = ("transfer", "ensemble")
 FIRST_BATCH_ONLY = ("transfer", "ensemble")
 #: Experiments that compute another experiment's batch first when the scratch store lacks it (the
 #: cross-model study: the other victim's; charged the fed victim's batch, about the same).
-DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main"}
+DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main", "aid_premise": "aid"}
+#: Studies computed from another experiment's stored results as a whole, with no batches of their own
+#: to recompute alone: never sampled (listed as such); they are checked through the experiment they read.
+DERIVED = {"ensemble_designs": "it scores the ensemble experiment's stored maps as a whole (its learned combiner "
+                               "trains across every image): not sampled; it rests on the ensemble experiment"}
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
         metas = {k: v for k, v in metas.items() if k in only}
     order = _book_order(metas)
     rows = {name: record.read_table(record.table_path(tables, name)) for name in order}
-    units = {name: _units(name, metas[name]["request"], rows[name]) for name in order}
+    units = {name: [] if name in DERIVED else _units(name, metas[name]["request"], rows[name]) for name in order}
     for name, dependency in DEPENDS.items():      # what recomputing its batch costs first
         if name in units:
             dep_rows = rows.get(dependency)
@@ -163,7 +169,7 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
             units[name] = [Sample(u.experiment, u.request, u.victim, u.interpreters, u.batch, u.lo, u.hi, u.n,
                                   u.seconds + extra.get((u.victim, u.batch), 0.0)) for u in units[name]]
     if everything or minutes is None:
-        return [u for name in order for u in units[name]], {}
+        return [u for name in order for u in units[name]], {name: math.inf for name in order if name in DERIVED}
     rng = np.random.default_rng(seed)
     for name in order:
         units[name] = [units[name][i] for i in rng.permutation(len(units[name]))]
@@ -195,6 +201,7 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
             break
     sampled = {u.experiment for u in chosen}
     missing = {name: min(u.seconds for u in units[name]) for name in order if name not in sampled and units[name]}
+    missing.update({name: math.inf for name in order if name in DERIVED})
     position = {name: i for i, name in enumerate(order)}
     return sorted(chosen, key=lambda u: (position[u.experiment], u.victim, u.interpreters, u.batch)), missing
 
@@ -484,11 +491,17 @@ def report_table(verdict: Verdict) -> pd.DataFrame:
                     "record seconds": round(s.seconds, 1),
                     "seconds": round(verdict.seconds.get((s.experiment, s.label), float("nan")), 1)})
     for name, seconds in verdict.not_sampled.items():
-        out.append({"experiment": name, "unit": f"not sampled: its cheapest unit took the record {seconds:.0f} s",
+        out.append({"experiment": name, "unit": _not_sampled(name, seconds),
                     "images": "0", "rows": 0, "rows on other inputs": 0, "identical values": float("nan"),
                     "largest difference": "", "aggregates": 0, "outside interval": 0,
-                    "record seconds": round(seconds, 1), "seconds": 0.0})
+                    "record seconds": round(seconds, 1) if math.isfinite(seconds) else float("nan"),
+                    "seconds": 0.0})
     return pd.DataFrame(out)
+
+
+def _not_sampled(name: str, seconds: float) -> str:
+    return f"not sampled: {DERIVED[name]}" if name in DERIVED else \
+        f"not sampled: its cheapest unit took the record {seconds:.0f} s"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -536,7 +549,9 @@ def main(args: argparse.Namespace) -> int:
           f"{len(samples)} batches of {len({s.experiment for s in samples})} experiments (seed {args.seed}), "
           f"engine {args.engine}, torch threads {torch.get_num_threads()}")
     for name, seconds in not_sampled.items():
-        print(f"verify: {name}: no batch fits --minutes {args.minutes:g} (its cheapest took the record {seconds:.0f} s)")
+        print(f"verify: {name}: " + (_not_sampled(name, seconds) if name in DERIVED else
+                                     f"no batch fits --minutes {args.minutes:g} (its cheapest took the record "
+                                     f"{seconds:.0f} s)"))
     with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch:
         verdict = verify(samples, tables, Path(args.results_dir or scratch), engine, args.device)
     verdict.not_sampled = not_sampled

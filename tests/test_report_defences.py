@@ -294,15 +294,18 @@ def test_aid_estimates_ratio_to_pgd_under_the_same_rts():
     assert est[("AID", "adv2", 2.0, "seconds")] == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize("after, asr_after, verdict, parts", [
-    (0.65, 1.0, HOLDS, [HOLDS, FAILS]),                       # ratio +0.15
-    (0.55, 1.0, FAILS, [FAILS, FAILS]),                       # +0.05, same ASR
-    (0.50, 0.5, HOLDS, [FAILS, HOLDS]),                       # ASR -50 points
-    (0.50, 0.8, "inconclusive at n = 40", [FAILS, "inconclusive at n = 40"]),   # -20 points of 40 images
+@pytest.mark.parametrize("after, longer, verdict, parts", [
+    (0.65, None, HOLDS, [HOLDS, FAILS]),                      # ratio +0.15 (at 2x: 0.325, below 0.5)
+    (0.55, None, FAILS, [FAILS, FAILS]),                      # +0.05, and 2x buys it back
+    (0.55, 1.0, HOLDS, [FAILS, HOLDS]),                       # 2x does not help: the attacker's cost
 ])
-def test_aid_tests_or_the_ratio_rise_and_the_asr_drop(after, asr_after, verdict, parts):
-    rows = aid_rows(0.5, after, asr_after)
-    assert list(defences.aid_tests(rows, parts=True)["verdict"]) == parts
+def test_aid_tests_or_the_ratio_rise_and_the_attackers_cost(after, longer, verdict, parts):
+    rows = aid_rows(0.5, after)
+    if longer is not None:                                     # ADV2 at 2x against AID no closer than at 1x
+        more = (rows["rts"] == "AID") & (rows["attack"] == "adv2") & (rows["budget"] == 2.0)
+        rows.loc[more, "l1_benign"] *= 2 * longer
+    tests = defences.aid_tests(rows, parts=True)
+    assert list(tests["verdict"]) == parts and "at 2x iterations" in tests["statistic"].iloc[1]
     [row] = defences.aid_tests(rows).to_dict("records")
     assert (row["claim"], row["victim"], row["interpreter"], row["verdict"]) == ("aid", "resnet", "rts", verdict)
 

@@ -262,15 +262,17 @@ def test_engine_reaches_the_experiment_notebooks_but_not_their_keys(sandbox, mon
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")          # a cluster: every experiment notebook on Ray
     runs = {r.name: r for r in runner.declared_runs(SMOKE, engine="ray")}
     computing = (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK, runner.CONFIDENCE_NOTEBOOK,
-                 runner.ABLATION_NOTEBOOK, runner.ROBUSTNESS_NOTEBOOK, runner.ENSEMBLE_NOTEBOOK, runner.AID_NOTEBOOK)
+                 runner.ABLATION_NOTEBOOK, runner.ROBUSTNESS_NOTEBOOK, runner.ENSEMBLE_NOTEBOOK, runner.AID_NOTEBOOK,
+                 runner.PREMISE_NOTEBOOK)
     for name in computing:
         assert runs[name].runtime == {"engine": "ray"} and "engine" not in runs[name].parameters
     assert all(not r.runtime for n, r in runs.items() if n not in computing)
     monkeypatch.delenv("RAY_ADDRESS")                            # a local cluster: the ensemble runs in its kernel
     local = {r.name: r.runtime for r in runner.declared_runs(SMOKE, engine="ray")}
-    assert runner.SERIAL_ON_LOCAL_RAY == (runner.ENSEMBLE_NOTEBOOK,)
-    assert {n for n in computing if local[n] == {"engine": "serial"}} == {runner.ENSEMBLE_NOTEBOOK}
-    assert all(local[n] == {"engine": "ray"} for n in computing if n != runner.ENSEMBLE_NOTEBOOK)
+    serial = {runner.ENSEMBLE_NOTEBOOK, runner.DESIGNS_NOTEBOOK, runner.PREMISE_NOTEBOOK}
+    assert set(runner.SERIAL_ON_LOCAL_RAY) == serial
+    assert {n for n in computing if local[n] == {"engine": "serial"}} == serial
+    assert all(local[n] == {"engine": "ray"} for n in computing if n not in serial)
     assert all(r.runtime == {"engine": "serial"} for r in runner.declared_runs(SMOKE, engine="serial")
                if r.name in computing)
     serial = [runner.NotebookRun("a", "a", {"answer": 1}, runtime={"engine": "serial"})]

@@ -2,6 +2,8 @@
 edited number of the record is caught and named."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,6 +141,15 @@ def test_the_plan_draws_every_experiment_victim_and_interpreter_within_the_minut
     small, missing = verify.plan(tmp_path, minutes=1.5)                             # 90 s: main only
     assert {u.experiment for u in small} == {"main"} and missing == {"transfer": 200.0, "aid": 100.0}
     assert {u.experiment for u in verify.plan(tmp_path, minutes=5, only=["aid"])[0]} == {"aid"}
+
+
+def test_a_study_derived_from_a_whole_run_is_named_not_sampled(tmp_path):
+    _fake_record(tmp_path, {"main": (["grad"], 50, 1.0), "ensemble_designs": (["grad", "cam"], 100, None)})
+    for units, missing in (verify.plan(tmp_path, everything=True), verify.plan(tmp_path, minutes=10)):
+        assert {u.experiment for u in units} == {"main"} and missing == {"ensemble_designs": math.inf}
+    table = verify.report_table(verify.Verdict([], pd.DataFrame(), pd.DataFrame(),
+                                               not_sampled={"ensemble_designs": math.inf}))
+    assert table["unit"].iloc[0].startswith("not sampled: it scores the ensemble experiment's stored maps")
 
 
 def test_rows_on_other_inputs_and_run_settings_are_not_compared():

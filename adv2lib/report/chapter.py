@@ -21,7 +21,8 @@ from .text import scale_text
 __all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "chapter_request", "run_chapter"]
 
 #: The experiments a chapter can run (``adv2lib.experiments.run_<name>``, or a study's: :mod:`adv2lib.studies`).
-CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "cross_model", "budget", "confidence",
+CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "cross_model", "budget", "official_budget",
+                       "confidence",
                        "ablation", "robustness", "ensemble", "aid")
 
 

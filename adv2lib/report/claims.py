@@ -23,7 +23,7 @@ import pandas as pd
 from .. import paper_numbers as paper
 from .. import stats
 from ..names import INTERPRETERS
-from . import defences, present
+from . import defences, designs, official_budget, present
 from .cells import LOOSER, STRICTER, Bar, cell_verdicts, claim_verdict, judge
 from .estimates import estimates, interval_of, paired_rate, paired_ratio, successful
 from .tables import paper_l1_ratios
@@ -239,16 +239,19 @@ class ClaimRule:
     tests: Callable[..., pd.DataFrame] | None = None
     untested: str = "The experiment that tests this claim has not been run at this scale."
     also: tuple[str, ...] = ()
-    alternatives: Callable[[pd.DataFrame], str] | None = None   # rows -> whether another design moves the verdict
+    # every table (experiment -> rows) -> one line: whether another design, budget or measurement moves the verdict
+    alternatives: Callable[[dict], str] | None = None
 
 
 CLAIM_RULES: tuple[ClaimRule, ...] = (
     ClaimRule("effective", "main", "per victim x interpreter: ADV2's ASR at most 5 points below PGD's on the same "
                                    "images, and ADV2's MC at least 0.9", _effective),
     ClaimRule("l1", "main", "per victim x interpreter: ADV2's mean L1 to the benign map at most half of PGD's on the "
-                            "same images", _l1),
+                            "same images", _l1, alternatives=lambda tables: official_budget.claim_line(
+                                tables.get("official_budget"), "l1")),
     ClaimRule("iou", "main", "per victim x interpreter: ADV2's mean IoU (over k) with the benign map at least 0.5 and "
-                             "above PGD's on the same images", _iou),
+                             "above PGD's on the same images", _iou, alternatives=lambda tables: official_budget.claim_line(
+                                 tables.get("official_budget"), "iou")),
     ClaimRule("qualitative", "main", "per victim x interpreter: ADV2's map closer (L1) to the benign map than PGD's "
                                      "on at least 90 % of the images both attack successfully", _qualitative),
     ClaimRule("isic", untested="No ISIC (skin lesion) classifier or data in this reproduction."),
@@ -265,12 +268,16 @@ CLAIM_RULES: tuple[ClaimRule, ...] = (
                                       "inputs at 5 % false positives on held-out clean images; a failure counts only "
                                       "if the same detector flags at least half of PGD's inputs (the control) "
                                       "(bars and sources: the ensemble chapter)",
-              lambda rows: defences.ensemble_tests(rows), alternatives=lambda rows: defences.design_line(rows)),
+              lambda rows: defences.ensemble_tests(rows),
+              alternatives=lambda tables: designs.design_line(tables["ensemble"], tables.get("ensemble_designs"))),
     ClaimRule("ensemble_adaptive", "ensemble", "per victim: the adaptive ADV2 against the ensemble pays in "
                                                "detection or in distance (bars and sources: the ensemble chapter)",
               lambda rows: defences.adaptive_tests(rows)),
-    ClaimRule("aid", "aid", "per victim: against the AID-hardened RTS, ADV2's L1 ratio to PGD rises or its ASR "
-                            "drops (bars and sources: the AID chapter)", lambda rows: defences.aid_tests(rows)),
+    ClaimRule("aid", "aid", "per victim: against the AID-hardened RTS, ADV2's L1 ratio to PGD rises, or with twice "
+                            "the iterations it stays above the ratio it reaches against the original RTS (the "
+                            "attacker's cost); an ASR arm cannot fire with a frozen victim and a required confidence "
+                            "(bars and sources: the AID chapter)", lambda rows: defences.aid_tests(rows),
+              alternatives=lambda tables: designs.premise_line(tables.get("aid_premise"))),
     ClaimRule("disparate", "robustness", "per victim: the interpreters' robustness differs widely (bars and "
                                          "sources: the robustness chapter)",
               lambda rows: defences.disparate_tests(rows)),
@@ -310,8 +317,9 @@ def _sensitivity(tests: pd.DataFrame) -> str:
 
 
 def _alternatives(rule: ClaimRule, tables: dict[str, pd.DataFrame]) -> str:
-    rows = tables.get(rule.experiment)
-    return rule.alternatives(rows) if rule.alternatives is not None and rows is not None else ""
+    if rule.alternatives is None or tables.get(rule.experiment) is None:
+        return ""
+    return rule.alternatives(tables)
 
 
 def verdicts(tables: dict[str, pd.DataFrame], tests: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -17,8 +17,8 @@ __all__ = ["EXPERIMENTS", "load_all", "sources", "show_evidence", "verdict_count
            "interventions"]
 
 #: Every experiment the comparison chapter reads, in book order.
-EXPERIMENTS = ("main", "patch", "random_class", "transfer", "budget", "confidence", "ablation", "robustness",
-               "ensemble", "aid")
+EXPERIMENTS = ("main", "patch", "random_class", "transfer", "cross_model", "budget", "official_budget", "confidence",
+               "ablation", "robustness", "ensemble", "ensemble_designs", "aid", "aid_premise")
 
 
 def load_all(profile: str = "embedded", smoke: bool = False, results_dir=None) -> dict[str, Table]:

@@ -75,9 +75,14 @@ DETECTED = 0.5
 #: at least this multiple of the single-interpreter ADV2's on the same images.
 DISTANCE_RAISE = 1.25
 #: AID makes ADV2 harder when, against the hardened RTS, ADV2's L1 ratio to PGD rises by at least
-#: this much (absolute) or its ASR drops by at least :data:`AID_ASR_DROP`.
+#: this much (absolute), or when ADV2 with more iterations against the hardened RTS still stays
+#: farther than the preset's against the original (:data:`AID_COST`). An arm "ASR drops by 10 points"
+#: (:data:`AID_ASR_DROP`, the rule until 2026-12-03) cannot fire here: the victim is frozen, so
+#: whether ADV2 reaches the target class does not depend on the RTS, and ADV2 holds the required
+#: confidence while it optimises the map; the chapter shows both ASRs.
 AID_RATIO_RISE = 0.1
 AID_ASR_DROP = 0.1
+AID_COST = 0.0
 
 #: Every bar of this module with its source (the paper gives no number for these claims).
 BARS = {
@@ -96,7 +101,10 @@ BARS = {
                                                       "single attack's"),
     "aid_ratio": cells.Bar(AID_RATIO_RISE, ">=", "our bar: a rise of 0.1 in ADV2's L1 ratio to PGD, a fifth of the "
                                                  "distance between 'much closer' (0.5) and PGD's (1)"),
-    "aid_asr": cells.Bar(AID_ASR_DROP, ">=", "our bar: ten points of attack success lost"),
+    "aid_cost": cells.Bar(AID_COST, ">=", "our bar: AID costs the attacker more than the extra iterations when "
+                                          "ADV2 given them against the hardened RTS still stays at least as far "
+                                          "from the benign map, relative to PGD, as the preset's against the "
+                                          "original"),
 }
 
 
@@ -623,13 +631,16 @@ def deletion_estimates(rows: pd.DataFrame) -> pd.DataFrame:
 
 def aid_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
     """The claim "retraining the interpreter on ADV2 examples makes the attack harder" (``"aid"``),
-    one test per victim (:func:`either` of), at the preset's iteration budget on the same images:
-    ADV2's L1 ratio to PGD against the hardened RTS minus that against the original is at least
-    :data:`AID_RATIO_RISE`, or ADV2's ASR against the original minus that against the hardened one
-    is at least :data:`AID_ASR_DROP` (both: bootstrap over the images, each image's four
-    measurements drawn together). ``parts``: the two parts, one row each, instead, with the
-    verdict of their "or" (``verdict of either``)."""
+    one test per victim (:func:`either` of), on the same images: **distance**, at the preset's
+    iteration budget ADV2's L1 ratio to PGD against the hardened RTS minus that against the original
+    is at least :data:`AID_RATIO_RISE`; or **cost**, ADV2 with the largest budget run against the
+    hardened RTS (2x the preset's iterations) keeps an L1 ratio at least that of the preset against
+    the original (difference at least :data:`AID_COST`): the extra iterations do not buy back what
+    AID took. Both: bootstrap over the images, each image's measurements drawn together. (The ASR
+    arm of the earlier rule is not a part: see :data:`AID_COST`.) ``parts``: the two parts, one row
+    each, instead, with the verdict of their "or" (``verdict of either``)."""
     att = _aid_attacks(rows)
+    longer = att[(att["rts"] == "AID") & (att["attack"] == "adv2") & (att["budget"].astype(float) > 1)]
     att = att[np.isclose(att["budget"].astype(float), 1.0)]
     out = []
     for v in present.in_order(att["victim"], VICTIMS):
@@ -637,22 +648,27 @@ def aid_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
         if not {"original", "AID"} <= set(g["rts"]):
             continue
         positions = sorted(set(g["position"]))
-        l1, ok = {}, {}
+        l1 = {}
         for version in ("original", "AID"):
             for attack in ("adv2", "pgd"):
                 h = g[(g["rts"] == version) & (g["attack"] == attack)]
                 l1[version, attack] = _aligned(h.assign(l1=h["l1_benign"].where(successful(h))), "l1", positions)
-            h = g[(g["rts"] == version) & (g["attack"] == "adv2")]
-            ok[version] = _aligned(h.assign(s=successful(h).astype(float)), "s", positions)
         n_ratio = int(min(np.sum(np.isfinite(l1[s, "adv2"]) & np.isfinite(l1[s, "pgd"])) for s in ("original", "AID")))
         rise = bootstrap(lambda w: _ratio(w, l1["AID", "adv2"], l1["AID", "pgd"])
                          - _ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n_ratio)
-        both = np.isfinite(ok["original"]) & np.isfinite(ok["AID"])
-        drop = bootstrap(lambda w: _wmean(w, ok["original"], both) - _wmean(w, ok["AID"], both), len(positions),
-                         int(both.sum()))
         where = {"victim": v, "interpreter": "rts"}
-        tests = [cells.judge("aid", where, "L1 / PGD, hardened minus original RTS", rise, BARS["aid_ratio"]),
-                 cells.judge("aid", where, "ASR, original minus hardened RTS", drop, BARS["aid_asr"])]
+        tests = [cells.judge("aid", where, "L1 / PGD, hardened minus original RTS", rise, BARS["aid_ratio"])]
+        mine = longer[longer["victim"] == v]
+        if len(mine):
+            factor = float(mine["budget"].astype(float).max())
+            h = mine[mine["budget"].astype(float) == factor]
+            more = _aligned(h.assign(l1=h["l1_benign"].where(successful(h))), "l1", positions)
+            n_cost = int(np.sum(np.isfinite(more) & np.isfinite(l1["AID", "pgd"]) & np.isfinite(l1["original", "adv2"])
+                                & np.isfinite(l1["original", "pgd"])))
+            cost = bootstrap(lambda w: _ratio(w, more, l1["AID", "pgd"])
+                             - _ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n_cost)
+            tests.append(cells.judge("aid", where, f"L1 / PGD, hardened RTS at {factor:g}x iterations minus original "
+                                                   f"at 1x", cost, BARS["aid_cost"]))
         out += _with_cell_verdict(tests) if parts else [either(tests)]
     return pd.DataFrame(out)
 

@@ -25,7 +25,8 @@ from .. import fingerprint
 __all__ = ["STUDIES", "code", "code_files", "is_study", "runner", "run_function"]
 
 #: The studies: experiment name -> module (within ``adv2lib.studies``).
-STUDIES = {"cross_model": "cross_model"}
+STUDIES = {"cross_model": "cross_model", "official_budget": "official_budget",
+           "ensemble_designs": "ensemble_designs", "aid_premise": "aid_premise"}
 
 _PACKAGE = Path(fingerprint.__file__).resolve().parent
 
@@ -38,13 +39,16 @@ def code_files(experiment: str, package: Path | None = None) -> list[Path]:
     """The study's module and the closure of its imports within the package: the walk of
     :func:`adv2lib.fingerprint.code_files`, started from the study's module instead of
     :data:`~adv2lib.fingerprint.ROOTS` (set for the call: ``fingerprint.py`` is part of the core's
-    key, so it is reused as it is rather than edited)."""
+    key, so it is reused as it is rather than edited). This module, the studies' registry and key
+    helper, is left out, although every study imports :func:`code` from it: registering a study
+    must not recompute the others (it did, until 2026-12-03)."""
     roots = fingerprint.ROOTS
     fingerprint.ROOTS = (f"studies/{STUDIES[experiment]}.py",)
     try:
-        return fingerprint.code_files(package)
+        found = fingerprint.code_files(package)
     finally:
         fingerprint.ROOTS = roots
+    return [p for p in found if not (p.name == "__init__.py" and p.parent.name == "studies")]
 
 
 def code(experiment: str, package: Path | None = None) -> str:
