@@ -76,6 +76,11 @@ PLAN: tuple[Chapter, ...] = (
     Chapter("08_aid", "aid", {s: {"n_images": None} for s in N_IMAGES}, interpreters=("rts",)),
     Chapter("08b_aid_premise", "aid_premise", {s: {"n_images": None} for s in N_IMAGES}, interpreters=("rts",),
             why="RTS's objective on the AID experiment's inputs (issue 24): its images, no attack"),
+    Chapter("08c_aid_variants", "aid_variants",
+            {"smoke": {"n_images": 2, "eval_images": 16}, "full": {"n_images": 50, "eval_images": 500}},
+            interpreters=("rts",),
+            why="each variant and seed trains a hardened RTS (minutes each) before ADV2 attacks it: 50 images per "
+                "victim, the masking test on 500 clean images"),
     Chapter("paper_vs_ours"),
     Chapter("reproduce"),
     Chapter("artifact_appendix"),

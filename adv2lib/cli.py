@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("experiment", help="run (or resume) an attack experiment and print its summary")
     p.add_argument("name", choices=["main", "patch", "random_class", "transfer", "cross_model", "budget",
                                     "official_budget", "confidence", "ablation", "robustness", "ensemble",
-                                    "ensemble_designs", "aid", "aid_premise", "all"],
+                                    "ensemble_designs", "aid", "aid_premise", "aid_variants", "all"],
                    help="all: the four attack experiments of the paper (main, patch, random_class, transfer); "
                         "--n-images and the other sizes default to the book's (adv2lib/chapters.py)")
     p.add_argument("--victim", default="resnet", choices=["resnet", "densenet", "all"])

@@ -54,7 +54,7 @@ EXPERIMENT_NOTEBOOKS = ("01_adv2_vs_pgd", "02_targeted_patch", "03_random_class"
 BUDGET_NOTEBOOK = "05_attack_budget"
 CONFIDENCE_NOTEBOOK, ABLATION_NOTEBOOK = "05b_confidence", "05c_ablations"
 ROBUSTNESS_NOTEBOOK, ENSEMBLE_NOTEBOOK, AID_NOTEBOOK = "06_robustness", "07_ensemble", "08_aid"
-DESIGNS_NOTEBOOK, PREMISE_NOTEBOOK = "07b_ensemble_designs", "08b_aid_premise"
+DESIGNS_NOTEBOOK, PREMISE_NOTEBOOK, VARIANTS_NOTEBOOK = "07b_ensemble_designs", "08b_aid_premise", "08c_aid_variants"
 BOOK_NOTEBOOKS = chapters.NOTEBOOKS
 N_IMAGES = chapters.N_IMAGES
 
@@ -130,8 +130,8 @@ def declared_runs(scale: Scale = Scale(), device: str = "auto", n_images: int | 
     def runtime(name: str) -> dict:
         return {"engine": "serial" if local_ray and name in SERIAL_ON_LOCAL_RAY else engine}
 
-    reads = {AID_NOTEBOOK: ("weights/embedded/rts_aid_*.json",), PREMISE_NOTEBOOK: ("weights/embedded/rts_aid_*.json",)}
-    rts_only, ensembles = ("aid", "aid_premise"), ("ensemble", "ensemble_designs")
+    reads = {name: ("weights/embedded/rts_aid_*.json",) for name in (AID_NOTEBOOK, PREMISE_NOTEBOOK, VARIANTS_NOTEBOOK)}
+    rts_only, ensembles = ("aid", "aid_premise", "aid_variants"), ("ensemble", "ensemble_designs")
     for ch in chapters.PLAN:
         if ch.experiment is None:
             continue

@@ -16,9 +16,9 @@ on the record's configuration every value comes back identical to the last bit:
   experiments in turn draw further units that still fit, each time from the victim and interpreter
   drawn least often so far, until nothing fits;
   ``--seed`` sets the draw. An experiment none of whose units fits is named, with the minutes it
-  needs. ``--all`` recomputes every batch (``make reproduce``). A study that scores another
-  experiment's stored results as a whole (:data:`DERIVED`: the ensemble detector's designs) has no
-  batch to recompute alone: it is named as not sampled, with the reason;
+  needs. ``--all`` recomputes every batch (``make reproduce``). The studies of
+  :data:`NEVER_SAMPLED` (the ensemble detector's designs, scored from a whole run; AID's variants,
+  whose batches retrain networks first) are named as not sampled, with the reason;
 * the batch is recomputed by the experiment's own function with its other batches left out
   (:func:`only_batch`), so the experiments it calls (transfer calls main, ensemble calls transfer)
   compute the same batch and nothing else;
@@ -63,7 +63,7 @@ __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "c
 
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
-            "stage2_steps", "eps_255", "rule", "level", "record", "rts", "attacked", "kind", "ensemble",
+            "stage2_steps", "eps_255", "rule", "level", "record", "rts", "train_seed", "attacked", "kind", "ensemble",
             "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
 #: Measured times: they differ on every run and are not results.
 TIMING = ("seconds", "cpu_seconds")
@@ -80,10 +80,13 @@ FIRST_BATCH_ONLY = ("transfer", "ensemble")
 #: Experiments that compute another experiment's batch first when the scratch store lacks it (the
 #: cross-model study: the other victim's; charged the fed victim's batch, about the same).
 DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main", "aid_premise": "aid"}
-#: Studies computed from another experiment's stored results as a whole, with no batches of their own
-#: to recompute alone: never sampled (listed as such); they are checked through the experiment they read.
-DERIVED = {"ensemble_designs": "it scores the ensemble experiment's stored maps as a whole (its learned combiner "
-                               "trains across every image): not sampled; it rests on the ensemble experiment"}
+#: Studies verify never samples, with the reason it names: one computed from another experiment's stored
+#: results as a whole (no batch of its own to recompute alone; it is checked through the experiment it
+#: reads), and one whose every batch would first retrain networks the record's attack times do not count.
+NEVER_SAMPLED = {"ensemble_designs": "it scores the ensemble experiment's stored maps as a whole (its learned combiner "
+                               "trains across every image): not sampled; it rests on the ensemble experiment",
+           "aid_variants": "every batch first retrains its hardened networks (minutes each, not in the record's "
+                           "attack times): not sampled"}
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
         metas = {k: v for k, v in metas.items() if k in only}
     order = _book_order(metas)
     rows = {name: record.read_table(record.table_path(tables, name)) for name in order}
-    units = {name: [] if name in DERIVED else _units(name, metas[name]["request"], rows[name]) for name in order}
+    units = {name: [] if name in NEVER_SAMPLED else _units(name, metas[name]["request"], rows[name]) for name in order}
     for name, dependency in DEPENDS.items():      # what recomputing its batch costs first
         if name in units:
             dep_rows = rows.get(dependency)
@@ -169,7 +172,7 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
             units[name] = [Sample(u.experiment, u.request, u.victim, u.interpreters, u.batch, u.lo, u.hi, u.n,
                                   u.seconds + extra.get((u.victim, u.batch), 0.0)) for u in units[name]]
     if everything or minutes is None:
-        return [u for name in order for u in units[name]], {name: math.inf for name in order if name in DERIVED}
+        return [u for name in order for u in units[name]], {name: math.inf for name in order if name in NEVER_SAMPLED}
     rng = np.random.default_rng(seed)
     for name in order:
         units[name] = [units[name][i] for i in rng.permutation(len(units[name]))]
@@ -201,7 +204,7 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
             break
     sampled = {u.experiment for u in chosen}
     missing = {name: min(u.seconds for u in units[name]) for name in order if name not in sampled and units[name]}
-    missing.update({name: math.inf for name in order if name in DERIVED})
+    missing.update({name: math.inf for name in order if name in NEVER_SAMPLED})
     position = {name: i for i, name in enumerate(order)}
     return sorted(chosen, key=lambda u: (position[u.experiment], u.victim, u.interpreters, u.batch)), missing
 
@@ -500,7 +503,7 @@ def report_table(verdict: Verdict) -> pd.DataFrame:
 
 
 def _not_sampled(name: str, seconds: float) -> str:
-    return f"not sampled: {DERIVED[name]}" if name in DERIVED else \
+    return f"not sampled: {NEVER_SAMPLED[name]}" if name in NEVER_SAMPLED else \
         f"not sampled: its cheapest unit took the record {seconds:.0f} s"
 
 
@@ -549,7 +552,7 @@ def main(args: argparse.Namespace) -> int:
           f"{len(samples)} batches of {len({s.experiment for s in samples})} experiments (seed {args.seed}), "
           f"engine {args.engine}, torch threads {torch.get_num_threads()}")
     for name, seconds in not_sampled.items():
-        print(f"verify: {name}: " + (_not_sampled(name, seconds) if name in DERIVED else
+        print(f"verify: {name}: " + (_not_sampled(name, seconds) if name in NEVER_SAMPLED else
                                      f"no batch fits --minutes {args.minutes:g} (its cheapest took the record "
                                      f"{seconds:.0f} s)"))
     with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch:

@@ -54,6 +54,7 @@ EXPECTED = {
     "book/executed/07b_ensemble_designs": (0, 3, False),
     "book/executed/08_aid": (1, 3, False),
     "book/executed/08b_aid_premise": (0, 2, False),
+    "book/executed/08c_aid_variants": (0, 2, False),
     "book/executed/paper_vs_ours": (0, 4, False),
     "book/executed/reproduce": (0, 3, False),
     "book/executed/artifact_appendix": (0, 4, False),

@@ -263,7 +263,7 @@ def test_engine_reaches_the_experiment_notebooks_but_not_their_keys(sandbox, mon
     runs = {r.name: r for r in runner.declared_runs(SMOKE, engine="ray")}
     computing = (*runner.EXPERIMENT_NOTEBOOKS, runner.BUDGET_NOTEBOOK, runner.CONFIDENCE_NOTEBOOK,
                  runner.ABLATION_NOTEBOOK, runner.ROBUSTNESS_NOTEBOOK, runner.ENSEMBLE_NOTEBOOK, runner.AID_NOTEBOOK,
-                 runner.PREMISE_NOTEBOOK)
+                 runner.PREMISE_NOTEBOOK, runner.VARIANTS_NOTEBOOK)
     for name in computing:
         assert runs[name].runtime == {"engine": "ray"} and "engine" not in runs[name].parameters
     assert all(not r.runtime for n, r in runs.items() if n not in computing)

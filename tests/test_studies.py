@@ -172,3 +172,31 @@ def test_aid_premise_rows_are_rts_objective_per_image_with_a_seeded_draw(tmp_pat
     assert row["rts_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
     tests = report.premise_tests(rows)
     assert list(tests["victim"]) == ["resnet"] and tests["bar"].iloc[0] == 0.0
+
+
+# ------------------------------------------------------------------ the AID variants study
+def test_aid_variants_train_each_network_and_attack_it(tmp_path, monkeypatch):
+    from adv2lib.report import designs as report
+    from adv2lib.report.files import Table
+    from adv2lib.studies import aid_variants
+
+    monkeypatch.setenv("ADV2_CACHE_DIR", str(tmp_path / "cache"))
+    assert aid_variants.variant_config("longer", 1).steps == 1200 and aid_variants.variant_config("longer", 1).seed == 1
+    kwargs = dict(victim="resnet", n_images=2, smoke=True, device="cpu", results_dir=str(tmp_path), progress=False,
+                  engine="serial", eval_images=8)
+    result = aid_variants.run_aid_variants(variants=("preset", "longer"), seeds=(0, 1), **kwargs)
+    rows = result.examples
+    networks = rows.groupby(["variant", "train_seed"]).ngroups
+    assert networks == 4 and set(rows["attack"]) == {"adv2", "pgd"} and set(rows["rts"]) == {"AID"}
+    assert set(result.config["training"]) == {"preset seed 1", "longer seed 0", "longer seed 1"}
+    # two seeds train two networks: their maps of the same PGD inputs differ
+    pgd = rows[(rows["attack"] == "pgd") & (rows["variant"] == "longer")]
+    assert pgd.groupby("train_seed")["l1_benign"].sum().nunique() == 2
+    # the tests set each network beside the original RTS of the AID experiment (same images)
+    aid = experiments.run_aid(victim="resnet", n_images=2, smoke=True, device="cpu", results_dir=str(tmp_path),
+                              progress=False, engine="serial").examples
+    tests = report.variant_tests(rows, aid)
+    assert len(tests) == 4 and set(tests["bar"]) == {0.1}
+    assert report.variant_line(rows, aid).startswith("4 hardened networks")
+    table = Table("aid_variants", rows, {"config": {"resnet": result.config}})
+    assert len(report.training_table(table).data) == 3

@@ -277,7 +277,9 @@ CLAIM_RULES: tuple[ClaimRule, ...] = (
                             "the iterations it stays above the ratio it reaches against the original RTS (the "
                             "attacker's cost); an ASR arm cannot fire with a frozen victim and a required confidence "
                             "(bars and sources: the AID chapter)", lambda rows: defences.aid_tests(rows),
-              alternatives=lambda tables: designs.premise_line(tables.get("aid_premise"))),
+              alternatives=lambda tables: "; ".join(line for line in (
+                  designs.premise_line(tables.get("aid_premise")),
+                  designs.variant_line(tables.get("aid_variants"), tables.get("aid"))) if line)),
     ClaimRule("disparate", "robustness", "per victim: the interpreters' robustness differs widely (bars and "
                                          "sources: the robustness chapter)",
               lambda rows: defences.disparate_tests(rows)),

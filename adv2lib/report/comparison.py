@@ -18,7 +18,7 @@ __all__ = ["EXPERIMENTS", "load_all", "sources", "show_evidence", "verdict_count
 
 #: Every experiment the comparison chapter reads, in book order.
 EXPERIMENTS = ("main", "patch", "random_class", "transfer", "cross_model", "budget", "official_budget", "confidence",
-               "ablation", "robustness", "ensemble", "ensemble_designs", "aid", "aid_premise")
+               "ablation", "robustness", "ensemble", "ensemble_designs", "aid", "aid_premise", "aid_variants")
 
 
 def load_all(profile: str = "embedded", smoke: bool = False, results_dir=None) -> dict[str, Table]:

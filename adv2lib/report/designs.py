@@ -1,6 +1,6 @@
 """The studies beside the defences: the ensemble detector's other designs and why interpreters
-disagree less on ADV2 inputs (:mod:`adv2lib.studies.ensemble_designs`), and the premise of AID
-(:mod:`adv2lib.studies.aid_premise`).
+disagree less on ADV2 inputs (:mod:`adv2lib.studies.ensemble_designs`), the premise of AID
+(:mod:`adv2lib.studies.aid_premise`) and AID's variants (:mod:`adv2lib.studies.aid_variants`).
 
 Detector designs are judged exactly as the ensemble chapter judges its primary design
 (:func:`.defences.ensemble_tests`: flagged share of the successful single-interpreter ADV2 inputs
@@ -9,6 +9,7 @@ design's verdict can be set beside the primary's.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import stats
@@ -19,7 +20,8 @@ from .estimates import estimates, paired_ratio
 
 __all__ = ["designs", "design_label", "study_estimates", "study_verdicts", "design_line", "design_table",
            "disagreement_estimates", "toward_estimates", "disagreement_table", "toward_table", "PREMISE_BAR",
-           "premise_estimates", "premise_tests", "premise_line", "premise_table"]
+           "premise_estimates", "premise_tests", "premise_line", "premise_table", "variant_tests", "variant_estimates",
+           "variant_line", "variant_table", "training_table"]
 
 _ALL = "+".join(INTERPRETERS)
 _INPUTS = {("clean", None): "clean", ("pgd", None): "PGD", ("adaptive", None): "adaptive ADV2",
@@ -264,3 +266,101 @@ def premise_table(rows: pd.DataFrame):
                          with_n=True)
     return shown.rename(columns={"RTS": "network explaining", "rts_loss": "RTS objective",
                                  "rts_loss difference": "objective − clean (same images)"}).style.hide(axis="index")
+
+
+# --------------------------------------------------------------------------- AID's variants
+def _variant_interval(att: pd.DataFrame, original: pd.DataFrame, positions) -> stats.Interval:
+    """The rise of ADV2's L1 ratio to PGD from the original RTS to one hardened network, on the same
+    images (each image's four measurements drawn together, :func:`.defences.bootstrap`)."""
+    l1 = {}
+    for name, frame in (("variant", att), ("original", original)):
+        for attack in ("adv2", "pgd"):
+            h = frame[frame["attack"] == attack]
+            l1[name, attack] = defences._aligned(h.assign(l1=h["l1_benign"].where(defences.successful(h))), "l1",
+                                                 positions)
+    n = int(min((np.isfinite(l1[k, "adv2"]) & np.isfinite(l1[k, "pgd"])).sum() for k in ("variant", "original")))
+    return defences.bootstrap(lambda w: defences._ratio(w, l1["variant", "adv2"], l1["variant", "pgd"])
+                              - defences._ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n)
+
+
+def variant_tests(rows: pd.DataFrame, aid_rows: pd.DataFrame) -> pd.DataFrame:
+    """Per victim, variant and training seed: the rise of ADV2's L1 ratio to PGD from the original
+    RTS (the AID experiment's rows at the preset budget, same images) to that hardened network,
+    against the AID rule's bar (:data:`.defences.BARS` ``aid_ratio``)."""
+    if rows is None or rows.empty or aid_rows is None or aid_rows.empty:
+        return pd.DataFrame()
+    att = rows[rows["attack"].isin(["adv2", "pgd"])]
+    orig = aid_rows[(aid_rows["rts"] == "original") & aid_rows["attack"].isin(["adv2", "pgd"])]
+    orig = orig[orig["budget"].astype(float) == 1.0]
+    out = []
+    for (v, variant, s), g in att.groupby(["victim", "variant", "train_seed"], sort=False):
+        positions = sorted(set(g["position"]))
+        o = orig[(orig["victim"] == v) & orig["position"].isin(positions)]
+        rise = _variant_interval(g, o, positions)
+        out.append({**judge("aid", {"victim": v, "interpreter": "rts"}, "L1 / PGD, hardened minus original RTS",
+                            rise, defences.BARS["aid_ratio"]), "variant": variant, "train_seed": int(s)})
+    frame = pd.DataFrame(out)
+    order = {"victim": {v: i for i, v in enumerate(VICTIMS)}}
+    return frame.assign(_v=frame["victim"].map(order["victim"])).sort_values(["_v", "variant", "train_seed"],
+                                                                            kind="stable").drop(columns="_v")
+
+
+def variant_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per victim, variant and seed: ADV2's ASR, its L1 ratio to PGD under the same network (paired)
+    and its wall seconds per image (what the attacker pays), with 95% intervals."""
+    if rows is None or rows.empty:
+        return pd.DataFrame()
+    by = ["victim", "variant", "train_seed"]
+    adv = rows[rows["attack"] == "adv2"]
+    parts = [estimates(adv, by, ["asr"]), estimates(adv, by, ["seconds"], successful_only=False),
+             paired_ratio(rows, by)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def variant_line(rows: pd.DataFrame | None, aid_rows: pd.DataFrame | None) -> str:
+    """One line: whether any AID variant (with its seeds) moves ADV2's ratio by the rule's bar."""
+    tests = variant_tests(rows, aid_rows) if rows is not None else pd.DataFrame()
+    if tests.empty:
+        return ""
+    held = tests[tests["verdict"] == stats.HOLDS]
+    return (f"{len(tests)} hardened networks of the {{doc}}`AID variants study <08c_aid_variants>` "
+            f"({', '.join(dict.fromkeys(tests['variant']))}; seeds {', '.join(map(str, sorted(set(tests['train_seed']))))}): "
+            + ("none raises ADV2's L1 ratio to PGD by the bar" if held.empty else
+               "the ratio rises by the bar for " + "; ".join(f"{present.label(r['victim'])} {r['variant']} seed "
+                                                           f"{r['train_seed']}" for _, r in held.iterrows())))
+
+
+def variant_table(rows: pd.DataFrame, aid_rows: pd.DataFrame, training: dict | None = None):
+    """Per victim, variant and seed: ASR, L1 / PGD, seconds per image, and the test of the rise."""
+    est = variant_estimates(rows)
+    tests = variant_tests(rows, aid_rows)
+    if est.empty:
+        return defences._nothing()
+    shown = present.wide(est, ["victim", "variant", "train_seed"], ["asr", "l1_benign ratio", "seconds"],
+                         {"seconds": "{:.2f}"}, with_n=True)
+    if len(tests):
+        shown["L1 / PGD, hardened − original"] = [
+            present.interval_text(r["estimate"], r["lo"], r["hi"], "{:+.3f}") for _, r in tests.iterrows()]
+        shown["verdict (rise ≥ 0.1)"] = list(tests["verdict"])
+    return shown.rename(columns={"train_seed": "training seed", "seconds": "attack s / image"}).style.hide(axis="index")
+
+
+def training_table(table):
+    """The AID variants' training figures (``table``: the study's :class:`~adv2lib.report.files.Table`;
+    its ``meta["config"][victim]["training"]``): per victim, variant and seed, the training's wall
+    seconds, ADV2's success on the training pool at the first and last refresh and the masking test's
+    accuracies, the rates with Wilson intervals (as the AID chapter's cards)."""
+    out = []
+    for victim, config in (table.meta.get("config") or {}).items():
+        for name, f in ((config or {}).get("training") or {}).items():
+            row = {"victim": present.label(victim), "network": name, "training s": f"{f['training_seconds']:.0f}"}
+            for label, m, n, fmt in (("pool ASR, first refresh", "pool_asr_first", "pool_size", "{:.0%}"),
+                                     ("pool ASR, last refresh", "pool_asr_last", "refresh_size", "{:.0%}"),
+                                     ("preserved accuracy", "preserved_accuracy", "eval_images", "{:.1%}"),
+                                     ("destroyed accuracy", "destroyed_accuracy", "eval_images", "{:.1%}")):
+                iv = stats.rate(k=int(round(f[m] * f[n])), n=int(f[n]))
+                row[label] = present.interval_text(f[m], iv.lo, iv.hi, fmt) + f" (n = {int(f[n])})"
+            out.append(row)
+    if not out:
+        return defences._nothing()
+    return pd.DataFrame(out).style.hide(axis="index")

@@ -26,7 +26,7 @@ __all__ = ["STUDIES", "code", "code_files", "is_study", "runner", "run_function"
 
 #: The studies: experiment name -> module (within ``adv2lib.studies``).
 STUDIES = {"cross_model": "cross_model", "official_budget": "official_budget",
-           "ensemble_designs": "ensemble_designs", "aid_premise": "aid_premise"}
+           "ensemble_designs": "ensemble_designs", "aid_premise": "aid_premise", "aid_variants": "aid_variants"}
 
 _PACKAGE = Path(fingerprint.__file__).resolve().parent
 
