@@ -13,6 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from .. import chapters
 from ..errors import ConfigError
 from ..names import VICTIMS
 from .files import save_experiment, tables_dir
@@ -20,10 +21,9 @@ from .text import scale_text
 
 __all__ = ["CHAPTER_EXPERIMENTS", "ChapterRun", "chapter_request", "run_chapter"]
 
-#: The experiments a chapter can run (``adv2lib.experiments.run_<name>``, or a study's: :mod:`adv2lib.studies`).
-CHAPTER_EXPERIMENTS = ("main", "patch", "random_class", "transfer", "cross_model", "budget", "official_budget",
-                       "confidence",
-                       "ablation", "robustness", "ensemble", "aid")
+#: The experiments a chapter can run (``adv2lib.experiments.run_<name>``, or a study's: :mod:`adv2lib.studies`),
+#: in book order: those of the chapter plan (:mod:`adv2lib.chapters`).
+CHAPTER_EXPERIMENTS = tuple(c.experiment for c in chapters.PLAN if c.experiment)
 
 
 @dataclass(frozen=True)

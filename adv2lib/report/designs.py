@@ -19,7 +19,7 @@ from .cells import Bar, cell_verdicts, claim_verdict, judge
 from .estimates import estimates, paired_ratio
 
 __all__ = ["designs", "design_label", "study_estimates", "study_verdicts", "design_line", "design_table",
-           "disagreement_estimates", "toward_estimates", "disagreement_table", "toward_table", "PREMISE_BAR",
+           "disagreement_estimates", "toward_estimates", "toward_line", "disagreement_table", "toward_table", "PREMISE_BAR",
            "premise_estimates", "premise_tests", "premise_line", "premise_table", "variant_tests", "variant_estimates",
            "variant_line", "variant_table", "training_table"]
 
@@ -173,6 +173,28 @@ def toward_estimates(rows: pd.DataFrame) -> pd.DataFrame:
     frame = pd.concat(out, ignore_index=True)
     return frame.assign(_v=frame["victim"].map({v: i for i, v in enumerate(VICTIMS)})).sort_values(
         "_v", kind="stable").drop(columns="_v").reset_index(drop=True)
+
+
+def toward_line(rows: pd.DataFrame) -> str:
+    """One sentence per victim from :func:`toward_estimates`: for which interpreters ADV2 (and PGD, the
+    reference) moves the attacked map toward the others (the whole interval below 0), away from them
+    (above 0), or neither at this n."""
+    est = toward_estimates(rows)
+    if est.empty:
+        return ""
+    words = {"attacked": "ADV2 against it", "pgd": "PGD"}
+    out = []
+    for v in present.in_order(est["victim"], VICTIMS):
+        parts = []
+        for change, who in words.items():
+            mine = est[(est["victim"] == v) & (est["change"] == change)]
+            groups = {"toward the others": mine[mine["hi"] < 0], "away from them": mine[mine["lo"] > 0],
+                      "neither, at this n": mine[(mine["lo"] <= 0) & (mine["hi"] >= 0)]}
+            said = "; ".join(f"{where}: {', '.join(present.label(i) for i in g['interpreter'])}"
+                             for where, g in groups.items() if len(g))
+            parts.append(f"{who} moves the map ({said})")
+        out.append(f"{present.label(v)}: " + "; ".join(parts))
+    return ". ".join(out) + "."
 
 
 def disagreement_table(rows: pd.DataFrame):

@@ -93,11 +93,9 @@ def claim_line(rows: pd.DataFrame | None, claim: str) -> str:
     mine = tests[tests["claim"] == claim]
     if mine.empty:
         return ""
-    cells = cell_verdicts(mine)
-    counts = cells["verdict"].map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
-    parts = ", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("holds", "does not hold", "inconclusive"))
+    verdict = claim_verdict(cell_verdicts(mine)["verdict"])
     share = top_share(rows)
     where = ("the paper's own iteration counts" if share == 1 else
              f"no less than {share:.0%} of the paper's iteration counts (not the official counts)")
     return (f"At {where} (appendix {{doc}}`ADV2 at the official budget <05d_official_budget>`, "
-            f"{sample_sizes(rows)}): {claim_verdict(cells['verdict'])} ({len(cells)} cells: {parts})")
+            f"{sample_sizes(rows)}): {verdict}")
