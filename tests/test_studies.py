@@ -144,6 +144,8 @@ def test_toward_estimates_sign_a_map_that_moves_toward_the_others():
     est = report.toward_estimates(rows).set_index("change")
     assert est.loc["attacked", "estimate"] == pytest.approx(-0.2, abs=0.02) and est.loc["attacked", "hi"] < 0
     assert est.loc["pgd", "lo"] > 0
+    assert report.toward_line(rows) == ("ResNet: ADV2 against it moves the map (toward the others: CAM); PGD moves "
+                                        "the map (away from them: CAM).")
 
 
 # ------------------------------------------------------------------ the AID premise study
