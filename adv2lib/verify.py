@@ -63,8 +63,8 @@ __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "c
 
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
-            "stage2_steps", "eps_255", "rule", "level", "record", "rts", "train_seed", "attacked", "kind", "ensemble",
-            "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
+            "stage2_steps", "eps_255", "rule", "level", "record", "rts", "train_seed", "crafted_against", "attacked",
+            "kind", "ensemble", "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
 #: Measured times: they differ on every run and are not results.
 TIMING = ("seconds", "cpu_seconds")
 #: What a row was computed *from*: when these differ, the recomputed row attacked another input,
@@ -131,13 +131,15 @@ def _units(experiment: str, req: dict, rows: pd.DataFrame) -> list[Sample]:
         for interpreters in groups:
             for b, lo, hi in batches:
                 seconds = 0.0
-                if "seconds" in rows and "position" in rows:
+                if "position" in rows:
                     # a batch holds positions lo..hi-1, or, where targets are paired with images (patch), targets
                     where = rows["target_id"] if "target_id" in rows else rows["position"]
                     mine = (rows["victim"] == victim) & where.between(lo, hi - 1)
                     if experiment not in WHOLE_REQUEST:
                         mine &= rows["interpreter"].isin(interpreters)
-                    seconds = float(rows.loc[mine, "seconds"].fillna(0).sum())
+                    if not mine.any():      # a batch the study left out (its MASK runs on the first images only)
+                        continue
+                    seconds = float(rows.loc[mine, "seconds"].fillna(0).sum()) if "seconds" in rows else 0.0
                 out.append(Sample(experiment, req, victim, interpreters, b, lo, hi, spec.n_images, seconds))
     return out
 

@@ -80,6 +80,25 @@ def test_a_later_batch_of_the_cross_model_study(tmp_path, monkeypatch):
     assert (c["rows"] == 2).all() and (c["identical"] == 1.0).all() and v.failures(exact=True) == []
 
 
+def test_a_later_batch_of_the_official_budget_and_aid_premise_studies(tmp_path, monkeypatch):
+    """The studies' own batches alone: the official-budget study (MASK on its first batch only) and
+    the AID premise (which reads the AID experiment's batch, computed first)."""
+    monkeypatch.setenv("ADV2_RESULTS_DIR", str(tmp_path / "store"))
+    report.run_chapter("official_budget", victims=["resnet"], interpreters=["cam", "mask"], n_images=2, smoke=True,
+                       device="cpu", engine="serial", show=False)
+    report.run_chapter("aid_premise", victims=["resnet"], n_images=3, smoke=True, device="cpu", engine="serial",
+                       show=False, batch_size=2)
+    tables = record.tables_dir("embedded", True)
+    samples, _ = verify.plan(tables, only=["official_budget", "aid_premise"], everything=True)
+    assert {(s.experiment, s.interpreters, s.batch) for s in samples} >= {("official_budget", ("mask",), 0),
+                                                                          ("official_budget", ("cam",), 1),
+                                                                          ("aid_premise", ("rts",), 1)}
+    later = [s for s in samples if s.batch == 1]
+    v = verify.verify(later, tables, tmp_path / "scratch", say=lambda *_: None)
+    assert (v.comparison["identical"] == 1.0).all() and v.failures(exact=True) == []
+    assert set(v.comparison["experiment"]) == {"official_budget", "aid_premise"}
+
+
 def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
     path = record.table_path(smoke_record, "main")
     rows = record.read_table(path)
