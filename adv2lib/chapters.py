@@ -78,9 +78,9 @@ PLAN: tuple[Chapter, ...] = (
             why="RTS's objective on the AID experiment's inputs (issue 24): its images, no attack"),
     Chapter("08c_aid_variants", "aid_variants",
             {"smoke": {"n_images": 2, "eval_images": 16}, "full": {"n_images": 50, "eval_images": 500}},
-            interpreters=("rts",),
-            why="each variant and seed trains a hardened RTS (minutes each) before ADV2 attacks it: 50 images per "
-                "victim, the masking test on 500 clean images"),
+            interpreters=("rts",), one_victim=True,
+            why="each variant and seed trains a hardened RTS before ADV2 attacks it (on one Ray worker of the 2-core "
+                "machine, 10 to 25 minutes each): one victim, 50 images, the masking test on 500 clean images"),
     Chapter("paper_vs_ours"),
     Chapter("reproduce"),
     Chapter("artifact_appendix"),
