@@ -86,7 +86,8 @@ def images_per_group(examples: pd.DataFrame) -> int:
     images behind each reported mean (in the patch experiment an image may serve up to three
     targets, so this counts targets, not distinct images)."""
     keys = [c for c in ("interpreter", "attack", "variant", "source_interpreter", "ensemble", "score_kind", "split",
-                        "rts", "eps_255", "budget", "rule", "level", "record", "replacement") if c in examples.columns]
+                        "rts", "eps_255", "budget", "rule", "level", "record", "replacement", "members",
+                        "crafted_against", "train_seed", "source_victim") if c in examples.columns]
     if examples.empty:
         return 0
     # a key missing from some rows (the ablation's PGD rows have no variant, the ensemble's detection
