@@ -133,6 +133,20 @@ def _ratio(weights, a, b):
     return _wmean(weights, a, both) / _wmean(weights, b, both)
 
 
+def l1_by_position(frame: pd.DataFrame, positions) -> np.ndarray:
+    """``l1_benign`` of ``frame``'s successful rows at ``positions`` (NaN elsewhere)."""
+    return _aligned(frame.assign(l1=frame["l1_benign"].where(successful(frame))), "l1", positions)
+
+
+def ratio_change(after, before, n_images: int, n: int | None = None) -> stats.Interval:
+    """The change of ADV2's L1 ratio to PGD from ``before`` to ``after`` (each a pair ``(adv2, pgd)``
+    of L1 by image, :func:`l1_by_position`), bootstrapped over the images with each image's values
+    drawn together; ``n`` (default: the fewer images where a pair has both) is the images behind it."""
+    if n is None:
+        n = int(min(np.sum(np.isfinite(a) & np.isfinite(b)) for a, b in (after, before)))
+    return bootstrap(lambda w: _ratio(w, *after) - _ratio(w, *before), n_images, n)
+
+
 def auc_interval(clean, attack) -> stats.Interval:
     """The AUC of separating ``attack`` scores (positives) from ``clean`` scores, both indexed by
     the same images (NaN: no score for that image, e.g. a failed attack), with a bootstrap
@@ -652,21 +666,19 @@ def aid_tests(rows: pd.DataFrame, parts: bool = False) -> pd.DataFrame:
         for version in ("original", "AID"):
             for attack in ("adv2", "pgd"):
                 h = g[(g["rts"] == version) & (g["attack"] == attack)]
-                l1[version, attack] = _aligned(h.assign(l1=h["l1_benign"].where(successful(h))), "l1", positions)
-        n_ratio = int(min(np.sum(np.isfinite(l1[s, "adv2"]) & np.isfinite(l1[s, "pgd"])) for s in ("original", "AID")))
-        rise = bootstrap(lambda w: _ratio(w, l1["AID", "adv2"], l1["AID", "pgd"])
-                         - _ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n_ratio)
+                l1[version, attack] = l1_by_position(h, positions)
+        before = (l1["original", "adv2"], l1["original", "pgd"])
+        rise = ratio_change((l1["AID", "adv2"], l1["AID", "pgd"]), before, len(positions))
         where = {"victim": v, "interpreter": "rts"}
         tests = [cells.judge("aid", where, "L1 / PGD, hardened minus original RTS", rise, BARS["aid_ratio"])]
         mine = longer[longer["victim"] == v]
         if len(mine):
             factor = float(mine["budget"].astype(float).max())
             h = mine[mine["budget"].astype(float) == factor]
-            more = _aligned(h.assign(l1=h["l1_benign"].where(successful(h))), "l1", positions)
-            n_cost = int(np.sum(np.isfinite(more) & np.isfinite(l1["AID", "pgd"]) & np.isfinite(l1["original", "adv2"])
-                                & np.isfinite(l1["original", "pgd"])))
-            cost = bootstrap(lambda w: _ratio(w, more, l1["AID", "pgd"])
-                             - _ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n_cost)
+            more = l1_by_position(h, positions)
+            n_cost = int(np.sum(np.isfinite(more) & np.isfinite(l1["AID", "pgd"]) & np.isfinite(before[0])
+                                & np.isfinite(before[1])))
+            cost = ratio_change((more, l1["AID", "pgd"]), before, len(positions), n_cost)
             tests.append(cells.judge("aid", where, f"L1 / PGD, hardened RTS at {factor:g}x iterations minus original "
                                                    f"at 1x", cost, BARS["aid_cost"]))
         out += _with_cell_verdict(tests) if parts else [either(tests)]

@@ -293,16 +293,11 @@ def premise_table(rows: pd.DataFrame):
 # --------------------------------------------------------------------------- AID's variants
 def _variant_interval(att: pd.DataFrame, original: pd.DataFrame, positions) -> stats.Interval:
     """The rise of ADV2's L1 ratio to PGD from the original RTS to one hardened network, on the same
-    images (each image's four measurements drawn together, :func:`.defences.bootstrap`)."""
-    l1 = {}
-    for name, frame in (("variant", att), ("original", original)):
-        for attack in ("adv2", "pgd"):
-            h = frame[frame["attack"] == attack]
-            l1[name, attack] = defences._aligned(h.assign(l1=h["l1_benign"].where(defences.successful(h))), "l1",
-                                                 positions)
-    n = int(min((np.isfinite(l1[k, "adv2"]) & np.isfinite(l1[k, "pgd"])).sum() for k in ("variant", "original")))
-    return defences.bootstrap(lambda w: defences._ratio(w, l1["variant", "adv2"], l1["variant", "pgd"])
-                              - defences._ratio(w, l1["original", "adv2"], l1["original", "pgd"]), len(positions), n)
+    images (:func:`.defences.ratio_change`)."""
+    def pair(frame):
+        return tuple(defences.l1_by_position(frame[frame["attack"] == a], positions) for a in ("adv2", "pgd"))
+
+    return defences.ratio_change(pair(att), pair(original), len(positions))
 
 
 def variant_tests(rows: pd.DataFrame, aid_rows: pd.DataFrame) -> pd.DataFrame:
