@@ -2,6 +2,7 @@
 adaptive ADV2's invariants, AID's determinism, and the three experiments end to end (smoke)."""
 from __future__ import annotations
 
+import copy
 import shutil
 
 import numpy as np
@@ -166,6 +167,63 @@ def test_aid_training_is_deterministic_under_its_seed(tmp_path, monkeypatch):
     changed = [k for k in a if not torch.equal(a[k].cpu(), base.state_dict()[k].cpu())]
     assert changed and not any(k.startswith("selector.") for k in changed)    # only the decoder moves
     assert runs[0]["pool_refreshes"][0]["step"] == 0 and len(runs[0]["pool_refreshes"]) == 2
+
+
+def test_aid_readings_train_the_selector_and_tie_adversarial_masks_to_their_clean_sources(tmp_path, monkeypatch):
+    """The two readings beside the default: ``train_selector`` moves the class selector too, and
+    the distillation term is the mean |mask(x*, c) - teacher(x, c)| over the pool's half of a
+    batch, with the starting network as the teacher; it pulls those masks toward the teacher's."""
+    from dataclasses import replace
+
+    from adv2lib.data import fashion_mnist
+    from adv2lib.interpreters.rts_aid import AIDConfig, train_aid
+    from adv2lib.models import load_victim
+
+    monkeypatch.setenv("ADV2_CACHE_DIR", str(tmp_path / "cache"))
+    test = fashion_mnist("test")
+    kw = dict(train_set=test, test_set=test, device="cpu", write=False, progress=False, eval_images=20, resume=False)
+    base = RTS(load_victim("resnet")).net.state_dict()
+    default = train_aid("resnet", _tiny_aid(), **kw)
+    selector = train_aid("resnet", replace(_tiny_aid(), train_selector=True), **kw)
+    moved = {k for k, v in selector["state_dict"].items() if not torch.equal(v, base[k])}
+    assert any(k.startswith("selector.") for k in moved) and selector["trained_parameters"] > default["trained_parameters"]
+    assert "tie" not in default["final_losses"] and "class selector" in selector["method"]
+    tied = train_aid("resnet", replace(_tiny_aid(), tie_weight=5.0), **kw)
+    assert tied["final_losses"]["tie"] > 0 and "tie" in tied["method"]
+    # the default path draws and computes exactly as before the options: same network as an explicit 0
+    again = train_aid("resnet", replace(_tiny_aid(), tie_weight=0.0, train_selector=False), **kw)
+    assert all(torch.equal(default["state_dict"][k], again["state_dict"][k]) for k in base)
+    # a strong tie pulls the adversarial masks toward the teacher's masks of the clean sources
+    from adv2lib.interpreters import rts_aid
+
+    recorded = {}
+    real = rts_aid.craft_pool
+
+    def craft(*args, **kwargs):
+        out = real(*args, **kwargs)
+        recorded.setdefault("pool", out)
+        return out
+
+    monkeypatch.setattr(rts_aid, "craft_pool", craft)
+    gaps = {}
+    for weight in (0.0, 200.0):
+        recorded.clear()
+        cfg = replace(_tiny_aid(), steps=12, refresh_every=100, lr=2e-3, tie_weight=weight)
+        card = train_aid("resnet", cfg, **kw)
+        x_adv, label, _, clean = recorded["pool"]
+        victim = load_victim("resnet")
+        start = RTS(victim)
+        net = copy.deepcopy(start.net)
+        net.load_state_dict(card["state_dict"])
+        with torch.no_grad():
+            student = net(start.encoder.pyramid(x_adv), label)
+            teacher = start.net(start.encoder.pyramid(clean), label)
+        gaps[weight] = float((student - teacher).abs().mean())
+    assert gaps[200.0] < gaps[0.0]
+    with pytest.raises(ConfigError):
+        AIDConfig(tie_weight=-1)
+    with pytest.raises(ConfigError):
+        AIDConfig(train_selector="yes")
 
 
 def test_hardened_rts_missing_says_how_to_train_it(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from adv2lib import experiments, fingerprint, record, studies
+from adv2lib.errors import ConfigError
 from adv2lib.studies import cross_model
 
 
@@ -201,4 +202,17 @@ def test_aid_variants_train_each_network_and_attack_it(tmp_path, monkeypatch):
     assert len(tests) == 4 and set(tests["bar"]) == {0.1}
     assert report.variant_line(rows, aid).startswith("4 hardened networks")
     table = Table("aid_variants", rows, {"config": {"resnet": result.config}})
-    assert len(report.training_table(table).data) == 3
+    shown = report.training_table(table).data
+    assert len(shown) == 3 and set(shown["tie term at the end"]) == {"–"}
+
+
+def test_aid_variants_refuse_an_unknown_variant_or_seed_before_anything_runs(tmp_path):
+    from adv2lib.studies import aid_variants
+
+    assert aid_variants.variant_config("selector", 0).train_selector
+    assert aid_variants.variant_config("distill", 1).tie_weight == aid_variants.TIE_WEIGHT > 0
+    for bad in (dict(variants=("preset", "longest")), dict(seeds=()), dict(seeds=(0.5,))):
+        with pytest.raises(ConfigError):
+            aid_variants.run_aid_variants(victim="resnet", n_images=2, smoke=True, device="cpu",
+                                          results_dir=str(tmp_path), progress=False, engine="serial", **bad)
+    assert not any(tmp_path.iterdir())

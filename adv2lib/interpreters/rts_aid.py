@@ -20,6 +20,18 @@ in the AID chapter:
   objective penalises the benign-looking mask the attack asked for whenever it does not
   preserve ``ct``.
 
+Two other readings are options of :class:`AIDConfig`, off by default (the AID chapter's network
+uses neither; the AID variants study, :mod:`adv2lib.studies.aid_variants`, trains both):
+
+* ``train_selector``: the class selector is fine-tuned with the decoder;
+* ``tie_weight`` > 0, "distillation": the pool keeps each example's clean source, and the loss adds
+  ``tie_weight`` times the mean absolute difference between the network's mask of an adversarial
+  input and the mask the network AID started from (the teacher, frozen) gives its clean source, for
+  the same class (the class the mask is asked for). The map then follows the image's content, not
+  the perturbation; ADV2 needs the map of ``x*`` for ``ct`` to look like the benign map of ``x``
+  for its true class, which differs from ``x``'s map for ``ct``. (Tying it to the clean source's
+  map for the *true* class instead would hand the attacker its own goal; not run.)
+
 Everything random comes from one seeded generator (training images, target classes, noise
 of the masking objective, fake classes), so a run is deterministic under its seed (on one
 device type and thread count). Runs show a progress bar, checkpoint to
@@ -63,6 +75,8 @@ class AIDConfig:
     checkpoint_every: int = 100
     seed: int = 0
     rts: RTSTrainConfig = RTSTrainConfig(area_warmup=0.0)
+    train_selector: bool = False      # fine-tune the class selector with the decoder
+    tie_weight: float = 0.0           # > 0: the distillation term (the module's docstring)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "pool_size", "refresh_every", "refresh_size", "attack_steps",
@@ -73,6 +87,10 @@ class AIDConfig:
             raise ConfigError(f"AIDConfig.adversarial_fraction must be in [0, 1], got {self.adversarial_fraction!r}")
         if self.refresh_size > self.pool_size:
             raise ConfigError("AIDConfig.refresh_size cannot exceed pool_size")
+        if not isinstance(self.train_selector, bool):
+            raise ConfigError(f"AIDConfig.train_selector must be True or False, got {self.train_selector!r}")
+        if not (isinstance(self.tie_weight, (int, float)) and self.tie_weight >= 0):
+            raise ConfigError(f"AIDConfig.tie_weight must be a number >= 0, got {self.tie_weight!r}")
 
     def attack_config(self, profile: str = "embedded"):
         """The crafting attack: the profile's ADV2-RTS preset with the shortened budget."""
@@ -96,8 +114,9 @@ def _draw_correct(victim, dataset, n, generator, device):
 
 
 def craft_pool(victim, net, encoder, dataset, n, config: AIDConfig, generator, profile="embedded"):
-    """``n`` ADV2-RTS examples against a frozen copy of ``net`` as it is now: ``(x_adv, label)``
-    with ``label`` the victim's prediction (its target class where the attack succeeded)."""
+    """``n`` ADV2-RTS examples against a frozen copy of ``net`` as it is now: ``(x_adv, label,
+    success rate, x)`` with ``label`` the victim's prediction (its target class where the attack
+    succeeded) and ``x`` the clean sources."""
     from ..attacks import ADV2
 
     device = next(victim.parameters()).device
@@ -106,7 +125,7 @@ def craft_pool(victim, net, encoder, dataset, n, config: AIDConfig, generator, p
     ct = (y + shift) % victim.num_classes
     frozen = RTS(victim, net=copy.deepcopy(net), encoder=encoder)
     result = ADV2(victim, frozen, config=config.attack_config(profile)).attack(x, ct, true_class=y)
-    return result.x_adv.detach(), result.prediction.detach(), float(result.success.float().mean())
+    return result.x_adv.detach(), result.prediction.detach(), float(result.success.float().mean()), x
 
 
 def train_aid(victim_name: str = "resnet", config: AIDConfig = AIDConfig(), profile: str = "embedded",
@@ -132,15 +151,15 @@ def train_aid(victim_name: str = "resnet", config: AIDConfig = AIDConfig(), prof
     base = RTS(victim, weights=base_weights)
     encoder = base.encoder
     net = copy.deepcopy(base.net)
-    decoder = [p for n, p in net.named_parameters() if not n.startswith("selector.")]
+    trained = [p for n, p in net.named_parameters() if config.train_selector or not n.startswith("selector.")]
     for p in net.parameters():
         p.requires_grad_(False)
-    for p in decoder:
+    for p in trained:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(decoder, lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.Adam(trained, lr=config.lr, weight_decay=config.weight_decay)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    state = {"pool_x": None, "pool_y": None}
+    state = {"pool_x": None, "pool_y": None, "pool_clean": None}
     name = f"rts-aid-{profile}-{victim.name}-seed{config.seed}"
     checkpoint = Checkpoint(checkpoint_path(name), _jsonable(config), net=net, opt=opt, generator=generator)
     step, elapsed, history, running, refreshes = 0, 0.0, [], {}, []
@@ -152,8 +171,9 @@ def train_aid(victim_name: str = "resnet", config: AIDConfig = AIDConfig(), prof
     t0 = time.perf_counter()
     if state["pool_x"] is None:
         net.eval()
-        x_adv, label, asr = craft_pool(victim, net, encoder, train_set, config.pool_size, config, generator, profile)
-        state = {"pool_x": x_adv, "pool_y": label}
+        x_adv, label, asr, clean = craft_pool(victim, net, encoder, train_set, config.pool_size, config, generator,
+                                              profile)
+        state = {"pool_x": x_adv, "pool_y": label, "pool_clean": clean}
         refreshes.append({"step": 0, "asr": round(asr, 4)})
     n_adv = int(round(config.batch_size * config.adversarial_fraction))
     n_clean = config.batch_size - n_adv
@@ -161,14 +181,15 @@ def train_aid(victim_name: str = "resnet", config: AIDConfig = AIDConfig(), prof
     while step < config.steps:
         if step and step % config.refresh_every == 0:
             net.eval()
-            x_new, y_new, asr = craft_pool(victim, net, encoder, train_set, config.refresh_size, config, generator,
-                                           profile)
+            new = craft_pool(victim, net, encoder, train_set, config.refresh_size, config, generator, profile)
             slot = (step // config.refresh_every * config.refresh_size) % config.pool_size
             sl = slice(slot, slot + config.refresh_size)
-            state["pool_x"][sl], state["pool_y"][sl] = x_new[: len(state["pool_x"][sl])], y_new[: len(state["pool_y"][sl])]
+            for name, value in zip(("pool_x", "pool_y", "pool_clean"), (new[0], new[1], new[3])):
+                state[name][sl] = value[: len(state[name][sl])]
+            asr = new[2]
             refreshes.append({"step": step, "asr": round(asr, 4)})
         net.train()
-        parts_x, parts_y = [], []
+        parts_x, parts_y, sources = [], [], None
         if n_clean:
             idx = torch.randint(0, len(train_set), (n_clean,), generator=generator, device=generator.device).cpu()
             xc, yc = train_set.tensors(idx)
@@ -176,12 +197,18 @@ def train_aid(victim_name: str = "resnet", config: AIDConfig = AIDConfig(), prof
         if n_adv:
             pick = torch.randint(0, config.pool_size, (n_adv,), generator=generator, device=generator.device).to(device)
             parts_x.append(state["pool_x"][pick]), parts_y.append(state["pool_y"][pick])
+            sources = state["pool_clean"][pick]
         x, y = torch.cat(parts_x), torch.cat(parts_y)
         target, is_real = fake_targets(y, victim.num_classes, config.rts.fake_prob, generator)
         with torch.no_grad():
             pyramid = encoder.pyramid(x)
         mask = net(pyramid, target)
         terms = saliency_loss(victim, x, y, mask, is_real, config.rts, generator)
+        if config.tie_weight and sources is not None:
+            with torch.no_grad():
+                teacher = base.net(encoder.pyramid(sources), target[n_clean:])
+            terms["tie"] = (mask[n_clean:] - teacher).abs().mean()
+            terms["loss"] = terms["loss"] + config.tie_weight * terms["tie"]
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()
@@ -209,12 +236,16 @@ def train_aid(victim_name: str = "resnet", config: AIDConfig = AIDConfig(), prof
         "victim": victim.name,
         "profile": profile,
         "method": ("adversarial interpretation distillation (Zhang et al. 2020, section on countermeasures; our "
-                   "reading, adv2lib.interpreters.rts_aid): the RTS decoder fine-tuned on clean images and ADV2-RTS "
-                   "examples re-crafted against the current network, with RTS's own masking objective"),
+                   "reading, adv2lib.interpreters.rts_aid): the RTS decoder"
+                   + (" and class selector" if config.train_selector else "")
+                   + " fine-tuned on clean images and ADV2-RTS examples re-crafted against the current network, "
+                   "with RTS's own masking objective"
+                   + (f" plus {config.tie_weight} x the L1 tie of each adversarial mask to the starting network's "
+                      "mask of its clean source" if config.tie_weight else "")),
         "base_weights": str(base_path),
         "base_weights_sha256": file_sha256(base_path),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "trained_parameters": sum(p.numel() for p in decoder),
+        "trained_parameters": sum(p.numel() for p in trained),
         "training_seconds": round(elapsed, 1),
         "training_device": str(device),
         "torch_threads": torch.get_num_threads(),

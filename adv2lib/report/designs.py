@@ -367,7 +367,8 @@ def training_table(table):
     """The AID variants' training figures (``table``: the study's :class:`~adv2lib.report.files.Table`;
     its ``meta["config"][victim]["training"]``): per victim, variant and seed, the training's wall
     seconds, ADV2's success on the training pool at the first and last refresh and the masking test's
-    accuracies, the rates with Wilson intervals (as the AID chapter's cards)."""
+    accuracies, the rates with Wilson intervals (as the AID chapter's cards); then the number of trained
+    parameters and the distillation term's running mean at the end (``–``: a variant without it)."""
     out = []
     for victim, config in (table.meta.get("config") or {}).items():
         for name, f in ((config or {}).get("training") or {}).items():
@@ -378,6 +379,10 @@ def training_table(table):
                                      ("destroyed accuracy", "destroyed_accuracy", "eval_images", "{:.1%}")):
                 iv = stats.rate(k=int(round(f[m] * f[n])), n=int(f[n]))
                 row[label] = present.interval_text(f[m], iv.lo, iv.hi, fmt) + f" (n = {int(f[n])})"
+            if "trained_parameters" in f:            # the tables of 2026-12-03 and later
+                row["trained parameters"] = f"{int(f['trained_parameters']):,}"
+                tie = f.get("final_tie")
+                row["tie term at the end"] = "–" if tie is None or tie != tie else f"{tie:.3f}"
             out.append(row)
     if not out:
         return defences._nothing()
