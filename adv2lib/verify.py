@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 
 from . import record, stats, studies
+from .precision import PRECISIONS, victim_passes
+from .precision import check as check_precision
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "report_table", "add_arguments", "main"]
@@ -531,6 +533,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the summary in the record (record/<scale>/verify/NAME.json), where the Reproduce and "
                         "Artifact Appendix chapters show it")
     p.add_argument("--label", default=None, help="how the kept run is named in the book (default: NAME)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="recompute with the victims' passes in this precision (adv2lib.precision; serial engine, "
+                        "a temporary scratch store) and compare with the record: the test of a reduced precision")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -541,6 +546,13 @@ def main(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.precision != "fp32":
+        # The passes are patched in this process only, and the scratch store's keys do not name the
+        # precision: so the serial engine, and a store that is deleted afterwards.
+        if args.engine != "serial" or args.results_dir:
+            raise ConfigError("--precision other than fp32 runs on the serial engine into a temporary store: "
+                              "leave out --engine ray and --results-dir")
+        check_precision(args.precision, torch.device(args.device).type)
     tables = record.tables_dir(args.profile, args.smoke)
     if not tables.is_dir():
         raise ConfigError(f"no record at {tables}: build the book first (make book)")
@@ -552,12 +564,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"verify: the record at {tables.parent} (commit {((manifest.get('commit') or {}).get('sha') or '?')[:10]},"
           f" code {(manifest.get('inputs') or {}).get('code', '?')}); this code: {record.inputs(args.profile)['code']}; "
           f"{len(samples)} batches of {len({s.experiment for s in samples})} experiments (seed {args.seed}), "
-          f"engine {args.engine}, torch threads {torch.get_num_threads()}")
+          f"engine {args.engine}, torch threads {torch.get_num_threads()}, precision {args.precision}")
     for name, seconds in not_sampled.items():
         print(f"verify: {name}: " + (_not_sampled(name, seconds) if name in NEVER_SAMPLED else
                                      f"no batch fits --minutes {args.minutes:g} (its cheapest took the record "
                                      f"{seconds:.0f} s)"))
-    with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch, victim_passes(args.precision):
         verdict = verify(samples, tables, Path(args.results_dir or scratch), engine, args.device)
     verdict.not_sampled = not_sampled
     table = report_table(verdict)
@@ -568,7 +580,7 @@ def main(args: argparse.Namespace) -> int:
             "table": table.to_dict("records"), "comparison": verdict.comparison.to_dict("records"),
             "aggregates": verdict.aggregates.to_dict("records"),
             "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
-                              "seed": args.seed, "minutes": args.minutes}},
+                              "seed": args.seed, "minutes": args.minutes, "precision": args.precision}},
             indent=2, default=str))
     failures = verdict.failures(args.exact)
     if failures:
@@ -584,6 +596,7 @@ def main(args: argparse.Namespace) -> int:
         kept = {"label": args.label or args.keep, "table": table.to_dict("records"),
                 "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
                                   "allocator": describe(), "exact": bool(args.exact), "seed": args.seed,
+                                  "precision": args.precision,
                                   "minutes": None if args.everything else args.minutes},
                 "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}

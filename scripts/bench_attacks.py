@@ -21,7 +21,13 @@ step in units of ``t_pass`` (their higher-order cost).
 Times are process CPU seconds (robust to other jobs on a shared machine; with one thread,
 wall time on an idle machine is about the same).
 
+``--precision fp32 bf16`` runs every attack in each precision (:func:`adv2lib.precision.victim_passes`:
+the victims' passes under bfloat16 autocast), ``t_pass`` measured in the same precision, and ends
+with a table of both side by side: seconds per image, the speed-up, the ratio to the bare passes
+in each, and the attack's success in each.
+
     python scripts/bench_attacks.py --victim resnet --n-images 20
+    python scripts/bench_attacks.py --victim resnet --n-images 20 --precision fp32 bf16
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from adv2lib.data import load_test_set
 from adv2lib.experiments import random_target_classes, select_correct
 from adv2lib.interpreters import build_interpreter
 from adv2lib.models import load_victim
+from adv2lib.precision import PRECISIONS, victim_passes
 
 
 #: The clock: process CPU time (all threads). On a shared machine wall time depends on the
@@ -73,18 +80,23 @@ def main(argv=None):
                         help="torch threads (1: CPU time = compute time, robust on a shared machine)")
     parser.add_argument("--smoke", action="store_true", help="the smoke presets (few iterations)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=list(PRECISIONS),
+                        help="run every attack in each of these precisions (adv2lib.precision)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     victim = load_victim(args.victim, args.profile, device="cpu")
     _, x, y = select_correct(victim, load_test_set(args.profile), args.n_images, args.seed)
     ct = random_target_classes(y, victim.num_classes, args.seed)
     n = len(x)
-    t_pass = time_pass(victim, x, ct)
-    print(f"victim {args.victim} ({args.profile}), {n} images, {args.threads} threads, "
-          f"t_pass = {1000 * t_pass:.2f} CPU-ms/image (forward+backward)")
-    print(f"{'attack':<10} {'s/image':>8} {'passes/img':>11} {'bare s/img':>11} {'ratio':>6}")
+    for precision in args.precision:
+        with victim_passes(precision):
+            t_pass = time_pass(victim, x, ct)
+        print(f"victim {args.victim} ({args.profile}), {n} images, {args.threads} threads, {precision}: "
+              f"t_pass = {1000 * t_pass:.2f} CPU-ms/image (forward+backward)")
+    print(f"{'attack':<10} {'precision':<9} {'s/image':>8} {'passes/img':>11} {'bare s/img':>11} {'ratio':>6}")
     print("(CPU seconds; t_pass is re-measured before and after each attack and averaged)")
-    extra = []
+    extra, side, unit = [], [], {}
+    first = args.precision[0]         # the higher-order costs below are measured in this one
     for name in args.attacks:
         if name == "pgd":
             attack = PGD(victim, config=preset_for(args.profile, "pgd", smoke=args.smoke))
@@ -92,18 +104,24 @@ def main(argv=None):
             kwargs = {"iterations": 20} if (name == "mask" and args.smoke) else {}
             interp = build_interpreter(name, victim, **kwargs)
             attack = ADV2(victim, interp, config=preset_for(args.profile, name, smoke=args.smoke))
-        before = time_pass(victim, x, ct)
-        start, wall = clock(), time.perf_counter()
-        res = attack.attack(x, ct, true_class=y)
-        seconds = (clock() - start) / n
-        wall = (time.perf_counter() - wall) / n
-        # The machine may be shared: the unit is re-measured around every attack.
-        t_pass = (before + time_pass(victim, x, ct)) / 2
-        passes = res.passes["total"]
         label = name if name == "pgd" else f"adv2-{name}"
-        print(f"{label:<10} {seconds:8.2f} {passes:11.0f} {passes * t_pass:11.2f} "
-              f"{seconds / (passes * t_pass):6.2f}   (ASR {res.success.float().mean():.2f}, "
-              f"t_pass {1000 * t_pass:.2f} ms, wall {wall:.2f} s/image)", flush=True)
+        for precision in args.precision:
+            with victim_passes(precision):
+                before = time_pass(victim, x, ct)
+                start, wall = clock(), time.perf_counter()
+                res = attack.attack(x, ct, true_class=y)
+                seconds = (clock() - start) / n
+                wall = (time.perf_counter() - wall) / n
+                # The machine may be shared: the unit is re-measured around every attack.
+                t_pass = (before + time_pass(victim, x, ct)) / 2
+            passes = res.passes["total"]
+            asr = float(res.success.float().mean())
+            unit[precision] = t_pass
+            side.append({"attack": label, "precision": precision, "seconds": seconds,
+                         "ratio": seconds / (passes * t_pass), "asr": asr})
+            print(f"{label:<10} {precision:<9} {seconds:8.2f} {passes:11.0f} {passes * t_pass:11.2f} "
+                  f"{seconds / (passes * t_pass):6.2f}   (ASR {asr:.2f}, "
+                  f"t_pass {1000 * t_pass:.2f} ms, wall {wall:.2f} s/image)", flush=True)
         if name == "grad":
             xa = x.clone().requires_grad_(True)
 
@@ -113,8 +131,9 @@ def main(argv=None):
                 loss = F.cross_entropy(victim(z), ct) + m.sum()
                 torch.autograd.grad(loss, z)
 
-            extra.append(("GRAD attack step (surrogate map + double backward + CE)",
-                          time_step(grad_step) / n / t_pass))
+            with victim_passes(first):
+                extra.append(("GRAD attack step (surrogate map + double backward + CE)",
+                              time_step(grad_step) / n / unit[first]))
             del xa
         if name == "mask":
             state = interp.init_state(x, ct)
@@ -127,16 +146,25 @@ def main(argv=None):
                 s = interp.inner_steps(z, ct, state, 1, differentiable=True)
                 torch.autograd.grad(interp.state_map(s).sum(), z)
 
-            extra.append(("MASK inner Adam step (no graph)", time_step(inner) / n / t_pass))
-            extra.append(("MASK unrolled step + backward to x", time_step(unrolled) / n / t_pass))
+            with victim_passes(first):
+                extra.append(("MASK inner Adam step (no graph)", time_step(inner) / n / unit[first]))
+                extra.append(("MASK unrolled step + backward to x", time_step(unrolled) / n / unit[first]))
             cfg = attack.config
             per_iter = (1 + cfg.inner_steps + 3 * cfg.unrolled_steps + cfg.bisection_steps / 3)
             extra.append((f"MASK outer iteration, counted passes (pred 1 + inner {cfg.inner_steps} + "
                           f"unrolled 3x{cfg.unrolled_steps} + bisection {cfg.bisection_steps}/3)", per_iter))
             extra.append((f"full MASK snapshot ({interp.config.iterations} Adam steps), counted passes",
                           float(interp.config.iterations)))
+    if len(args.precision) > 1:
+        print(f"\nside by side (CPU s/image; speed-up: {first} time over each other's; ratio: time over its bare passes):")
+        for label in dict.fromkeys(r["attack"] for r in side):
+            mine = {r["precision"]: r for r in side if r["attack"] == label}
+            print(f"  {label:<10} " + "   ".join(
+                f"{p} {mine[p]['seconds']:.3f} s (ratio {mine[p]['ratio']:.2f}, ASR {mine[p]['asr']:.2f})"
+                + ("" if p == first else f" x{mine[first]['seconds'] / mine[p]['seconds']:.2f}")
+                for p in args.precision))
     if extra:
-        print("\nhigher-order costs, in units of t_pass per image:")
+        print(f"\nhigher-order costs, in units of t_pass per image ({first}):")
         for label, value in extra:
             print(f"  {label}: {value:.2f}")
 

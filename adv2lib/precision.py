@@ -1,0 +1,100 @@
+"""Reduced-precision passes of the victims: bfloat16 autocast on the CPU, TF32 on CUDA (issue 25).
+
+The book's cost is the victims' forward and backward passes (convolutions are 76% of a profiled
+MASK attack). PyTorch's autocast runs the convolutions and linear layers of a region in bfloat16
+(on the CPU through oneDNN, fast where the CPU has AVX-512 BF16) and leaves every other operation
+in the precision of its inputs (https://pytorch.org/docs/stable/amp.html, "CPU Ops that can
+autocast to bfloat16"). TF32 is CUDA's tensor-core format for float32 matrix products
+(``torch.backends.cuda.matmul.allow_tf32``, ``torch.backends.cudnn.allow_tf32``).
+
+:func:`victim_passes` puts every victim's passes in a precision for the duration of a ``with``
+block: :meth:`Victim.pyramid <adv2lib.models.victim.Victim.pyramid>` (its feature maps at every
+scale) and :meth:`Victim.head <adv2lib.models.victim.Victim.head>` (pooling and the classifier)
+run under autocast and return float32, so the maps, losses, metrics and the projection that use
+them stay in float32; gradients flow back through the casts to float32 inputs. It patches the
+class, so it reaches every victim of the process (the RTS encoder included) but not another
+process: the serial engine only.
+
+Not yet a setting of the experiments: results computed under it are not keyed by it, so it is
+used where no result is stored for reuse (``python -m adv2lib verify --precision``, which
+recomputes into a scratch store deleted afterwards; ``scripts/bench_attacks.py --precision``).
+
+>>> import torch
+>>> from adv2lib.models.embedded import SmallResNet
+>>> victim = SmallResNet().eval()
+>>> with victim_passes("bf16"):
+...     logits = victim(torch.rand(2, 1, 28, 28))
+>>> logits.dtype
+torch.float32
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["PRECISIONS", "check", "autocast", "victim_passes"]
+
+#: The precisions: ``fp32`` (float32 throughout, the record's), ``bf16`` (bfloat16 autocast, CPU or
+#: CUDA), ``tf32`` (CUDA only: float32 tensors, TF32 tensor-core products).
+PRECISIONS = ("fp32", "bf16", "tf32")
+
+
+def check(precision: str, device_type: str = "cpu") -> str:
+    """``precision``, or a :class:`~adv2lib.errors.ConfigError` saying why it cannot run on ``device_type``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "tf32" and device_type != "cuda":
+        raise ConfigError("precision 'tf32' is a CUDA tensor-core format: use 'bf16' or 'fp32' on the CPU")
+    return precision
+
+
+@contextlib.contextmanager
+def autocast(precision: str, device_type: str = "cpu"):
+    """The ``with`` block's matrix products and convolutions in ``precision`` (``fp32``: unchanged)."""
+    check(precision, device_type)
+    if precision == "bf16":
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32":
+        flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+    else:
+        yield
+
+
+def _float(value):
+    return [v.float() for v in value] if isinstance(value, (list, tuple)) else value.float()
+
+
+@contextlib.contextmanager
+def victim_passes(precision: str):
+    """Every victim's passes in ``precision`` while the block runs (see the module's docstring)."""
+    from .models.victim import Victim
+
+    if precision == "fp32":
+        yield
+        return
+    check(precision, "cuda" if precision == "tf32" else "cpu")
+    originals = {name: getattr(Victim, name) for name in ("pyramid", "head")}
+
+    def wrap(method):
+        def run(self, x):
+            with autocast(precision, x.device.type):
+                return _float(method(self, x))
+        run.__doc__ = method.__doc__
+        return run
+
+    try:
+        for name, method in originals.items():
+            setattr(Victim, name, wrap(method))
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(Victim, name, method)

@@ -1,0 +1,80 @@
+"""Reduced-precision passes (adv2lib.precision): what they change, what they leave, where they are refused."""
+from __future__ import annotations
+
+import argparse
+import doctest
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from adv2lib import precision, verify
+from adv2lib.errors import ConfigError
+from adv2lib.models import load_victim
+from adv2lib.models.victim import Victim
+
+
+def test_doctests():
+    assert doctest.testmod(precision).failed == 0
+
+
+def test_bf16_passes_return_float32_close_to_fp32_and_are_undone_after_the_block():
+    victim = load_victim("resnet", device="cpu")
+    x = torch.rand(8, 1, 28, 28)
+    y = victim(x).argmax(1)
+    originals = Victim.pyramid, Victim.head
+
+    def logits_and_grad():
+        xa = x.clone().requires_grad_(True)
+        logits = victim(xa)
+        return logits.detach(), torch.autograd.grad(F.cross_entropy(logits, y), xa)[0]
+
+    ref_logits, ref_grad = logits_and_grad()
+    with precision.victim_passes("bf16"):
+        assert (Victim.pyramid, Victim.head) != originals
+        logits, grad = logits_and_grad()
+        features = victim.features(x)
+    assert (Victim.pyramid, Victim.head) == originals
+    assert logits.dtype == grad.dtype == features.dtype == torch.float32
+    assert not torch.equal(logits, ref_logits)                       # the passes did change precision
+    assert torch.allclose(logits, ref_logits, atol=0.2 * ref_logits.abs().max().item())
+    assert (logits.argmax(1) == ref_logits.argmax(1)).float().mean() >= 0.75
+    assert (grad.sign() == ref_grad.sign()).float().mean() > 0.8
+    with precision.victim_passes("fp32"):                              # fp32: nothing patched
+        assert (Victim.pyramid, Victim.head) == originals
+        assert torch.equal(victim(x), ref_logits)
+
+
+def test_the_patch_is_undone_when_the_block_raises():
+    originals = Victim.pyramid, Victim.head
+    with pytest.raises(RuntimeError):
+        with precision.victim_passes("bf16"):
+            raise RuntimeError("inside")
+    assert (Victim.pyramid, Victim.head) == originals
+
+
+def test_double_backward_runs_in_bf16():
+    """GRAD's attack differentiates an input gradient: it must run through the bf16 passes."""
+    victim = load_victim("resnet", device="cpu")
+    x = torch.rand(2, 1, 28, 28, requires_grad=True)
+    with precision.victim_passes("bf16"):
+        g = torch.autograd.grad(victim(x)[:, 0].sum(), x, create_graph=True)[0]
+        (second,) = torch.autograd.grad(g.abs().sum(), x)
+    assert second.dtype == torch.float32 and torch.isfinite(second).all()
+
+
+def test_unknown_or_unavailable_precisions_are_refused():
+    with pytest.raises(ConfigError, match="unknown precision"):
+        precision.check("fp16")
+    with pytest.raises(ConfigError, match="CUDA"):
+        precision.check("tf32", "cpu")
+    assert precision.check("bf16", "cpu") == "bf16"
+
+
+@pytest.mark.parametrize("extra", [["--engine", "ray"], ["--results-dir", "somewhere"]])
+def test_verify_runs_a_reduced_precision_serially_into_a_temporary_store_only(extra):
+    parser = argparse.ArgumentParser()
+    verify.add_arguments(parser)
+    args = parser.parse_args(["--precision", "bf16", *extra])
+    with pytest.raises(ConfigError, match="temporary store"):
+        verify.main(args)
