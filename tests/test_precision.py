@@ -78,3 +78,32 @@ def test_verify_runs_a_reduced_precision_serially_into_a_temporary_store_only(ex
     args = parser.parse_args(["--precision", "bf16", *extra])
     with pytest.raises(ConfigError, match="temporary store"):
         verify.main(args)
+
+
+def test_the_reproduce_chapter_sets_a_bf16_run_beside_the_fp32_record(tmp_path, monkeypatch):
+    import json
+
+    from adv2lib import record
+    from adv2lib.report import reproduce
+
+    monkeypatch.setattr(record, "scale_dir", lambda profile, smoke: tmp_path)
+    assert reproduce.precision("embedded", False)[0] is None
+    (tmp_path / "verify").mkdir()
+    base = {"experiment": "main", "victim": "resnet", "n": 100, "sampled": 100}
+    aggregates = [
+        {**base, "interpreter": "cam", "attack": "adv2", "metric": "l1_benign", "estimate": 0.10, "lo": 0.08,
+         "hi": 0.12, "with_sample": 0.11, "inside": True},
+        {**base, "interpreter": "cam", "attack": "adv2", "metric": "success", "estimate": 1.0, "lo": 0.96,
+         "hi": 1.0, "with_sample": 1.0, "inside": True},
+        {**base, "interpreter": "mask", "attack": "adv2", "metric": "l1_benign", "estimate": 0.20, "lo": 0.18,
+         "hi": 0.22, "with_sample": 0.23, "inside": False}]
+    (tmp_path / "verify" / "bf16.json").write_text(json.dumps(
+        {"label": "bf16", "configuration": {"precision": "bf16"}, "table": [], "aggregates": aggregates}))
+    (tmp_path / "verify" / "fp32.json").write_text(json.dumps(
+        {"label": "fp32", "configuration": {"engine": "serial"}, "table": [], "aggregates": aggregates}))
+    table, text = reproduce.precision("embedded", False)
+    rows = table.data.set_index("interpreter")
+    assert list(rows.index) == ["CAM", "MASK"] and set(rows["precision"]) == {"bf16"}     # the fp32 run is left out
+    assert rows.loc["CAM", "outside interval"] == 0 and rows.loc["CAM", "largest move"] == pytest.approx(0.5)
+    assert rows.loc["MASK", "outside interval"] == 1 and rows.loc["MASK", "largest move"] == pytest.approx(1.5)
+    assert rows.loc["MASK", "in"] == "l1_benign" and "95% interval" in text

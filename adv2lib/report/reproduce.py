@@ -15,7 +15,7 @@ from .. import paths, runner, utils
 from .present import TableSpec, styled
 from .tables import attack_times, build_speedup
 
-__all__ = ["timings", "build_times", "speedup", "attack_cost", "hardware", "versions"]
+__all__ = ["timings", "build_times", "speedup", "attack_cost", "precision", "hardware", "versions"]
 
 
 def timings(profile: str, smoke: bool) -> dict:
@@ -81,6 +81,44 @@ def attack_cost(profile: str, smoke: bool, results_dir=None):
             f"inputs and the transfer experiment, which only re-interprets stored inputs. Sum of the wall times: "
             f"{frame['wall min (total)'].sum():.1f} min.")
     return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
+
+
+def precision(profile: str, smoke: bool):
+    """The kept verify runs in a reduced precision (``verify --precision bf16 --keep NAME``) against
+    the fp32 record: per run, experiment, victim, interpreter and attack, the aggregates recomputed,
+    how many left the record's 95% interval, and the largest move in units of the interval's half
+    width (1: to the interval's edge), with its metric."""
+    from .appendix import verification_runs
+
+    out = []
+    for run in verification_runs(profile, smoke):
+        chosen = (run.get("configuration") or {}).get("precision", "fp32")
+        aggs = pd.DataFrame(run.get("aggregates") or [])
+        if chosen == "fp32" or aggs.empty:
+            continue
+        half = (aggs["hi"] - aggs["lo"]) / 2
+        aggs = aggs.assign(move=(aggs["with_sample"] - aggs["estimate"]).abs() / half.where(half > 0))
+        by = [c for c in ("experiment", "victim", "interpreter", "attack") if c in aggs]
+        for key, g in aggs.groupby(by, sort=False):
+            worst = g.loc[g["move"].idxmax()] if g["move"].notna().any() else None
+            out.append({"run": run.get("label") or run["name"], "precision": chosen,
+                        **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                        "images": int(g["sampled"].max()), "aggregates": len(g),
+                        "outside interval": int((~g["inside"].astype(bool)).sum()),
+                        "largest move": float("nan") if worst is None else worst["move"],
+                        "in": "" if worst is None else str(worst["metric"])})
+    if not out:
+        return None, ("No verify run in a reduced precision is kept in the record yet "
+                      "(`python -m adv2lib verify --precision bf16 --keep NAME`).")
+    frame = pd.DataFrame(out)
+    text = ("**Reduced precision against the fp32 record.** `python -m adv2lib verify --precision bf16` recomputed "
+            "these batches with the victims' passes in bfloat16 (`adv2lib/precision.py`: convolutions and linear "
+            "layers under autocast, maps, losses, metrics and the projection in float32) and compared every "
+            "published aggregate the batches touch (a metric's mean per victim, interpreter and attack, over the "
+            "record's images with the recomputed ones in place) with the fp32 record's 95% interval. *Largest "
+            "move*: the distance of the recomputed aggregate from the record's, in half widths of that interval "
+            "(below 1: inside), and its metric. One run each; the images are the record's.")
+    return styled(frame, TableSpec(list(frame.columns), formats={"largest move": "{:.2f}"})), text
 
 
 def hardware(profile: str, smoke: bool):
