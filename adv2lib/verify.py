@@ -61,7 +61,7 @@ from .precision import PRECISIONS, victim_passes
 from .precision import check as check_precision
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
-           "verify", "report_table", "add_arguments", "main"]
+           "verify", "claim_moves", "report_table", "add_arguments", "main"]
 
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
@@ -426,6 +426,7 @@ class Verdict:
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
     aggregates: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: dict = field(default_factory=dict)        # per unit (its label), what recomputing it took
+    claims: pd.DataFrame = field(default_factory=pd.DataFrame)  # claim_moves: verdicts of fully recomputed experiments
     not_sampled: dict = field(default_factory=dict)    # experiment -> the cheapest unit's seconds
 
     def failures(self, exact: bool = False) -> list[str]:
@@ -452,7 +453,7 @@ def verify(samples: Sequence[Sample], tables: Path, results_dir: Path, engine=No
     """Recompute every unit into ``results_dir`` and compare it with the record in ``tables``
     (the record's rows of the unit's images only)."""
     verdict = Verdict(list(samples))
-    comparisons, aggs, tables_read = [], [], {}
+    comparisons, aggs, tables_read, units = [], [], {}, {}
     for s in samples:
         say(f"verify: {s.experiment}: {s.label} (the record took {s.seconds:.0f} s for it) ...")
         start = time.perf_counter()
@@ -464,12 +465,41 @@ def verify(samples: Sequence[Sample], tables: Path, results_dir: Path, engine=No
         unit = new[new["victim"] == s.victim]
         if s.experiment not in WHOLE_REQUEST and "interpreter" in unit:
             unit = unit[unit["interpreter"].isin(s.interpreters) | (unit["interpreter"] == "none")]
+        units.setdefault(s.experiment, []).append(unit)
         comparisons.append(compare(s.experiment, recorded, unit).assign(unit=s.label))
         aggs.append(aggregates(s.experiment, recorded, unit).assign(unit=s.label))
         say(f"verify: {s.experiment}: {verdict.seconds[s.experiment, s.label]:.0f} s")
     verdict.comparison = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
     verdict.aggregates = pd.concat(aggs, ignore_index=True) if aggs else pd.DataFrame()
+    verdict.claims = claim_moves(tables_read, units)
     return verdict
+
+
+def claim_moves(recorded: dict, recomputed: dict) -> pd.DataFrame:
+    """Per test of a claim (:data:`adv2lib.report.claims.CLAIM_RULES`) whose experiment came back
+    in full (every row of the record matched by a recomputed one on the same inputs): the record's
+    estimate, interval and verdict beside those judged from the recomputed rows alone. Claims that
+    also need another experiment's table are left out."""
+    from .report import claims
+    from .report.cells import CELL_KEYS
+
+    out = []
+    for experiment, frames in recomputed.items():
+        new = pd.concat(frames, ignore_index=True)
+        new = new.drop_duplicates(subset=_identity(new), ignore_index=True)   # PGD's rows come with every unit
+        if len(matched(recorded[experiment], new)[0]) < len(recorded[experiment]):
+            continue
+        before, after = claims.claim_tests({experiment: recorded[experiment]}), claims.claim_tests({experiment: new})
+        if before.empty or after.empty:
+            continue
+        cell = ["claim", *(c for c in CELL_KEYS if c in before and c in after), "statistic"]
+        both = before.merge(after, on=cell, suffixes=("", "_new"), validate="one_to_one")
+        for _, r in both.iterrows():
+            out.append({"experiment": experiment, **{c: r[c] for c in cell}, "estimate": r["estimate"],
+                        "lo": r["lo"], "hi": r["hi"], "verdict": r["verdict"], "estimate_new": r["estimate_new"],
+                        "lo_new": r["lo_new"], "hi_new": r["hi_new"], "verdict_new": r["verdict_new"],
+                        "same": r["verdict"] == r["verdict_new"]})
+    return pd.DataFrame(out)
 
 
 def report_table(verdict: Verdict) -> pd.DataFrame:
@@ -602,5 +632,6 @@ def main(args: argparse.Namespace) -> int:
                 "code": record.inputs(args.profile)["code"], "failures": failures}
         if args.precision != "fp32":        # the Reproduce chapter's precision table reads every aggregate
             kept["aggregates"] = verdict.aggregates.to_dict("records")
+            kept["claims"] = verdict.claims.to_dict("records")
         atomic_write(tables.parent / "verify" / f"{args.keep}.json", json.dumps(kept, indent=2, default=str))
     return 1 if failures else 0

@@ -107,3 +107,25 @@ def test_the_reproduce_chapter_sets_a_bf16_run_beside_the_fp32_record(tmp_path, 
     assert rows.loc["CAM", "outside interval"] == 0 and rows.loc["CAM", "largest move"] == pytest.approx(0.5)
     assert rows.loc["MASK", "outside interval"] == 1 and rows.loc["MASK", "largest move"] == pytest.approx(1.5)
     assert rows.loc["MASK", "in"] == "l1_benign" and "95% interval" in text
+
+
+def test_the_reproduce_chapter_names_every_verdict_a_bf16_run_changes(tmp_path, monkeypatch):
+    import json
+
+    from adv2lib import record
+    from adv2lib.report import reproduce
+
+    monkeypatch.setattr(record, "scale_dir", lambda profile, smoke: tmp_path)
+    assert reproduce.precision_verdicts("embedded", False)[0] is None
+    (tmp_path / "verify").mkdir()
+    test = {"experiment": "main", "claim": "l1", "victim": "resnet", "statistic": "L1 ratio", "estimate": 0.6,
+            "lo": 0.55, "hi": 0.65, "verdict": "does not hold", "estimate_new": 0.6, "lo_new": 0.55, "hi_new": 0.65,
+            "verdict_new": "does not hold", "same": True}
+    moved = {**test, "interpreter": "rts", "estimate": 0.52, "lo": 0.45, "hi": 0.58, "verdict": "inconclusive",
+             "estimate_new": 0.58, "lo_new": 0.52, "hi_new": 0.64, "verdict_new": "does not hold", "same": False}
+    (tmp_path / "verify" / "bf16.json").write_text(json.dumps(
+        {"label": "bf16", "configuration": {"precision": "bf16"}, "table": [],
+         "claims": [{**test, "interpreter": "cam"}, moved]}))
+    [row] = reproduce.precision_verdicts("embedded", False)[0].data.to_dict("records")
+    assert (row["claim"], row["tests"], row["same verdict"]) == ("l1", 2, 1)
+    assert row["changed"].startswith("ResNet RTS") and "inconclusive → 0.580 [0.520, 0.640] does not hold" in row["changed"]

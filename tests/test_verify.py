@@ -40,6 +40,10 @@ def test_every_batch_is_recomputed_identically_and_every_aggregate_is_inside(smo
     table = verify.report_table(v)
     assert (table["identical values"] == 1.0).all() and list(table["images"]) == ["2 of 3", "1 of 3"] * 2
     assert (table["outside interval"] == 0).all() and (table["aggregates"] > 0).all()
+    # the whole experiment came back: every claim test of main judged again from the recomputed rows
+    claims = v.claims
+    assert {"effective", "l1", "iou", "qualitative"} <= set(claims["claim"]) and claims["same"].all()
+    assert (claims["estimate"].fillna(-1) == claims["estimate_new"].fillna(-1)).all()
 
 
 def test_one_batch_alone_is_the_record_batch_and_nothing_else_is_computed(smoke_record, tmp_path):
@@ -114,6 +118,10 @@ def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
     failures = v.failures(exact=True)
     assert len(failures) == 1 and "l1_benign" in failures[0] and "position=1" in failures[0]
     assert (v.comparison[v.comparison["metric"] != "l1_benign"]["identical"] == 1.0).all()
+    l1 = v.claims[(v.claims["claim"] == "l1")].set_index("interpreter")
+    assert l1.loc["cam", "estimate"] > l1.loc["cam", "estimate_new"]        # the record's ADV2 L1 was raised
+    assert l1.loc["grad", "estimate"] == l1.loc["grad", "estimate_new"]
+    assert _verify(smoke_record, tmp_path, units={("cam", 1)}).claims.empty   # one batch: no verdicts
 
 
 def test_an_aggregate_outside_the_record_interval_fails_without_exact():

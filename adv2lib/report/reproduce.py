@@ -15,7 +15,8 @@ from .. import paths, runner, utils
 from .present import TableSpec, styled
 from .tables import attack_times, build_speedup
 
-__all__ = ["timings", "build_times", "speedup", "attack_cost", "precision", "hardware", "versions"]
+__all__ = ["timings", "build_times", "speedup", "attack_cost", "precision", "precision_verdicts", "hardware",
+           "versions"]
 
 
 def timings(profile: str, smoke: bool) -> dict:
@@ -119,6 +120,37 @@ def precision(profile: str, smoke: bool):
             "move*: the distance of the recomputed aggregate from the record's, in half widths of that interval "
             "(below 1: inside), and its metric. One run each; the images are the record's.")
     return styled(frame, TableSpec(list(frame.columns), formats={"largest move": "{:.2f}"})), text
+
+
+def precision_verdicts(profile: str, smoke: bool):
+    """Per kept reduced-precision run and claim of an experiment it recomputed in full: the claim's
+    tests judged again from the recomputed rows (``verify.claim_moves``), how many keep the
+    record's verdict, and each that does not, with both estimates."""
+    from .appendix import verification_runs
+    from .present import interval_text, label
+
+    out = []
+    for run in verification_runs(profile, smoke):
+        chosen = (run.get("configuration") or {}).get("precision", "fp32")
+        tests = pd.DataFrame(run.get("claims") or [])
+        if chosen == "fp32" or tests.empty:
+            continue
+        for claim, g in tests.groupby("claim", sort=False):
+            moved = g[~g["same"].astype(bool)]
+            out.append({"run": run.get("label") or run["name"], "claim": claim, "tests": len(g),
+                        "same verdict": int(g["same"].astype(bool).sum()),
+                        "changed": "; ".join(
+                            f"{label(r['victim'])} {label(r.get('interpreter'))}, {r['statistic']}: "
+                            f"{interval_text(r['estimate'], r['lo'], r['hi'])} {r['verdict']} → "
+                            f"{interval_text(r['estimate_new'], r['lo_new'], r['hi_new'])} {r['verdict_new']}"
+                            for _, r in moved.iterrows()) or "none"})
+    if not out:
+        return None, "No experiment was recomputed in full in a reduced precision yet, so no verdict is judged again."
+    frame = pd.DataFrame(out)
+    text = ("**The verdicts in a reduced precision.** Each claim test of an experiment the run recomputed in full, "
+            "judged again from the recomputed rows alone (same rule, bar and bootstrap), beside the fp32 "
+            "record's verdict: how many tests keep it, and each that does not with both estimates and intervals.")
+    return styled(frame, TableSpec(list(frame.columns))), text
 
 
 def hardware(profile: str, smoke: bool):
