@@ -59,6 +59,7 @@ import pandas as pd
 from . import record, stats, studies
 from .precision import PRECISIONS, victim_passes
 from .precision import check as check_precision
+from .precision import in_fp32 as precision_in_fp32
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "claim_moves", "report_table", "add_arguments", "main"]
@@ -541,6 +542,28 @@ def _not_sampled(name: str, seconds: float) -> str:
         f"not sampled: its cheapest unit took the record {seconds:.0f} s"
 
 
+@contextlib.contextmanager
+def _selection_in_fp32(precision: str):
+    """In a reduced precision, the experiments still select their images in float32
+    (:func:`adv2lib.precision.in_fp32`): the record's images, so that every row pairs with the record's."""
+    from . import experiments
+
+    if precision == "fp32":
+        yield
+        return
+    select = experiments.select_chunk
+
+    def in_fp32(*args, **kwargs):
+        with precision_in_fp32():
+            return select(*args, **kwargs)
+
+    experiments.select_chunk = in_fp32
+    try:
+        yield
+    finally:
+        experiments.select_chunk = select
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=10.0,
                    help="about how long the recomputation may take, by the record's own times (default 10)")
@@ -599,7 +622,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"verify: {name}: " + (_not_sampled(name, seconds) if name in NEVER_SAMPLED else
                                      f"no batch fits --minutes {args.minutes:g} (its cheapest took the record "
                                      f"{seconds:.0f} s)"))
-    with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch, victim_passes(args.precision):
+    with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch, victim_passes(args.precision), \
+            _selection_in_fp32(args.precision):
         verdict = verify(samples, tables, Path(args.results_dir or scratch), engine, args.device)
     verdict.not_sampled = not_sampled
     table = report_table(verdict)
