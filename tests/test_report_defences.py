@@ -368,3 +368,22 @@ def test_figures_draw_intervals():
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert len(fig.axes) == 2 and any(t.startswith("AUC ") and "[" in t for t in texts)
     plt.close(fig)
+
+
+def test_the_variant_table_shows_each_network_its_own_rise():
+    """The networks appear in the study's order, the tests are sorted by name: each row must carry
+    its own network's rise (a positional assignment gave each row another network's)."""
+    from adv2lib.report import designs
+
+    original = aid_rows(0.5, 0.5)
+    parts = []
+    for variant, ratio in (("zeta", 0.8), ("alpha", 0.5), ("mid", 0.65)):
+        rows = aid_rows(0.5, ratio)
+        rows = rows[(rows["rts"] == "AID") & (rows["budget"] == 1.0) & rows["attack"].isin(["adv2", "pgd"])]
+        parts.append(rows.assign(variant=variant, train_seed=0))
+    table = designs.variant_table(pd.concat(parts, ignore_index=True), original).data.set_index("variant")
+    assert list(table.index) == ["zeta", "alpha", "mid"]
+    rise = table["L1 / PGD, hardened − original"].str.split(" ").str[0].astype(float)
+    assert rise["zeta"] == pytest.approx(0.3, abs=0.01) and rise["alpha"] == pytest.approx(0.0, abs=0.01)
+    assert rise["mid"] == pytest.approx(0.15, abs=0.01)
+    assert table.loc["zeta", "verdict (rise ≥ 0.1)"] == "holds"

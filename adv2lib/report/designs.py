@@ -354,12 +354,16 @@ def variant_table(rows: pd.DataFrame, aid_rows: pd.DataFrame, training: dict | N
     tests = variant_tests(rows, aid_rows)
     if est.empty:
         return defences._nothing()
-    shown = present.wide(est, ["victim", "variant", "train_seed"], ["asr", "l1_benign ratio", "seconds"],
-                         {"seconds": "{:.2f}"}, with_n=True)
+    by = ["victim", "variant", "train_seed"]
+    shown = present.wide(est, by, ["asr", "l1_benign ratio", "seconds"], {"seconds": "{:.2f}"}, with_n=True)
     if len(tests):
+        # by key, in the estimates' order (the tests are sorted otherwise: until 2026-12-03 this column was
+        # assigned by position, and each network showed another's rise)
+        tested = {(r["victim"], r["variant"], int(r["train_seed"])): r for _, r in tests.iterrows()}
+        keys = [tested.get((v, variant, int(s))) for v, variant, s in dict.fromkeys(zip(*(est[c] for c in by)))]
         shown["L1 / PGD, hardened − original"] = [
-            present.interval_text(r["estimate"], r["lo"], r["hi"], "{:+.3f}") for _, r in tests.iterrows()]
-        shown["verdict (rise ≥ 0.1)"] = list(tests["verdict"])
+            "–" if r is None else present.interval_text(r["estimate"], r["lo"], r["hi"], "{:+.3f}") for r in keys]
+        shown["verdict (rise ≥ 0.1)"] = ["–" if r is None else r["verdict"] for r in keys]
     return shown.rename(columns={"train_seed": "training seed", "seconds": "attack s / image"}).style.hide(axis="index")
 
 
