@@ -62,7 +62,7 @@ from .precision import check as check_precision
 from .precision import in_fp32 as precision_in_fp32
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
-           "verify", "claim_moves", "report_table", "add_arguments", "main"]
+           "verify", "WHOLE", "recomputed_whole", "claim_moves", "report_table", "add_arguments", "main"]
 
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
@@ -439,7 +439,8 @@ class Verdict:
                 where = ", ".join(f"{k}={r[k]}" for k in r.index if k not in (
                     "experiment", "profile", "metric", "estimate", "lo", "hi", "n", "sampled", "with_sample",
                     "inside", "unit") and isinstance(r[k], str) and r[k] != "")
-                out.append(f"{r['experiment']} ({where}): {r['metric']} {r['with_sample']:.6g} with the sample "
+                which = "every image" if r.get("unit") == WHOLE else "the sample"
+                out.append(f"{r['experiment']} ({where}): {r['metric']} {r['with_sample']:.6g} with {which} "
                            f"recomputed, outside the record's {r['estimate']:.6g} [{r['lo']:.6g}, {r['hi']:.6g}]")
         if exact and not self.comparison.empty:
             for _, r in self.comparison[self.comparison["identical"] < 1].iterrows():
@@ -471,25 +472,40 @@ def verify(samples: Sequence[Sample], tables: Path, results_dir: Path, engine=No
         aggs.append(aggregates(s.experiment, recorded, unit).assign(unit=s.label))
         say(f"verify: {s.experiment}: {verdict.seconds[s.experiment, s.label]:.0f} s")
     verdict.comparison = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+    whole = recomputed_whole(tables_read, units)
+    for experiment, new in whole.items():        # the aggregates with every image recomputed
+        aggs.append(aggregates(experiment, tables_read[experiment], new).assign(unit=WHOLE))
     verdict.aggregates = pd.concat(aggs, ignore_index=True) if aggs else pd.DataFrame()
-    verdict.claims = claim_moves(tables_read, units)
+    verdict.claims = claim_moves(tables_read, whole)
     return verdict
 
 
-def claim_moves(recorded: dict, recomputed: dict) -> pd.DataFrame:
-    """Per test of a claim (:data:`adv2lib.report.claims.CLAIM_RULES`) whose experiment came back
-    in full (every row of the record matched by a recomputed one on the same inputs): the record's
-    estimate, interval and verdict beside those judged from the recomputed rows alone. Claims that
-    also need another experiment's table are left out."""
+#: The ``unit`` of the aggregates computed with every image of an experiment recomputed.
+WHOLE = "all batches"
+
+
+def recomputed_whole(recorded: dict, recomputed: dict) -> dict:
+    """The experiments that came back in full (every row of the record matched by a recomputed one
+    on the same inputs): experiment -> its recomputed rows, one per measurement."""
+    out = {}
+    for experiment, frames in recomputed.items():
+        new = pd.concat(frames, ignore_index=True)
+        new = new.drop_duplicates(subset=_identity(new), ignore_index=True)   # PGD's rows come with every unit
+        if len(matched(recorded[experiment], new)[0]) == len(recorded[experiment]):
+            out[experiment] = new
+    return out
+
+
+def claim_moves(recorded: dict, whole: dict) -> pd.DataFrame:
+    """Per test of a claim (:data:`adv2lib.report.claims.CLAIM_RULES`) of an experiment that came
+    back in full (``whole``: :func:`recomputed_whole`): the record's estimate, interval and verdict
+    beside those judged from the recomputed rows alone. Claims that also need another experiment's
+    table are left out."""
     from .report import claims
     from .report.cells import CELL_KEYS
 
     out = []
-    for experiment, frames in recomputed.items():
-        new = pd.concat(frames, ignore_index=True)
-        new = new.drop_duplicates(subset=_identity(new), ignore_index=True)   # PGD's rows come with every unit
-        if len(matched(recorded[experiment], new)[0]) < len(recorded[experiment]):
-            continue
+    for experiment, new in whole.items():
         before, after = claims.claim_tests({experiment: recorded[experiment]}), claims.claim_tests({experiment: new})
         if before.empty or after.empty:
             continue
@@ -655,7 +671,10 @@ def main(args: argparse.Namespace) -> int:
                 "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}
         if args.precision != "fp32":        # the Reproduce chapter's precision table reads every aggregate
-            kept["aggregates"] = verdict.aggregates.to_dict("records")
+            aggs = verdict.aggregates       # an experiment recomputed in full: its whole aggregates only
+            whole = set(aggs.loc[aggs["unit"] == WHOLE, "experiment"]) if len(aggs) else set()
+            kept["aggregates"] = aggs[(aggs["unit"] == WHOLE) | ~aggs["experiment"].isin(whole)].to_dict("records") \
+                if len(aggs) else []
             kept["claims"] = verdict.claims.to_dict("records")
         atomic_write(tables.parent / "verify" / f"{args.keep}.json", json.dumps(kept, indent=2, default=str))
     return 1 if failures else 0

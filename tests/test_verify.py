@@ -40,7 +40,11 @@ def test_every_batch_is_recomputed_identically_and_every_aggregate_is_inside(smo
     table = verify.report_table(v)
     assert (table["identical values"] == 1.0).all() and list(table["images"]) == ["2 of 3", "1 of 3"] * 2
     assert (table["outside interval"] == 0).all() and (table["aggregates"] > 0).all()
-    # the whole experiment came back: every claim test of main judged again from the recomputed rows
+    # the whole experiment came back: its aggregates with every image recomputed, and every claim test of
+    # main judged again from the recomputed rows
+    whole = v.aggregates[v.aggregates["unit"] == verify.WHOLE]
+    assert len(whole) and (whole["sampled"] == 3).all() and whole["inside"].all()
+    assert (whole["with_sample"].fillna(-1) == whole["estimate"].fillna(-1)).all()
     claims = v.claims
     assert {"effective", "l1", "iou", "qualitative"} <= set(claims["claim"]) and claims["same"].all()
     assert (claims["estimate"].fillna(-1) == claims["estimate_new"].fillna(-1)).all()
@@ -121,7 +125,11 @@ def test_an_edited_number_is_caught_and_named(smoke_record, tmp_path):
     l1 = v.claims[(v.claims["claim"] == "l1")].set_index("interpreter")
     assert l1.loc["cam", "estimate"] > l1.loc["cam", "estimate_new"]        # the record's ADV2 L1 was raised
     assert l1.loc["grad", "estimate"] == l1.loc["grad", "estimate_new"]
-    assert _verify(smoke_record, tmp_path, units={("cam", 1)}).claims.empty   # one batch: no verdicts
+    one = _verify(smoke_record, tmp_path, units={("cam", 1)})
+    assert one.claims.empty and verify.WHOLE not in set(one.aggregates["unit"])   # one batch: nothing whole
+    whole = v.aggregates[(v.aggregates["unit"] == verify.WHOLE) & (v.aggregates["metric"] == "l1_benign")]
+    cam = whole[(whole["interpreter"] == "cam") & (whole["attack"] == "adv2")].iloc[0]
+    assert cam["with_sample"] < cam["estimate"] and cam["sampled"] == 3
 
 
 def test_an_aggregate_outside_the_record_interval_fails_without_exact():
