@@ -341,11 +341,14 @@ def variant_line(rows: pd.DataFrame | None, aid_rows: pd.DataFrame | None) -> st
     if tests.empty:
         return ""
     held = tests[tests["verdict"] == stats.HOLDS]
+    top = tests.loc[tests["estimate"].idxmax()]
     return (f"{len(tests)} hardened networks of the {{doc}}`AID variants study <08c_aid_variants>` "
             f"({', '.join(dict.fromkeys(tests['variant']))}; seeds {', '.join(map(str, sorted(set(tests['train_seed']))))}): "
             + ("none raises ADV2's L1 ratio to PGD by the bar" if held.empty else
                "the ratio rises by the bar for " + "; ".join(f"{present.label(r['victim'])} {r['variant']} seed "
-                                                           f"{r['train_seed']}" for _, r in held.iterrows())))
+                                                           f"{r['train_seed']}" for _, r in held.iterrows()))
+            + f" (the largest rise: {present.label(top['victim'])} {top['variant']} seed {top['train_seed']}, "
+              f"{present.interval_text(top['estimate'], top['lo'], top['hi'], '{:+.3f}')})")
 
 
 def variant_table(rows: pd.DataFrame, aid_rows: pd.DataFrame, training: dict | None = None):
