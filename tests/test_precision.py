@@ -106,6 +106,12 @@ def test_the_reproduce_chapter_sets_a_bf16_run_beside_the_fp32_record(tmp_path, 
     assert list(rows.index) == ["CAM", "MASK"] and set(rows["precision"]) == {"bf16"}     # the fp32 run is left out
     assert rows.loc["CAM", "outside interval"] == 0 and rows.loc["CAM", "largest move"] == pytest.approx(0.5)
     assert rows.loc["MASK", "outside interval"] == 1 and rows.loc["MASK", "largest move"] == pytest.approx(1.5)
+    # an asymmetric interval: a move inside it stays below 1 (0.0008 of the 0.001 left above the estimate)
+    aggregates[1] = {**aggregates[1], "estimate": 0.999, "lo": 0.95, "hi": 1.0, "with_sample": 0.9998}
+    (tmp_path / "verify" / "bf16.json").write_text(json.dumps(
+        {"label": "bf16", "configuration": {"precision": "bf16"}, "table": [], "aggregates": aggregates}))
+    rows = reproduce.precision("embedded", False)[0].data.set_index("interpreter")
+    assert rows.loc["CAM", "largest move"] == pytest.approx(0.8) and rows.loc["CAM", "in"] == "success"
     assert rows.loc["MASK", "in"] == "l1_benign" and "95% interval" in text
 
 

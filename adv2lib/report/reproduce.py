@@ -87,8 +87,8 @@ def attack_cost(profile: str, smoke: bool, results_dir=None):
 def precision(profile: str, smoke: bool):
     """The kept verify runs in a reduced precision (``verify --precision bf16 --keep NAME``) against
     the fp32 record: per run, experiment, victim, interpreter and attack, the aggregates recomputed,
-    how many left the record's 95% interval, and the largest move in units of the interval's half
-    width (1: to the interval's edge), with its metric."""
+    how many left the record's 95% interval, and the largest move as a share of the distance from the
+    record's estimate to its interval's edge on that side (above 1: outside), with its metric."""
     from .appendix import verification_runs
 
     out = []
@@ -97,8 +97,11 @@ def precision(profile: str, smoke: bool):
         aggs = pd.DataFrame(run.get("aggregates") or [])
         if chosen == "fp32" or aggs.empty:
             continue
-        half = (aggs["hi"] - aggs["lo"]) / 2
-        aggs = aggs.assign(move=(aggs["with_sample"] - aggs["estimate"]).abs() / half.where(half > 0))
+        # the distance toward the interval's edge on the side the aggregate moved (1: at the edge)
+        up = aggs["with_sample"] >= aggs["estimate"]
+        room = (aggs["hi"] - aggs["estimate"]).where(up, aggs["estimate"] - aggs["lo"])
+        moved = (aggs["with_sample"] - aggs["estimate"]).abs()
+        aggs = aggs.assign(move=(moved / room.where(room > 0)).where(moved > 0, 0.0))
         by = [c for c in ("experiment", "victim", "interpreter", "attack") if c in aggs]
         for key, g in aggs.groupby(by, sort=False):
             worst = g.loc[g["move"].idxmax()] if g["move"].notna().any() else None
@@ -117,8 +120,9 @@ def precision(profile: str, smoke: bool):
             "layers under autocast, maps, losses, metrics and the projection in float32) and compared every "
             "published aggregate the batches touch (a metric's mean per victim, interpreter and attack, over the "
             "record's images with the recomputed ones in place) with the fp32 record's 95% interval. *Largest "
-            "move*: the distance of the recomputed aggregate from the record's, in half widths of that interval "
-            "(below 1: inside), and its metric. One run each; the images are the record's.")
+            "move*: how far the recomputed aggregate moved from the record's toward that interval's edge on its "
+            "side (1: at the edge; above 1: outside; an interval of zero width counts any move as outside), and "
+            "its metric. One run each; the images are the record's.")
     return styled(frame, TableSpec(list(frame.columns), formats={"largest move": "{:.2f}"})), text
 
 
