@@ -504,19 +504,16 @@ def claim_moves(recorded: dict, whole: dict) -> pd.DataFrame:
     from .report import claims
     from .report.cells import CELL_KEYS
 
+    shown = ["estimate", "lo", "hi", "verdict"]
     out = []
     for experiment, new in whole.items():
         before, after = claims.claim_tests({experiment: recorded[experiment]}), claims.claim_tests({experiment: new})
         if before.empty or after.empty:
             continue
         cell = ["claim", *(c for c in CELL_KEYS if c in before and c in after), "statistic"]
-        both = before.merge(after, on=cell, suffixes=("", "_new"), validate="one_to_one")
-        for _, r in both.iterrows():
-            out.append({"experiment": experiment, **{c: r[c] for c in cell}, "estimate": r["estimate"],
-                        "lo": r["lo"], "hi": r["hi"], "verdict": r["verdict"], "estimate_new": r["estimate_new"],
-                        "lo_new": r["lo_new"], "hi_new": r["hi_new"], "verdict_new": r["verdict_new"],
-                        "same": r["verdict"] == r["verdict_new"]})
-    return pd.DataFrame(out)
+        both = before[cell + shown].merge(after[cell + shown], on=cell, suffixes=("", "_new"), validate="one_to_one")
+        out.append(both.assign(same=both["verdict"] == both["verdict_new"]).assign(experiment=experiment))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def report_table(verdict: Verdict) -> pd.DataFrame:

@@ -84,19 +84,25 @@ def attack_cost(profile: str, smoke: bool, results_dir=None):
     return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
 
 
+def _reduced_precision_runs(profile: str, smoke: bool, part: str):
+    """The kept verify runs in a precision other than fp32 that hold ``part`` (``"aggregates"`` or
+    ``"claims"``): ``(label, precision, part as a frame)``."""
+    from .appendix import verification_runs
+
+    for run in verification_runs(profile, smoke):
+        chosen = (run.get("configuration") or {}).get("precision", "fp32")
+        frame = pd.DataFrame(run.get(part) or [])
+        if chosen != "fp32" and not frame.empty:
+            yield run.get("label") or run["name"], chosen, frame
+
+
 def precision(profile: str, smoke: bool):
     """The kept verify runs in a reduced precision (``verify --precision bf16 --keep NAME``) against
     the fp32 record: per run, experiment, victim, interpreter and attack, the aggregates recomputed,
     how many left the record's 95% interval, and the largest move as a share of the distance from the
     record's estimate to its interval's edge on that side (above 1: outside), with its metric."""
-    from .appendix import verification_runs
-
     out = []
-    for run in verification_runs(profile, smoke):
-        chosen = (run.get("configuration") or {}).get("precision", "fp32")
-        aggs = pd.DataFrame(run.get("aggregates") or [])
-        if chosen == "fp32" or aggs.empty:
-            continue
+    for name, chosen, aggs in _reduced_precision_runs(profile, smoke, "aggregates"):
         # the distance toward the interval's edge on the side the aggregate moved (1: at the edge)
         up = aggs["with_sample"] >= aggs["estimate"]
         room = (aggs["hi"] - aggs["estimate"]).where(up, aggs["estimate"] - aggs["lo"])
@@ -105,7 +111,7 @@ def precision(profile: str, smoke: bool):
         by = [c for c in ("experiment", "victim", "interpreter", "attack") if c in aggs]
         for key, g in aggs.groupby(by, sort=False):
             worst = g.loc[g["move"].idxmax()] if g["move"].notna().any() else None
-            out.append({"run": run.get("label") or run["name"], "precision": chosen,
+            out.append({"run": name, "precision": chosen,
                         **dict(zip(by, key if isinstance(key, tuple) else (key,))),
                         "images": int(g["sampled"].max()), "aggregates": len(g),
                         "outside interval": int((~g["inside"].astype(bool)).sum()),
@@ -130,18 +136,13 @@ def precision_verdicts(profile: str, smoke: bool):
     """Per kept reduced-precision run and claim of an experiment it recomputed in full: the claim's
     tests judged again from the recomputed rows (``verify.claim_moves``), how many keep the
     record's verdict, and each that does not, with both estimates."""
-    from .appendix import verification_runs
     from .present import interval_text, label
 
     out = []
-    for run in verification_runs(profile, smoke):
-        chosen = (run.get("configuration") or {}).get("precision", "fp32")
-        tests = pd.DataFrame(run.get("claims") or [])
-        if chosen == "fp32" or tests.empty:
-            continue
+    for name, _, tests in _reduced_precision_runs(profile, smoke, "claims"):
         for claim, g in tests.groupby("claim", sort=False):
             moved = g[~g["same"].astype(bool)]
-            out.append({"run": run.get("label") or run["name"], "claim": claim, "tests": len(g),
+            out.append({"run": name, "claim": claim, "tests": len(g),
                         "same verdict": int(g["same"].astype(bool).sum()),
                         "changed": "; ".join(
                             f"{label(r['victim'])} {label(r.get('interpreter'))}, {r['statistic']}: "
