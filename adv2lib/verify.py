@@ -57,9 +57,8 @@ import numpy as np
 import pandas as pd
 
 from . import record, stats, studies
-from .precision import PRECISIONS, victim_passes
+from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine
 from .precision import check as check_precision
-from .precision import in_fp32 as precision_in_fp32
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "WHOLE", "recomputed_whole", "claim_moves", "report_table", "add_arguments", "main"]
@@ -555,28 +554,6 @@ def _not_sampled(name: str, seconds: float) -> str:
         f"not sampled: its cheapest unit took the record {seconds:.0f} s"
 
 
-@contextlib.contextmanager
-def _selection_in_fp32(precision: str):
-    """In a reduced precision, the experiments still select their images in float32
-    (:func:`adv2lib.precision.in_fp32`): the record's images, so that every row pairs with the record's."""
-    from . import experiments
-
-    if precision == "fp32":
-        yield
-        return
-    select = experiments.select_chunk
-
-    def in_fp32(*args, **kwargs):
-        with precision_in_fp32():
-            return select(*args, **kwargs)
-
-    experiments.select_chunk = in_fp32
-    try:
-        yield
-    finally:
-        experiments.select_chunk = select
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=10.0,
                    help="about how long the recomputation may take, by the record's own times (default 10)")
@@ -600,8 +577,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Artifact Appendix chapters show it")
     p.add_argument("--label", default=None, help="how the kept run is named in the book (default: NAME)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
-                   help="recompute with the victims' passes in this precision (adv2lib.precision; serial engine, "
-                        "a temporary scratch store) and compare with the record: the test of a reduced precision")
+                   help="recompute with the victims' passes in this precision (adv2lib.precision: image selection and "
+                        "MASK's tasks keep fp32; serial engine, a temporary scratch store) and compare with the "
+                        "record: the test of a reduced precision")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -625,7 +603,8 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     samples, not_sampled = plan(tables, None if args.everything else args.minutes, args.only, args.everything,
                                 args.seed)
-    engine = resolve_engine(args.engine)
+    engine = resolve_engine(args.engine) if args.precision == "fp32" else \
+        PrecisionEngine(args.precision, torch.device(args.device).type)
     manifest = record.read_manifest(tables.parent)
     print(f"verify: the record at {tables.parent} (commit {((manifest.get('commit') or {}).get('sha') or '?')[:10]},"
           f" code {(manifest.get('inputs') or {}).get('code', '?')}); this code: {record.inputs(args.profile)['code']}; "
@@ -635,8 +614,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"verify: {name}: " + (_not_sampled(name, seconds) if name in NEVER_SAMPLED else
                                      f"no batch fits --minutes {args.minutes:g} (its cheapest took the record "
                                      f"{seconds:.0f} s)"))
-    with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch, victim_passes(args.precision), \
-            _selection_in_fp32(args.precision):
+    with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch:
         verdict = verify(samples, tables, Path(args.results_dir or scratch), engine, args.device)
     verdict.not_sampled = not_sampled
     table = report_table(verdict)
@@ -664,6 +642,7 @@ def main(args: argparse.Namespace) -> int:
                 "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
                                   "allocator": describe(), "exact": bool(args.exact), "seed": args.seed,
                                   "precision": args.precision,
+                                  "fp32_interpreters": sorted(FP32_INTERPRETERS) if args.precision != "fp32" else [],
                                   "minutes": None if args.everything else args.minutes},
                 "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}

@@ -138,8 +138,6 @@ def test_the_reproduce_chapter_names_every_verdict_a_bf16_run_changes(tmp_path, 
 
 
 def test_in_fp32_restores_the_float32_passes_inside_a_bf16_block():
-    from adv2lib import experiments
-
     victim = load_victim("resnet", device="cpu")
     x = torch.rand(4, 1, 28, 28)
     ref = victim(x)
@@ -150,7 +148,29 @@ def test_in_fp32_restores_the_float32_passes_inside_a_bf16_block():
         assert Victim.pyramid is patched and not torch.equal(victim(x), ref)
     with precision.in_fp32():                     # outside any block: nothing to restore
         assert torch.equal(victim(x), ref)
-    select = experiments.select_chunk
-    with verify._selection_in_fp32("bf16"):
-        assert experiments.select_chunk is not select
-    assert experiments.select_chunk is select
+
+
+def test_precision_engine_runs_selection_and_mask_tasks_in_fp32_and_the_rest_in_bf16():
+    from types import SimpleNamespace
+
+    from adv2lib.engines import Call
+
+    victim = load_victim("resnet", device="cpu")
+    x = torch.rand(4, 1, 28, 28)
+    ref = victim(x)
+    seen = {}
+
+    def logits(ctx, interpreter=None, members=None):
+        return ctx.victim(x)
+
+    calls = [Call(logits, {"interpreter": "cam"}, "cam"), Call(logits, {"interpreter": ("mask", {"seed": 1})}, "variant"),
+             Call(logits, {"members": ["grad", "mask"]}, "ensemble"), Call(logits, {}, "pgd")]
+    local = SimpleNamespace(victim=victim, to_device=lambda *t: t)
+    engine = precision.PrecisionEngine("bf16")
+    assert engine.name == "serial" and engine.run(calls, None, local, lambda c, v: seen.__setitem__(c.label, v)) == []
+    assert torch.equal(seen["variant"], ref) and torch.equal(seen["ensemble"], ref)
+    assert not torch.equal(seen["cam"], ref) and not torch.equal(seen["pgd"], ref)
+    assert torch.allclose(seen["cam"], ref, atol=0.5)
+    assert torch.equal(victim(x), ref)                          # nothing left patched
+    with pytest.raises(ConfigError, match="CUDA"):
+        precision.PrecisionEngine("tf32")
