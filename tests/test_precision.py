@@ -174,3 +174,41 @@ def test_precision_engine_runs_selection_and_mask_tasks_in_fp32_and_the_rest_in_
     assert torch.equal(victim(x), ref)                          # nothing left patched
     with pytest.raises(ConfigError, match="CUDA"):
         precision.PrecisionEngine("tf32")
+
+
+def test_the_reproduce_chapter_times_a_sample_in_both_precisions_and_the_whole_runs(tmp_path, monkeypatch):
+    import json
+
+    from adv2lib import record
+    from adv2lib.report import reproduce
+
+    monkeypatch.setattr(record, "scale_dir", lambda profile, smoke: tmp_path)
+    assert reproduce.precision_times("embedded", False)[0] is None
+    (tmp_path / "verify").mkdir()
+    sample = {"seed": 0, "minutes": 40, "engine": "serial", "threads": 2, "device": "cpu"}
+
+    def units(seconds):
+        return [{"experiment": e, "unit": u, "seconds": s} for (e, u), s in seconds.items()]
+
+    fp32 = {("patch", "b0"): 30.0, ("patch", "b1"): 20.0, ("budget", "b0"): 12.0}
+    bf16 = {("patch", "b0"): 20.0, ("patch", "b1"): 10.0, ("budget", "b0"): 8.0, ("budget", "b9"): 99.0}
+    not_sampled = {"experiment": "transfer", "unit": "not sampled: too long", "seconds": 0.0}
+    for name, config, seconds in [("a-fp32", {**sample, "precision": "fp32"}, fp32),
+                                  ("b-bf16", {**sample, "precision": "bf16", "fp32_interpreters": ["mask"]}, bf16),
+                                  ("c-other", {**sample, "seed": 1, "precision": "bf16"}, bf16),     # another sample
+                                  ("c-unpolicied", {**sample, "precision": "bf16"}, fp32),  # kept before the policy
+                                  ("d-whole", {**sample, "minutes": None, "precision": "bf16",
+                                               "fp32_interpreters": ["mask"]}, fp32)]:
+        (tmp_path / "verify" / f"{name}.json").write_text(json.dumps(
+            {"label": name, "configuration": config, "table": units(seconds) + [not_sampled]}))
+    table, text = reproduce.precision_times("embedded", False)
+    rows = table.data.set_index(["kind", "experiment"])
+    patch = rows.loc[("sample, both precisions", "patch")]
+    assert (patch["batches"], patch["fp32 s"], patch["bf16 s"]) == (2, 50.0, 30.0)
+    assert patch["speed-up"].startswith("1.67 [") and patch["in fp32"] == "selection, MASK"
+    assert rows.loc[("sample, both precisions", "budget"), "speed-up"] == "1.50 (n = 1)"  # b9 has no fp32 pair
+    assert rows.loc[("sample, both precisions", "all sampled"), "batches"] == 3
+    assert ("sample, both precisions", "transfer") not in rows.index
+    whole = rows.loc[("whole experiment", "patch")]
+    assert (whole["batches"], whole["bf16 s"], whole["run"]) == (2, 50.0, "d-whole")
+    assert "paired bootstrap" in text

@@ -11,11 +11,12 @@ import json
 
 import pandas as pd
 
-from .. import paths, runner, utils
-from .present import TableSpec, styled
+from .. import paths, runner, stats, utils
+from .present import TableSpec, label, styled
 from .tables import attack_times, build_speedup
 
-__all__ = ["timings", "build_times", "speedup", "attack_cost", "precision", "precision_verdicts", "hardware",
+__all__ = ["timings", "build_times", "speedup", "attack_cost", "precision", "precision_verdicts", "precision_times",
+           "hardware",
            "versions"]
 
 
@@ -84,16 +85,25 @@ def attack_cost(profile: str, smoke: bool, results_dir=None):
     return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
 
 
+def _kept_fp32(config: dict) -> str:
+    """What a kept reduced-precision run left in float32: image selection always (verify selects the
+    record's images); the interpreters of :data:`adv2lib.precision.FP32_INTERPRETERS` since that
+    policy exists (runs kept before it name none)."""
+    names = config.get("fp32_interpreters") or []
+    return ", ".join(["selection", *(label(n) for n in names)])
+
+
 def _reduced_precision_runs(profile: str, smoke: bool, part: str):
     """The kept verify runs in a precision other than fp32 that hold ``part`` (``"aggregates"`` or
-    ``"claims"``): ``(label, precision, part as a frame)``."""
+    ``"claims"``): ``(label, precision, what stayed fp32, part as a frame)``."""
     from .appendix import verification_runs
 
     for run in verification_runs(profile, smoke):
-        chosen = (run.get("configuration") or {}).get("precision", "fp32")
+        config = run.get("configuration") or {}
+        chosen = config.get("precision", "fp32")
         frame = pd.DataFrame(run.get(part) or [])
         if chosen != "fp32" and not frame.empty:
-            yield run.get("label") or run["name"], chosen, frame
+            yield run.get("label") or run["name"], chosen, _kept_fp32(config), frame
 
 
 def precision(profile: str, smoke: bool):
@@ -102,7 +112,7 @@ def precision(profile: str, smoke: bool):
     how many left the record's 95% interval, and the largest move as a share of the distance from the
     record's estimate to its interval's edge on that side (above 1: outside), with its metric."""
     out = []
-    for name, chosen, aggs in _reduced_precision_runs(profile, smoke, "aggregates"):
+    for name, chosen, kept, aggs in _reduced_precision_runs(profile, smoke, "aggregates"):
         # the distance toward the interval's edge on the side the aggregate moved (1: at the edge)
         up = aggs["with_sample"] >= aggs["estimate"]
         room = (aggs["hi"] - aggs["estimate"]).where(up, aggs["estimate"] - aggs["lo"])
@@ -111,7 +121,7 @@ def precision(profile: str, smoke: bool):
         by = [c for c in ("experiment", "victim", "interpreter", "attack") if c in aggs]
         for key, g in aggs.groupby(by, sort=False):
             worst = g.loc[g["move"].idxmax()] if g["move"].notna().any() else None
-            out.append({"run": name, "precision": chosen,
+            out.append({"run": name, "precision": chosen, "in fp32": kept,
                         **dict(zip(by, key if isinstance(key, tuple) else (key,))),
                         "images": int(g["sampled"].max()), "aggregates": len(g),
                         "outside interval": int((~g["inside"].astype(bool)).sum()),
@@ -128,7 +138,9 @@ def precision(profile: str, smoke: bool):
             "record's images with the recomputed ones in place) with the fp32 record's 95% interval. *Largest "
             "move*: how far the recomputed aggregate moved from the record's toward that interval's edge on its "
             "side (1: at the edge; above 1: outside; an interval of zero width counts any move as outside), and "
-            "its metric. One run each; the images are the record's.")
+            "its metric. *In fp32*: what the run kept in float32 (`adv2lib.precision.task_precision`: image "
+            "selection, and since MASK was measured to move verdicts, every task that runs MASK). One run each; "
+            "the images are the record's.")
     return styled(frame, TableSpec(list(frame.columns), formats={"largest move": "{:.2f}"})), text
 
 
@@ -136,13 +148,13 @@ def precision_verdicts(profile: str, smoke: bool):
     """Per kept reduced-precision run and claim of an experiment it recomputed in full: the claim's
     tests judged again from the recomputed rows (``verify.claim_moves``), how many keep the
     record's verdict, and each that does not, with both estimates."""
-    from .present import interval_text, label
+    from .present import interval_text
 
     out = []
-    for name, _, tests in _reduced_precision_runs(profile, smoke, "claims"):
+    for name, _, kept, tests in _reduced_precision_runs(profile, smoke, "claims"):
         for claim, g in tests.groupby("claim", sort=False):
             moved = g[~g["same"].astype(bool)]
-            out.append({"run": name, "claim": claim, "tests": len(g),
+            out.append({"run": name, "in fp32": kept, "claim": claim, "tests": len(g),
                         "same verdict": int(g["same"].astype(bool).sum()),
                         "changed": "; ".join(
                             f"{label(r['victim'])} {label(r.get('interpreter'))}, {r['statistic']}: "
@@ -156,6 +168,68 @@ def precision_verdicts(profile: str, smoke: bool):
             "judged again from the recomputed rows alone (same rule, bar and bootstrap), beside the fp32 "
             "record's verdict: how many tests keep it, and each that does not with both estimates and intervals.")
     return styled(frame, TableSpec(list(frame.columns))), text
+
+
+def _unit_seconds(run: dict) -> pd.DataFrame:
+    """A kept verify run's recomputed units with their seconds (``experiment``, ``unit``, ``seconds``)."""
+    frame = pd.DataFrame(run.get("table") or [])
+    if frame.empty:
+        return pd.DataFrame(columns=["experiment", "unit", "seconds"])
+    return frame.loc[~frame["unit"].astype(str).str.startswith("not sampled"), ["experiment", "unit", "seconds"]]
+
+
+def precision_times(profile: str, smoke: bool):
+    """Per experiment, the seconds of the same sampled batches recomputed in fp32 and in a reduced
+    precision by two kept verify runs of one sample (same seed, minutes, engine and threads), with
+    the speed-up (fp32 seconds over reduced-precision seconds, a paired bootstrap interval over
+    the batches), and the seconds of every kept run that recomputed an experiment whole."""
+    from .appendix import verification_runs
+
+    runs = verification_runs(profile, smoke)
+
+    def sample_of(run):
+        c = run.get("configuration") or {}
+        return (c.get("seed"), c.get("minutes"), c.get("engine"), c.get("threads"), c.get("device"))
+
+    pairs = [(a, b) for a in runs for b in runs
+             if (a.get("configuration") or {}).get("precision", "fp32") == "fp32"
+             and (b.get("configuration") or {}).get("precision", "fp32") != "fp32"
+             and (a.get("configuration") or {}).get("minutes") is not None and sample_of(a) == sample_of(b)]
+    # the last pair by file name, preferring a reduced run under the fp32 policy (runs kept before it name none)
+    pairs.sort(key=lambda pair: bool((pair[1].get("configuration") or {}).get("fp32_interpreters")))
+    out = []
+    for fp32_run, reduced in pairs[-1:]:
+        joined = _unit_seconds(fp32_run).merge(_unit_seconds(reduced), on=["experiment", "unit"],
+                                               suffixes=(" fp32", " reduced"))
+        chosen = reduced["configuration"]["precision"]
+        for experiment, g in [*joined.groupby("experiment", sort=False), ("all sampled", joined)]:
+            ratio = stats.paired(g["seconds fp32"], g["seconds reduced"])
+            out.append({"experiment": experiment, "batches": len(g), "fp32 s": g["seconds fp32"].sum(),
+                        f"{chosen} s": g["seconds reduced"].sum(),
+                        "speed-up": ratio.format("{:.2f}") if len(g) > 1 else f"{ratio.estimate:.2f} (n = 1)",
+                        "in fp32": _kept_fp32(reduced["configuration"])})
+    whole = []
+    for run in runs:
+        config = run.get("configuration") or {}
+        if config.get("minutes") is None and config.get("precision", "fp32") != "fp32":
+            for experiment, g in _unit_seconds(run).groupby("experiment", sort=False):
+                whole.append({"experiment": experiment, "batches": len(g), f"{config['precision']} s": g["seconds"].sum(),
+                              "in fp32": _kept_fp32(config), "run": run.get("label") or run["name"]})
+    if not out and not whole:
+        return None, "No pair of fp32 and reduced-precision verify runs of one sample is kept in the record yet."
+    frame = pd.concat([pd.DataFrame(out).assign(kind="sample, both precisions"),
+                       pd.DataFrame(whole).assign(kind="whole experiment")], ignore_index=True)
+    frame = frame[["kind", *[c for c in frame.columns if c != "kind"]]]
+    seconds = [c for c in frame.columns if c.endswith(" s")]
+    text = ("**Time in each precision.** *Sample*: the same batches (one per experiment that fits the sample's "
+            "minutes) recomputed by `python -m adv2lib verify --minutes M --seed S`, once in fp32 and once with "
+            "`--precision`, one after the other on this machine with nothing else running (serial engine, the "
+            "threads of the run's configuration); a batch's seconds include what it needs that no earlier "
+            "batch computed (image selection, PGD, benign maps). *Speed-up*: fp32 seconds over the reduced "
+            "precision's, with a 95% paired bootstrap interval over the batches (none for one batch). "
+            "*Whole experiment*: the seconds of a kept run that recomputed every batch of the experiment in the "
+            "reduced precision, shared work counted where it ran first.")
+    return styled(frame, TableSpec(list(frame.columns), formats={c: "{:.0f}" for c in seconds})), text
 
 
 def hardware(profile: str, smoke: bool):
