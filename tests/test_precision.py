@@ -190,8 +190,8 @@ def test_the_reproduce_chapter_times_a_sample_in_both_precisions_and_the_whole_r
     def units(seconds):
         return [{"experiment": e, "unit": u, "seconds": s} for (e, u), s in seconds.items()]
 
-    fp32 = {("patch", "b0"): 30.0, ("patch", "b1"): 20.0, ("budget", "b0"): 12.0}
-    bf16 = {("patch", "b0"): 20.0, ("patch", "b1"): 10.0, ("budget", "b0"): 8.0, ("budget", "b9"): 99.0}
+    fp32 = {**{("patch", f"b{i}"): 30.0 + i for i in range(5)}, ("budget", "b0"): 12.0}
+    bf16 = {**{("patch", f"b{i}"): 20.0 + i for i in range(5)}, ("budget", "b0"): 8.0, ("budget", "b9"): 99.0}
     not_sampled = {"experiment": "transfer", "unit": "not sampled: too long", "seconds": 0.0}
     for name, config, seconds in [("a-fp32", {**sample, "precision": "fp32"}, fp32),
                                   ("b-bf16", {**sample, "precision": "bf16", "fp32_interpreters": ["mask"]}, bf16),
@@ -204,11 +204,12 @@ def test_the_reproduce_chapter_times_a_sample_in_both_precisions_and_the_whole_r
     table, text = reproduce.precision_times("embedded", False)
     rows = table.data.set_index(["kind", "experiment"])
     patch = rows.loc[("sample, both precisions", "patch")]
-    assert (patch["batches"], patch["fp32 s"], patch["bf16 s"]) == (2, 50.0, 30.0)
-    assert patch["speed-up"].startswith("1.67 [") and patch["in fp32"] == "selection, MASK"
-    assert rows.loc[("sample, both precisions", "budget"), "speed-up"] == "1.50 (n = 1)"  # b9 has no fp32 pair
-    assert rows.loc[("sample, both precisions", "all sampled"), "batches"] == 3
+    assert (patch["batches"], patch["fp32 s"], patch["bf16 s"]) == (5, 160.0, 110.0)
+    assert patch["speed-up"].startswith("1.45 [") and patch["in fp32"] == "selection, MASK"
+    assert patch["run"] == "b-bf16"
+    assert rows.loc[("sample, both precisions", "budget"), "speed-up"] == "1.50 (n = 1, no interval)"  # b9: no pair
+    assert rows.loc[("sample, both precisions", "all sampled"), "batches"] == 6
     assert ("sample, both precisions", "transfer") not in rows.index
     whole = rows.loc[("whole experiment", "patch")]
-    assert (whole["batches"], whole["bf16 s"], whole["run"]) == (2, 50.0, "d-whole")
+    assert (whole["batches"], whole["bf16 s"], whole["run"]) == (5, 160.0, "d-whole")
     assert "paired bootstrap" in text

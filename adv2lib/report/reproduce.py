@@ -178,6 +178,11 @@ def _unit_seconds(run: dict) -> pd.DataFrame:
     return frame.loc[~frame["unit"].astype(str).str.startswith("not sampled"), ["experiment", "unit", "seconds"]]
 
 
+#: The fewest batches a speed-up's bootstrap interval is shown for (a bootstrap over 2 to 4 batches
+#: draws so few distinct resamples that its percentiles mean little; our bar).
+INTERVAL_BATCHES = 5
+
+
 def precision_times(profile: str, smoke: bool):
     """Per experiment, the seconds of the same sampled batches recomputed in fp32 and in a reduced
     precision by two kept verify runs of one sample (same seed, minutes, engine and threads), with
@@ -206,8 +211,9 @@ def precision_times(profile: str, smoke: bool):
             ratio = stats.paired(g["seconds fp32"], g["seconds reduced"])
             out.append({"experiment": experiment, "batches": len(g), "fp32 s": g["seconds fp32"].sum(),
                         f"{chosen} s": g["seconds reduced"].sum(),
-                        "speed-up": ratio.format("{:.2f}") if len(g) > 1 else f"{ratio.estimate:.2f} (n = 1)",
-                        "in fp32": _kept_fp32(reduced["configuration"])})
+                        "speed-up": ratio.format("{:.2f}") if len(g) >= INTERVAL_BATCHES
+                        else f"{ratio.estimate:.2f} (n = {len(g)}, no interval)",
+                        "in fp32": _kept_fp32(reduced["configuration"]), "run": reduced.get("label") or reduced["name"]})
     whole = []
     for run in runs:
         config = run.get("configuration") or {}
@@ -226,7 +232,8 @@ def precision_times(profile: str, smoke: bool):
             "`--precision`, one after the other on this machine with nothing else running (serial engine, the "
             "threads of the run's configuration); a batch's seconds include what it needs that no earlier "
             "batch computed (image selection, PGD, benign maps). *Speed-up*: fp32 seconds over the reduced "
-            "precision's, with a 95% paired bootstrap interval over the batches (none for one batch). "
+            f"precision's, with a 95% paired bootstrap interval over the batches (none under {INTERVAL_BATCHES} "
+            "batches: too few to resample; our bar). "
             "*Whole experiment*: the seconds of a kept run that recomputed every batch of the experiment in the "
             "reduced precision, shared work counted where it ran first.")
     return styled(frame, TableSpec(list(frame.columns), formats={c: "{:.0f}" for c in seconds})), text
