@@ -42,7 +42,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["PRECISIONS", "FP32_INTERPRETERS", "check", "autocast", "victim_passes", "in_fp32", "task_precision",
+__all__ = ["PRECISIONS", "FP32_INTERPRETERS", "check", "autocast", "victim_passes", "task_precision",
            "PrecisionEngine"]
 
 #: The precisions: ``fp32`` (float32 throughout, the record's), ``bf16`` (bfloat16 autocast, CPU or
@@ -109,35 +109,9 @@ def victim_passes(precision: str):
     try:
         for name, method in originals.items():
             setattr(Victim, name, wrap(method))
-        _ORIGINALS.append(originals)
         yield
     finally:
-        _ORIGINALS.remove(originals)
         for name, method in originals.items():
-            setattr(Victim, name, method)
-
-
-#: The float32 methods of every :func:`victim_passes` block now open (innermost last).
-_ORIGINALS: list[dict] = []
-
-
-@contextlib.contextmanager
-def in_fp32():
-    """Inside a :func:`victim_passes` block, the victims' passes back in float32 for this block
-    (verify selects the record's images this way: which images a victim classifies correctly must
-    not move with the precision, or every later image would be another one)."""
-    from .models.victim import Victim
-
-    if not _ORIGINALS:
-        yield
-        return
-    patched = {name: getattr(Victim, name) for name in _ORIGINALS[0]}
-    try:
-        for name, method in _ORIGINALS[0].items():
-            setattr(Victim, name, method)
-        yield
-    finally:
-        for name, method in patched.items():
             setattr(Victim, name, method)
 
 

@@ -58,7 +58,6 @@ import pandas as pd
 
 from . import record, stats, studies
 from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine
-from .precision import check as check_precision
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "WHOLE", "recomputed_whole", "claim_moves", "report_table", "add_arguments", "main"]
@@ -596,15 +595,15 @@ def main(args: argparse.Namespace) -> int:
         if args.engine != "serial" or args.results_dir:
             raise ConfigError("--precision other than fp32 runs on the serial engine into a temporary store: "
                               "leave out --engine ray and --results-dir")
-        check_precision(args.precision, torch.device(args.device).type)
+        engine = PrecisionEngine(args.precision, torch.device(args.device).type)  # checks the device
+    else:
+        engine = resolve_engine(args.engine)
     tables = record.tables_dir(args.profile, args.smoke)
     if not tables.is_dir():
         raise ConfigError(f"no record at {tables}: build the book first (make book)")
     start = time.perf_counter()
     samples, not_sampled = plan(tables, None if args.everything else args.minutes, args.only, args.everything,
                                 args.seed)
-    engine = resolve_engine(args.engine) if args.precision == "fp32" else \
-        PrecisionEngine(args.precision, torch.device(args.device).type)
     manifest = record.read_manifest(tables.parent)
     print(f"verify: the record at {tables.parent} (commit {((manifest.get('commit') or {}).get('sha') or '?')[:10]},"
           f" code {(manifest.get('inputs') or {}).get('code', '?')}); this code: {record.inputs(args.profile)['code']}; "

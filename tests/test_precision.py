@@ -137,19 +137,6 @@ def test_the_reproduce_chapter_names_every_verdict_a_bf16_run_changes(tmp_path, 
     assert row["changed"].startswith("ResNet RTS") and "inconclusive → 0.580 [0.520, 0.640] does not hold" in row["changed"]
 
 
-def test_in_fp32_restores_the_float32_passes_inside_a_bf16_block():
-    victim = load_victim("resnet", device="cpu")
-    x = torch.rand(4, 1, 28, 28)
-    ref = victim(x)
-    with precision.victim_passes("bf16"):
-        patched = Victim.pyramid
-        with precision.in_fp32():
-            assert torch.equal(victim(x), ref)
-        assert Victim.pyramid is patched and not torch.equal(victim(x), ref)
-    with precision.in_fp32():                     # outside any block: nothing to restore
-        assert torch.equal(victim(x), ref)
-
-
 def test_precision_engine_runs_selection_and_mask_tasks_in_fp32_and_the_rest_in_bf16():
     from types import SimpleNamespace
 

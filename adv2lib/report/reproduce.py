@@ -213,13 +213,15 @@ def precision_times(profile: str, smoke: bool):
                         f"{chosen} s": g["seconds reduced"].sum(),
                         "speed-up": ratio.format("{:.2f}") if len(g) >= INTERVAL_BATCHES
                         else f"{ratio.estimate:.2f} (n = {len(g)}, no interval)",
-                        "in fp32": _kept_fp32(reduced["configuration"]), "run": reduced.get("label") or reduced["name"]})
+                        "in fp32": _kept_fp32(reduced["configuration"]),
+                        "run": reduced.get("label") or reduced["name"]})
     whole = []
     for run in runs:
         config = run.get("configuration") or {}
         if config.get("minutes") is None and config.get("precision", "fp32") != "fp32":
             for experiment, g in _unit_seconds(run).groupby("experiment", sort=False):
-                whole.append({"experiment": experiment, "batches": len(g), f"{config['precision']} s": g["seconds"].sum(),
+                whole.append({"experiment": experiment, "batches": len(g),
+                              f"{config['precision']} s": g["seconds"].sum(),
                               "in fp32": _kept_fp32(config), "run": run.get("label") or run["name"]})
     if not out and not whole:
         return None, "No pair of fp32 and reduced-precision verify runs of one sample is kept in the record yet."
