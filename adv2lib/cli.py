@@ -112,9 +112,13 @@ def _experiment(args) -> int:
     from . import experiments, studies
     from .names import expand_victims
 
+    from . import precision
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = _engine(args)
+    # a precision other than fp32: its own store (results-bf16/) and the passes put in it task by task
+    engine, results_dir = precision.setup(args.precision or precision.current(), _engine(args), args.results_dir,
+                                          args.device)
     names = list(experiments.PAPER_EXPERIMENTS) if args.name == "all" else [args.name]
     victims = expand_victims(args.victim)
     chosen = tuple(args.interpreters) if args.interpreters else None
@@ -135,7 +139,7 @@ def _experiment(args) -> int:
             result = run(
                 profile=args.profile, victim=victim, **({} if interps is None else {"interpreters": interps}),
                 **planned, seed=args.seed, smoke=args.smoke, device=args.device,
-                results_dir=args.results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
+                results_dir=results_dir, batch_size=args.batch_size, progress=not args.quiet, engine=engine)
             print(f"== {name} / {victim}: {result.seconds:.0f} s ({result.batches['computed']} result batches "
                   f"computed, {result.batches['loaded']} loaded from {result.results_dir})")
             print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -227,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPUs per batch task (default: 1 when the cluster has GPUs, else 0; 0.5: two per GPU)")
     p.add_argument("--cpus-per-task", type=float, default=None, help="CPUs (and torch threads) per task (default 1)")
     p.add_argument("--max-retries", type=int, default=None, help="reruns of a task whose worker died (default 3)")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "tf32"],
+                   help="the victims' passes (adv2lib.precision; default ADV2_PRECISION, else fp32): bf16 runs into "
+                        "its own store (results-bf16/ beside results/), with image selection and MASK in fp32")
     p.set_defaults(func=_experiment)
 
     p = command("info", help="print what this machine runs the attacks with (CPU, threads, CUDA, allocator) as JSON")

@@ -13,7 +13,7 @@ scale) and :meth:`Victim.head <adv2lib.models.victim.Victim.head>` (pooling and 
 run under autocast and return float32, so the maps, losses, metrics and the projection that use
 them stay in float32; gradients flow back through the casts to float32 inputs. It patches the
 class, so it reaches every victim of the process (the RTS encoder included) but not another
-process: the serial engine only.
+process: :class:`InPrecision` applies it where a task runs.
 
 Not every task takes the reduced precision (:func:`task_precision`): image selection and every
 task that runs MASK keep float32. MASK optimises a mask through hundreds of passes, and in bf16 it
@@ -22,9 +22,24 @@ Reproduce chapter's precision tables); selection decides *which* images are atta
 prediction flipped there would shift every later image. :class:`PrecisionEngine` runs a stage's
 tasks in this process, each in its own precision.
 
-Not yet a setting of the experiments: results computed under it are not keyed by it, so it is
-used where no result is stored for reuse (``python -m adv2lib verify --precision``, which
-recomputes into a scratch store deleted afterwards; ``scripts/bench_attacks.py --precision``).
+The setting (:func:`current`, ``ADV2_PRECISION``; ``python -m adv2lib book|experiment|verify
+--precision``) keeps each precision's results apart without touching the core's run keys
+(:mod:`adv2lib.fingerprint`: naming the precision there edits the core, which recomputes the whole
+fp32 record, hours on 2 cores). The same pattern as :mod:`adv2lib.studies`:
+
+* the **results store** of a precision other than fp32 is a store of its own beside the fp32 one
+  (:func:`store_dir`: ``results-bf16/`` beside ``results/``), marked with its precision
+  (:func:`claim_store`: a run in one precision refuses a store marked with another, and a bf16 run
+  an unmarked store that already holds runs);
+* the **record** of a precision other than fp32 is a folder of its own (``record/embedded-full-bf16/``,
+  :func:`adv2lib.record.scale_label`), and its key names the precision and this module's code
+  (:func:`code`: a change here recomputes the bf16 record, never the fp32 one), in the chapters'
+  requests and in :func:`adv2lib.record.inputs`;
+* the **passes** are put in the precision task by task (:class:`PrecisionEngine`, which wraps the
+  serial or the Ray engine: the wrapped task, :class:`InPrecision`, patches the victims in the
+  process that runs it).
+
+In fp32 none of this runs: the fp32 record, its keys and its numbers are those of the core alone.
 
 >>> import torch
 >>> from adv2lib.models.embedded import SmallResNet
@@ -37,13 +52,21 @@ torch.float32
 from __future__ import annotations
 
 import contextlib
+import os
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from .errors import ConfigError
 
-__all__ = ["PRECISIONS", "FP32_INTERPRETERS", "check", "autocast", "victim_passes", "task_precision",
-           "PrecisionEngine"]
+__all__ = ["PRECISIONS", "FP32_INTERPRETERS", "ENV", "MARKER", "check", "current", "suffix", "code", "store_dir",
+           "claim_store", "setup", "autocast", "victim_passes", "task_precision", "InPrecision", "PrecisionEngine"]
+
+#: The environment variable of the setting (``python -m adv2lib book --precision`` sets it for its kernels).
+ENV = "ADV2_PRECISION"
+#: The file at a results store's root that names the precision of its results (:func:`claim_store`).
+MARKER = "PRECISION"
 
 #: The precisions: ``fp32`` (float32 throughout, the record's), ``bf16`` (bfloat16 autocast, CPU or
 #: CUDA), ``tf32`` (CUDA only: float32 tensors, TF32 tensor-core products).
@@ -64,6 +87,67 @@ def check(precision: str, device_type: str = "cpu") -> str:
     if precision == "tf32" and device_type != "cuda":
         raise ConfigError("precision 'tf32' is a CUDA tensor-core format: use 'bf16' or 'fp32' on the CPU")
     return precision
+
+
+def current() -> str:
+    """The precision of this process's chapters, record and runs: ``ADV2_PRECISION``, default ``fp32``."""
+    return check(os.environ.get(ENV) or "fp32", "cuda")         # the device is checked where the passes run
+
+
+def suffix(precision: str | None = None) -> str:
+    """What a precision adds to the name of a store or a record folder: ``""`` for fp32, else ``"-bf16"`` etc.
+
+    >>> suffix("fp32"), suffix("bf16")
+    ('', '-bf16')
+    """
+    precision = current() if precision is None else check(precision, "cuda")
+    return "" if precision == "fp32" else f"-{precision}"
+
+
+def code(package: Path | None = None) -> str:
+    """Hash of this module and what it imports within the package (:func:`adv2lib.studies.closure_code`;
+    ``package``: another copy of it): part of the key of every result in a precision other than fp32."""
+    from .studies import closure_code
+
+    return closure_code("precision.py", package)
+
+
+def store_dir(results_dir, precision: str) -> Path:
+    """The results store of ``precision`` for the store ``results_dir`` (None: ``ADV2_RESULTS_DIR`` or
+    ``results/``): the same folder for fp32, else a sibling named with :func:`suffix` (kept when the
+    name already ends with it).
+
+    >>> store_dir("/data/results", "fp32").as_posix(), store_dir("/data/results", "bf16").as_posix()
+    ('/data/results', '/data/results-bf16')
+    >>> store_dir("/data/results-bf16", "bf16").as_posix()
+    '/data/results-bf16'
+    """
+    from . import paths
+
+    base = Path(results_dir) if results_dir else paths.results_dir()
+    end = suffix(precision)
+    return base if not end or base.name.endswith(end) else base.with_name(base.name + end)
+
+
+def claim_store(root, precision: str) -> Path:
+    """``root``, after checking that it holds results of ``precision`` only: a
+    :class:`~adv2lib.errors.ConfigError` when its :data:`MARKER` names another precision, or (for a
+    precision other than fp32) when it has no marker but already holds runs; a store of a reduced
+    precision is marked on first use. An unmarked store is an fp32 one (every store before the setting)."""
+    root = Path(root)
+    marker = root / MARKER
+    named = marker.read_text().strip() if marker.is_file() else None
+    if named is None and precision != "fp32":
+        if root.is_dir() and any(root.rglob("manifest.json")):
+            named = "fp32"
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            marker.write_text(precision + "\n")
+            named = precision
+    if (named or "fp32") != precision:
+        raise ConfigError(f"the results store {root} holds {named} results, not {precision}: a store serves one "
+                          "precision only (choose another --results-dir)")
+    return root
 
 
 @contextlib.contextmanager
@@ -145,23 +229,57 @@ def task_precision(fn, inputs: dict, precision: str) -> str:
     return precision
 
 
-class PrecisionEngine:
-    """The serial engine with every task in its precision (:func:`task_precision` of
-    ``precision``): the victims' passes are patched per task, in this process only."""
+class InPrecision:
+    """The batch task ``fn(ctx, **inputs)`` with every victim's passes in ``precision``
+    (:func:`victim_passes`, in the process that runs it: picklable, so a Ray worker applies it too)."""
 
-    name = "serial"                     # the driver treats it as the serial engine (its own context)
+    def __init__(self, fn, precision: str):
+        self.fn, self.precision = fn, precision
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)      # the Ray engine's test hook reads it
 
-    def __init__(self, precision: str, device_type: str = "cpu"):
-        from .engines import SerialEngine
-
-        self.precision = check(precision, device_type)
-        self._serial = SerialEngine()
-
-    def run(self, calls, worker, local, on_result) -> list:
-        for call in calls:
-            with victim_passes(task_precision(call.fn, call.inputs, self.precision)):
-                self._serial.run([call], worker, local, on_result)
-        return []
+    def __call__(self, ctx, **inputs):
+        with victim_passes(self.precision):
+            return self.fn(ctx, **inputs)
 
     def __repr__(self) -> str:
-        return f"PrecisionEngine({self.precision!r})"
+        return f"InPrecision({self.__name__}, {self.precision!r})"
+
+
+class PrecisionEngine:
+    """An engine (serial or Ray: :func:`adv2lib.engines.resolve_engine` of ``engine``) with every task
+    in its precision (:func:`task_precision` of ``precision``): the tasks that keep fp32 run as they
+    are, the others wrapped in :class:`InPrecision`. The driver sees the wrapped engine's ``name``."""
+
+    def __init__(self, precision: str, engine=None, device_type: str = "cpu"):
+        from .engines import resolve_engine
+
+        self.precision = check(precision, device_type)
+        self.inner = resolve_engine(engine)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.inner, "name", "")
+
+    def run(self, calls, worker, local, on_result) -> list:
+        wrapped, original = [], {}
+        for call in calls:
+            chosen = task_precision(call.fn, call.inputs, self.precision)
+            task = call if chosen == "fp32" else replace(call, fn=InPrecision(call.fn, chosen))
+            wrapped.append(task)
+            original[id(task)] = call
+        return self.inner.run(wrapped, worker, local, lambda task, value: on_result(original[id(task)], value))
+
+    def __repr__(self) -> str:
+        return f"PrecisionEngine({self.precision!r}, {self.inner!r})"
+
+
+def setup(precision: str, engine=None, results_dir=None, device: str = "cpu"):
+    """``(engine, store)`` of a run in ``precision``: for fp32 ``engine`` as given and the store
+    ``results_dir`` (checked: not a store of another precision); else a :class:`PrecisionEngine`
+    around ``engine`` and the precision's own store (:func:`store_dir`, :func:`claim_store`)."""
+    precision = check(precision, "cuda")
+    store = claim_store(store_dir(results_dir, precision), precision)
+    if precision == "fp32":
+        return engine, (results_dir if results_dir else None)
+    device_type = "cpu" if str(device) == "cpu" else ("cuda" if torch.cuda.is_available() else "cpu")
+    return PrecisionEngine(precision, engine, device_type), str(store)

@@ -41,7 +41,7 @@ from . import paths
 from .fileio import atomic_write, sha256_file
 
 __all__ = ["ENV", "RECOMPUTE_ENV", "root", "scale_label", "scale_dir", "tables_dir", "inputs", "request",
-           "experiment_key", "weights_hash", "Recorded", "lookup", "recompute_requested", "write_table", "read_table",
+           "request_precision", "experiment_key", "weights_hash", "Recorded", "lookup", "recompute_requested", "write_table", "read_table",
            "save_figures", "load_figures", "commit", "write_manifest", "read_manifest", "size"]
 
 #: The environment variable that moves the ``record/`` folder (the tests point it at a scratch folder).
@@ -57,18 +57,21 @@ def root() -> Path:
     return Path(value).expanduser().resolve() if value else paths.root() / "record"
 
 
-def scale_label(profile: str, smoke: bool) -> str:
-    """``"<profile>-smoke"`` or ``"<profile>-full"``."""
-    return f"{profile}-{'smoke' if smoke else 'full'}"
+def scale_label(profile: str, smoke: bool, precision: str | None = None) -> str:
+    """``"<profile>-smoke"`` or ``"<profile>-full"``, and for a precision other than fp32 (default: the
+    setting, :func:`adv2lib.precision.current`) its suffix: ``"embedded-full-bf16"``."""
+    from .precision import suffix
+
+    return f"{profile}-{'smoke' if smoke else 'full'}{suffix(precision)}"
 
 
-def scale_dir(profile: str, smoke: bool) -> Path:
-    """``record/<profile>-<smoke|full>/``."""
-    return root() / scale_label(profile, smoke)
+def scale_dir(profile: str, smoke: bool, precision: str | None = None) -> Path:
+    """``record/<profile>-<smoke|full>[-<precision>]/``."""
+    return root() / scale_label(profile, smoke, precision)
 
 
-def tables_dir(profile: str, smoke: bool) -> Path:
-    return scale_dir(profile, smoke) / "tables"
+def tables_dir(profile: str, smoke: bool, precision: str | None = None) -> Path:
+    return scale_dir(profile, smoke, precision) / "tables"
 
 
 # --------------------------------------------------------------------------- keys
@@ -85,11 +88,13 @@ def weights_hash(profile: str) -> str:
     return h.hexdigest()[:16]
 
 
-def inputs(profile: str, experiment: str | None = None) -> dict:
+def inputs(profile: str, experiment: str | None = None, precision: str | None = None) -> dict:
     """What every stored result's key is made of besides its request: the numeric code, the
     dataset's content (by file name, wherever it is installed) and the profile's weights; for a
-    study (:mod:`adv2lib.studies`) also its own code (``study_code``)."""
-    from . import fingerprint, studies
+    study (:mod:`adv2lib.studies`) also its own code (``study_code``); for a precision other than fp32
+    (default: the setting, :func:`adv2lib.precision.current`) the precision and the code that applies
+    it (``precision_code``, :func:`adv2lib.precision.code`)."""
+    from . import fingerprint, precision as precisions, studies
 
     data = fingerprint.dataset_files(profile)
     if profile == "embedded":
@@ -101,16 +106,30 @@ def inputs(profile: str, experiment: str | None = None) -> dict:
         out["imagenet_weights"] = fingerprint.imagenet_weights()
     if experiment is not None and studies.is_study(experiment):
         out["study_code"] = studies.code(experiment)
+    precision = precisions.current() if precision is None else precisions.check(precision, "cuda")
+    if precision != "fp32":
+        out["precision"], out["precision_code"] = precision, precisions.code()
     return out
 
 
 def request(experiment: str, profile: str, smoke: bool, victims: Sequence[str], interpreters, n_images,
-            seed: int, options: dict | None = None) -> dict:
-    """One chapter's request, in a canonical form (lists, sorted options, no engine or device)."""
-    return {"experiment": experiment, "profile": profile, "smoke": bool(smoke), "victims": list(victims),
-            "interpreters": None if interpreters is None else list(interpreters),
-            "n_images": None if n_images is None else int(n_images), "seed": int(seed),
-            "options": json.loads(json.dumps(dict(sorted((options or {}).items())), default=list))}
+            seed: int, options: dict | None = None, precision: str | None = None) -> dict:
+    """One chapter's request, in a canonical form (lists, sorted options, no engine or device); a
+    precision other than fp32 (default: the setting, :func:`adv2lib.precision.current`) is part of it,
+    fp32 is not (so the fp32 requests are those from before the setting)."""
+    from . import precision as precisions
+
+    precision = precisions.current() if precision is None else precisions.check(precision, "cuda")
+    req = {"experiment": experiment, "profile": profile, "smoke": bool(smoke), "victims": list(victims),
+           "interpreters": None if interpreters is None else list(interpreters),
+           "n_images": None if n_images is None else int(n_images), "seed": int(seed),
+           "options": json.loads(json.dumps(dict(sorted((options or {}).items())), default=list))}
+    return req if precision == "fp32" else {**req, "precision": precision}
+
+
+def request_precision(req: dict) -> str:
+    """The precision of a request (:func:`request`): ``fp32`` unless it names another."""
+    return req.get("precision", "fp32")
 
 
 def experiment_key(req: dict, inp: dict) -> str:
@@ -225,7 +244,7 @@ def lookup(experiment: str, req: dict, directory: Path, inp: dict | None = None)
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError:
         return None
-    inp = inputs(req["profile"], experiment) if inp is None else inp
+    inp = inputs(req["profile"], experiment, request_precision(req)) if inp is None else inp
     if meta.get("key") != experiment_key(req, inp):
         return None
     manifest = read_manifest(directory.parent)

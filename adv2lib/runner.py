@@ -71,7 +71,11 @@ class Scale:
 
     @property
     def label(self) -> str:
-        return f"{self.profile}-{'smoke' if self.smoke else 'full'}"
+        """The record's folder name: ``embedded-full``, or with a precision other than fp32 (the setting,
+        :func:`adv2lib.precision.current`) ``embedded-full-bf16``."""
+        from .record import scale_label
+
+        return scale_label(self.profile, self.smoke)
 
 
 @dataclass(frozen=True)
@@ -680,8 +684,8 @@ def record_status(runs: Sequence[NotebookRun], scale: Scale) -> str:
         meta = _json.loads(path.read_text())
         if not meta.get("request"):
             continue
-        ok = meta.get("key") == record.experiment_key(meta["request"], record.inputs(scale.profile,
-                                                                                      meta.get("experiment")))
+        ok = meta.get("key") == record.experiment_key(meta["request"], record.inputs(
+            scale.profile, meta.get("experiment"), record.request_precision(meta["request"])))
         (matched if ok else stale).append(meta.get("experiment", path.stem))
         commits.add(((meta.get("commit") or {}).get("sha") or "unknown")[:10])
         machines.add((meta.get("machine") or {}).get("cpu", "an unnamed machine"))
@@ -697,6 +701,10 @@ def record_status(runs: Sequence[NotebookRun], scale: Scale) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from . import precision
+
+    # the kernels inherit the setting: their chapters request, compute and record in it
+    os.environ[precision.ENV] = precision.check(args.precision, "cuda")
     scale = Scale(args.profile, args.smoke)
     if args.n_images is not None and (isinstance(args.n_images, bool) or args.n_images < 1):
         raise ConfigError(f"n_images must be a positive integer, got {args.n_images} (--n-images)")
@@ -781,3 +789,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interpreters", nargs="+", default=list(INTERPRETERS), choices=INTERPRETERS,
                    metavar="NAME", help="interpreters attacked (default: all four)")
     p.add_argument("--results-dir", default=None, help="results store location (default: ADV2_RESULTS_DIR or results/)")
+    p.add_argument("--precision", default=os.environ.get("ADV2_PRECISION") or "fp32", choices=["fp32", "bf16", "tf32"],
+                   help="the victims' passes (adv2lib.precision): fp32 (default, the committed record's), bf16 (its "
+                        "own store results-bf16/ and record folder record/<scale>-bf16/; image selection and MASK "
+                        "keep fp32), tf32 (CUDA only)")

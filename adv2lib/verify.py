@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from . import record, stats, studies
-from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine
+from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine, claim_store, current, store_dir
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "WHOLE", "recomputed_whole", "claim_moves", "report_table", "add_arguments", "main"]
@@ -575,10 +575,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the summary in the record (record/<scale>/verify/NAME.json), where the Reproduce and "
                         "Artifact Appendix chapters show it")
     p.add_argument("--label", default=None, help="how the kept run is named in the book (default: NAME)")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
                    help="recompute with the victims' passes in this precision (adv2lib.precision: image selection and "
-                        "MASK's tasks keep fp32; serial engine, a temporary scratch store) and compare with the "
-                        "record: the test of a reduced precision")
+                        "MASK's tasks keep fp32; with --results-dir, that precision's store) and compare with the "
+                        "record (the setting's, ADV2_PRECISION, default fp32): bf16 against the fp32 record is the "
+                        "test of a reduced precision")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -589,15 +590,13 @@ def main(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    # the record is the setting's (ADV2_PRECISION, default fp32); --precision recomputes in another,
+    # e.g. bf16 against the fp32 record: the test of a reduced precision
+    args.precision = args.precision or current()
+    engine = resolve_engine(args.engine)
     if args.precision != "fp32":
-        # The passes are patched in this process only, and the scratch store's keys do not name the
-        # precision: so the serial engine, and a store that is deleted afterwards.
-        if args.engine != "serial" or args.results_dir:
-            raise ConfigError("--precision other than fp32 runs on the serial engine into a temporary store: "
-                              "leave out --engine ray and --results-dir")
-        engine = PrecisionEngine(args.precision, torch.device(args.device).type)  # checks the device
-    else:
-        engine = resolve_engine(args.engine)
+        engine = PrecisionEngine(args.precision, engine, torch.device(args.device).type)  # checks the device
+    store = claim_store(store_dir(args.results_dir, args.precision), args.precision) if args.results_dir else None
     tables = record.tables_dir(args.profile, args.smoke)
     if not tables.is_dir():
         raise ConfigError(f"no record at {tables}: build the book first (make book)")
@@ -614,7 +613,7 @@ def main(args: argparse.Namespace) -> int:
                                      f"no batch fits --minutes {args.minutes:g} (its cheapest took the record "
                                      f"{seconds:.0f} s)"))
     with tempfile.TemporaryDirectory(prefix="adv2-verify-") as scratch:
-        verdict = verify(samples, tables, Path(args.results_dir or scratch), engine, args.device)
+        verdict = verify(samples, tables, store or claim_store(Path(scratch), args.precision), engine, args.device)
     verdict.not_sampled = not_sampled
     table = report_table(verdict)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 80):

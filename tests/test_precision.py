@@ -71,12 +71,13 @@ def test_unknown_or_unavailable_precisions_are_refused():
     assert precision.check("bf16", "cpu") == "bf16"
 
 
-@pytest.mark.parametrize("extra", [["--engine", "ray"], ["--results-dir", "somewhere"]])
-def test_verify_runs_a_reduced_precision_serially_into_a_temporary_store_only(extra):
+def test_verify_in_a_reduced_precision_keeps_to_that_precisions_store(tmp_path):
     parser = argparse.ArgumentParser()
     verify.add_arguments(parser)
-    args = parser.parse_args(["--precision", "bf16", *extra])
-    with pytest.raises(ConfigError, match="temporary store"):
+    (tmp_path / "results-bf16").mkdir()
+    (tmp_path / "results-bf16" / precision.MARKER).write_text("fp32\n")       # a store of another precision
+    args = parser.parse_args(["--precision", "bf16", "--results-dir", str(tmp_path / "results")])
+    with pytest.raises(ConfigError, match="holds fp32 results, not bf16"):
         verify.main(args)
 
 
@@ -200,3 +201,162 @@ def test_the_reproduce_chapter_times_a_sample_in_both_precisions_and_the_whole_r
     whole = rows.loc[("whole experiment", "patch")]
     assert (whole["batches"], whole["bf16 s"], whole["run"]) == (5, 160.0, "d-whole")
     assert "paired bootstrap" in text
+
+
+def test_the_precision_engine_wraps_any_engine_with_picklable_tasks_and_reports_the_original_calls():
+    """The Ray engine ships ``call.fn`` to another process: a wrapped task must survive pickling and
+    patch the victims where it runs; the driver must get its own Call objects back."""
+    import pickle
+    from types import SimpleNamespace
+
+    from adv2lib.engines import Call, SerialEngine
+
+    class Shipping(SerialEngine):             # an engine that pickles every task, as Ray does
+        name = "ray"
+
+        def run(self, calls, worker, local, on_result):
+            for call in calls:
+                on_result(call, pickle.loads(pickle.dumps(call.fn))(local, **call.inputs))
+            return []
+
+    victim = load_victim("resnet", device="cpu")
+    x = torch.rand(3, 1, 28, 28)
+    ref = victim(x)
+    calls = [Call(_logits_of(x), {"interpreter": "cam"}, "cam"), Call(_logits_of(x), {"interpreter": "mask"}, "mask")]
+    got = {}
+    engine = precision.PrecisionEngine("bf16", Shipping())
+    assert engine.name == "ray"
+    engine.run(calls, None, SimpleNamespace(victim=victim), lambda call, value: got.__setitem__(id(call), value))
+    assert set(got) == {id(c) for c in calls}
+    assert not torch.equal(got[id(calls[0])], ref) and torch.equal(got[id(calls[1])], ref)
+    assert torch.equal(victim(x), ref)
+
+
+class _logits_of:
+    """A picklable task: the victim's logits of fixed images."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __call__(self, ctx, interpreter=None):
+        return ctx.victim(self.x)
+
+
+def test_each_precision_has_its_own_store_and_a_store_refuses_another_precision(tmp_path):
+    fp32 = tmp_path / "results"
+    bf16 = precision.store_dir(fp32, "bf16")
+    assert bf16 == tmp_path / "results-bf16" and precision.store_dir(fp32, "fp32") == fp32
+    assert precision.claim_store(bf16, "bf16") == bf16 and (bf16 / precision.MARKER).read_text().strip() == "bf16"
+    assert precision.claim_store(bf16, "bf16") == bf16                          # again: its own
+    with pytest.raises(ConfigError, match="holds bf16 results, not fp32"):
+        precision.claim_store(bf16, "fp32")
+    (fp32 / "main" / "run").mkdir(parents=True)                                 # an unmarked store with runs: fp32
+    (fp32 / "main" / "run" / "manifest.json").write_text("{}")
+    assert precision.claim_store(fp32, "fp32") == fp32 and not (fp32 / precision.MARKER).exists()
+    with pytest.raises(ConfigError, match="holds fp32 results, not bf16"):
+        precision.claim_store(fp32, "bf16")
+    engine, store = precision.setup("bf16", "serial", fp32, "cpu")
+    assert isinstance(engine, precision.PrecisionEngine) and engine.name == "serial" and store == str(bf16)
+    assert precision.setup("fp32", "serial", fp32, "cpu") == ("serial", fp32)
+
+
+def test_a_reduced_precision_is_part_of_the_record_key_and_fp32_keys_are_as_before(monkeypatch):
+    from adv2lib import record
+
+    args = ("main", "embedded", True, ["resnet"], ["cam"], 4, 0, {})
+    monkeypatch.delenv(precision.ENV, raising=False)
+    fp32_req, fp32_inputs = record.request(*args), record.inputs("embedded", "main")
+    assert "precision" not in fp32_req and "precision_code" not in fp32_inputs
+    assert record.scale_label("embedded", False) == "embedded-full"
+    monkeypatch.setenv(precision.ENV, "bf16")
+    req, inp = record.request(*args), record.inputs("embedded", "main")
+    assert req == {**fp32_req, "precision": "bf16"} and record.request_precision(req) == "bf16"
+    assert inp == {**fp32_inputs, "precision": "bf16", "precision_code": precision.code()}
+    assert record.experiment_key(req, inp) != record.experiment_key(fp32_req, fp32_inputs)
+    assert record.scale_label("embedded", False) == "embedded-full-bf16"
+    assert record.request(*args, precision="fp32") == fp32_req                  # named explicitly
+    monkeypatch.setenv(precision.ENV, "fp16")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        precision.current()
+
+
+def test_the_precision_code_key_follows_the_precision_module_but_not_the_core_key(tmp_path):
+    import shutil
+
+    from adv2lib import fingerprint
+
+    package = tmp_path / "adv2lib"
+    shutil.copytree(fingerprint.code_files()[0].parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    core, key = fingerprint.code(package), precision.code(package)
+    assert package / "precision.py" not in fingerprint.code_files(package)
+    target = package / "precision.py"
+    target.write_text(target.read_text().replace('FP32_INTERPRETERS = frozenset({"mask"})',
+                                                 'FP32_INTERPRETERS = frozenset({"mask", "grad"})'))
+    assert fingerprint.code(package) == core and precision.code(package) != key
+
+
+def test_a_bf16_chapter_computes_into_its_own_store_and_record_folder(monkeypatch, tmp_path):
+    """The book's setting reaches the chapter: the bf16 request, the bf16 store and engine, the
+    bf16 record folder; the fp32 chapter is not served from it."""
+    from adv2lib import experiments, record, report
+    from test_plotting import _result
+
+    seen = []
+
+    def run_main(victim, **kwargs):
+        seen.append(kwargs)
+        return _result(victim)
+
+    monkeypatch.setattr(experiments, "run_main", run_main)
+    monkeypatch.setenv("ADV2_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv(precision.ENV, "bf16")
+    args = dict(victims=["resnet"], interpreters=["grad", "cam"], n_images=4, smoke=True, device="cpu", show=False)
+    report.run_chapter("main", **args)
+    assert seen[-1]["results_dir"] == str(tmp_path / "results-bf16")
+    assert isinstance(seen[-1]["engine"], precision.PrecisionEngine) and seen[-1]["engine"].precision == "bf16"
+    meta = (record.tables_dir("embedded", True) / "main.json")
+    assert meta.is_file() and meta.parent.parent.name == "embedded-smoke-bf16"
+    report.run_chapter("main", **args)
+    assert len(seen) == 1                                                       # rendered from the bf16 record
+    monkeypatch.delenv(precision.ENV)
+    report.run_chapter("main", **args)
+    assert len(seen) == 2 and seen[-1]["results_dir"] is None and "engine" not in seen[-1]
+
+
+def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomputed_whole(tmp_path, monkeypatch):
+    import json
+
+    from adv2lib import record
+    from adv2lib.report import reproduce
+
+    monkeypatch.setattr(record, "scale_dir", lambda profile, smoke: tmp_path)
+    (tmp_path / "verify").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"experiments": {"main": {"attack_seconds": 300.0}, "budget": {"attack_seconds": 100.0}}}))
+
+    def agg(experiment, interpreter, metric="l1", estimate=0.5, lo=0.4, hi=0.6, new=0.5):
+        return {"experiment": experiment, "victim": "resnet", "interpreter": interpreter, "attack": "adv2",
+                "metric": metric, "estimate": estimate, "lo": lo, "hi": hi, "n": 100, "sampled": 100,
+                "with_sample": new, "inside": lo <= new <= hi, "unit": "all batches"}
+
+    def run(name, aggregates, claims=(), minutes=None, fp32=("mask",)):
+        (tmp_path / "verify" / f"{name}.json").write_text(json.dumps(
+            {"label": name, "table": [], "aggregates": aggregates, "claims": list(claims),
+             "configuration": {"precision": "bf16", "fp32_interpreters": list(fp32), "minutes": minutes}}))
+
+    claim = {"experiment": "main", "victim": "densenet", "interpreter": "mask", "claim": "qualitative"}
+    run("policy", [agg("main", "cam", new=0.7), agg("main", "grad", "linf", 0.1, 0.1, 0.1, 0.1 + 1e-9),
+                   agg("main", "mask"), agg("budget", "grad"), agg("budget", "mask")],
+        claims=[{**claim, "same": False}, {**claim, "interpreter": "cam", "same": True}])
+    run("sample", [agg("ablation", "grad")], minutes=40)
+    run("old-policy", [agg("budget", "grad", new=0.9)], fp32=())                 # before the policy: not counted
+    interp = reproduce.precision_acceptance("embedded", False, "interpreter")[0].data.set_index("interpreter")
+    assert interp.loc["CAM", ["outside interval", "passes"]].tolist() == [1, "no"]
+    assert interp.loc["GRAD", ["outside interval", "zero-width, rounding only", "passes"]].tolist() == [0, 1, "yes"]
+    assert interp.loc["MASK", ["verdicts moved", "passes"]].tolist() == [1, "no"]
+    table, text = reproduce.precision_acceptance("embedded", False, "experiment")
+    exp = table.data.set_index("experiment")
+    assert exp.loc["budget", ["recomputed", "passes", "share of the record's attack time"]].tolist() == [
+        "whole", "yes", "25.0%"]
+    assert exp.loc["main", "passes"] == "no" and exp.loc["ablation", "passes"].startswith("not tested whole")
+    assert "pass as a whole: budget (25.0% of the record's attack time)." in text

@@ -107,6 +107,10 @@ def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[st
     the line says so. ``recompute`` (default: ``ADV2_RECOMPUTE``, set by ``python -m adv2lib book
     --recompute``) runs the experiment anyway; the results store serves what it already has.
 
+    The precision is the setting's (:func:`adv2lib.precision.current`, ``ADV2_PRECISION``, set by
+    ``python -m adv2lib book --precision``): in a precision other than fp32 the request names it, the
+    record is that precision's folder and the results store its own (:func:`adv2lib.precision.setup`).
+
     ``interpreters``, ``n_images`` and the experiment's own options left out (or None) take the
     chapter plan's values at this scale (:mod:`adv2lib.chapters`), so a notebook run by hand runs at the
     book's size; ``engine``
@@ -129,13 +133,23 @@ def run_chapter(experiment: str, profile: str = "embedded", victims: Sequence[st
                              record.table_path(tables_dir(profile, smoke, results_dir), experiment))
         line = recorded.line
     else:
+        from .. import precision
+
+        # a precision other than fp32: its own store, and the engine that puts the passes in it
+        engine, store = precision.setup(record.request_precision(req), engine, results_dir, device)
         given = {"interpreters": interpreters, "n_images": n_images, "engine": engine}
-        kwargs = dict(profile=profile, seed=seed, smoke=smoke, device=device, results_dir=results_dir,
+        kwargs = dict(profile=profile, seed=seed, smoke=smoke, device=device, results_dir=store,
                       progress=False, **{k: v for k, v in given.items() if v is not None}, **options)
         results = [run(victim=v, **kwargs) for v in victims]
         table = save_experiment(results, profile, smoke, results_dir, n_images=n_images, request=req)
         chapter = ChapterRun(experiment, results, scale_text(results, smoke=smoke), table)
         line = chapter.line
+    if record.request_precision(req) != "fp32":
+        from ..precision import FP32_INTERPRETERS
+
+        line = (f"**Precision {record.request_precision(req)}**: the victims' passes in reduced precision, image "
+                f"selection and the tasks of {', '.join(sorted(i.upper() for i in FP32_INTERPRETERS))} in fp32 "
+                f"(`adv2lib.precision`); not the committed fp32 record. " + line)
     if show:
         from IPython.display import Markdown, display
 

@@ -62,7 +62,7 @@ def save_experiment(results: Sequence, profile: str, smoke: bool, results_dir: s
     record.write_table(examples, table)
     record.save_figures(results, out)
     column = "interpreter" if "interpreter" in examples else "target"
-    inputs = record.inputs(profile, experiment)
+    inputs = record.inputs(profile, experiment, record.request_precision(request) if request else None)
     meta = {
         "experiment": experiment, "profile": profile, "smoke": bool(smoke), "scale": scale_label(profile, smoke),
         "n_images_requested": n_images,

@@ -11,7 +11,7 @@ import json
 
 import pandas as pd
 
-from .. import paths, runner, stats, utils
+from .. import paths, record, runner, stats, utils
 from .present import TableSpec, label, styled
 from .tables import attack_times, build_speedup
 
@@ -168,6 +168,99 @@ def precision_verdicts(profile: str, smoke: bool):
             "judged again from the recomputed rows alone (same rule, bar and bootstrap), beside the fp32 "
             "record's verdict: how many tests keep it, and each that does not with both estimates and intervals.")
     return styled(frame, TableSpec(list(frame.columns))), text
+
+
+#: A move of an aggregate whose fp32 interval has zero width (every image the same value, e.g. the
+#: L-inf norm at the budget) that is at most this share of its value counts as no move: float rounding
+#: of the projection, not a change of the number (our tolerance; the largest such move measured is 2.6e-9).
+ZERO_WIDTH_TOLERANCE = 1e-6
+
+
+def _policy_runs(profile: str, smoke: bool, part: str) -> dict:
+    """Per experiment, the kept reduced-precision run under the current fp32 policy
+    (:data:`adv2lib.precision.FP32_INTERPRETERS`) that recomputed most of it: ``{experiment: (run, frame)}``."""
+    from ..precision import FP32_INTERPRETERS
+    from .appendix import verification_runs
+
+    chosen = {}
+    for run in verification_runs(profile, smoke):
+        config = run.get("configuration") or {}
+        if config.get("precision", "fp32") == "fp32" or set(config.get("fp32_interpreters") or []) != FP32_INTERPRETERS:
+            continue
+        frame = pd.DataFrame(run.get(part) or []).assign(whole=config.get("minutes") is None)
+        for experiment, g in frame.groupby("experiment", sort=False) if not frame.empty else []:
+            if experiment not in chosen or len(g) > len(chosen[experiment][1]):
+                chosen[experiment] = (run.get("label") or run["name"], g)
+    return chosen
+
+
+def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
+    """The acceptance test of a reduced precision (issue 25), ``by`` interpreter or experiment: over every
+    experiment a kept run under the current fp32 policy recomputed, the aggregates outside the fp32
+    record's 95% interval (those of zero-width intervals within :data:`ZERO_WIDTH_TOLERANCE` counted
+    apart), the claim tests whose verdict moved, and whether the interpreter (the experiment, when it
+    was recomputed whole) passes: none outside, none moved. Per experiment also its share of the
+    record's attack time, what adopting the precision there could save at most."""
+    aggs = _policy_runs(profile, smoke, "aggregates")
+    claims = _policy_runs(profile, smoke, "claims")
+    if not aggs:
+        return None, "No kept reduced-precision run under the current policy yet."
+    frame = pd.concat([g.assign(run=name) for name, g in aggs.values()], ignore_index=True)
+    frame["interpreter"] = frame.get("interpreter", pd.Series(index=frame.index, dtype=object)).fillna(
+        frame["source_interpreter"] if "source_interpreter" in frame else None).fillna("(all: the ensemble)")
+    outside = ~frame["inside"].astype(bool)
+    rounding = outside & (frame["hi"] == frame["lo"]) & (
+        (frame["with_sample"] - frame["estimate"]).abs() <= ZERO_WIDTH_TOLERANCE * frame["estimate"].abs().clip(lower=1))
+    frame = frame.assign(outside=outside & ~rounding, rounding=rounding)
+    tests = pd.concat([g for _, g in claims.values()], ignore_index=True) if claims else pd.DataFrame(
+        columns=["experiment", "interpreter", "same"])
+    tests = tests.assign(moved=~tests["same"].astype(bool))
+
+    def rows(by):
+        out = []
+        for key, g in frame.groupby(by, sort=False):
+            t = tests[tests[by] == key] if by in tests else tests.iloc[0:0]
+            bad = int(g["outside"].sum()) + int(t["moved"].sum())
+            whole = bool(g["whole"].all())
+            out.append({by: (label(key) or key) if by == "interpreter" else key,
+                        **({"experiments": ", ".join(sorted(g["experiment"].unique()))} if by == "interpreter"
+                           else {"recomputed": "whole" if whole else "a sample of batches", "run": g["run"].iloc[0]}),
+                        "aggregates": len(g), "outside interval": int(g["outside"].sum()),
+                        "zero-width, rounding only": int(g["rounding"].sum()),
+                        "verdict tests": len(t), "verdicts moved": int(t["moved"].sum()),
+                        "passes": "no" if bad else ("yes" if whole else "not tested whole (nothing moved)")})
+        return pd.DataFrame(out)
+
+    per_interpreter, per_experiment = rows("interpreter"), rows("experiment")
+    # what each experiment costs: its attacks' summed seconds in the record, as a share of every experiment's
+    recorded = {k: v.get("attack_seconds") for k, v in
+                (record.read_manifest(record.scale_dir(profile, smoke)).get("experiments") or {}).items()}
+    total = sum(v for v in recorded.values() if v)
+    per_experiment["share of the record's attack time"] = [
+        f"{recorded[e] / total:.1%}" if recorded.get(e) and total else "no attack of its own"
+        for e in per_experiment["experiment"]]
+    passing = per_interpreter.loc[per_interpreter["passes"] == "yes", "interpreter"].tolist()
+    whole = per_experiment.loc[per_experiment["passes"] == "yes"]
+    if by == "interpreter":
+        text = ("**The acceptance test, interpreter by interpreter.** Every aggregate of every experiment a kept "
+                "run recomputed under the current policy (image selection and MASK's tasks in fp32), against the "
+                "fp32 record's 95% interval, and every claim test of an experiment recomputed in full, judged "
+                "again. An interpreter passes when nothing of its moved out: no aggregate outside its interval (a "
+                f"zero-width interval moved by at most {ZERO_WIDTH_TOLERANCE:g} of its value is float rounding of "
+                "the L-inf budget, counted apart: our tolerance) and no verdict changed. PGD rows count under the "
+                "interpreter whose maps they carry. "
+                + (f"Passing in every experiment: {', '.join(passing)}." if passing else
+                   "No interpreter passes in every experiment."))
+        return styled(per_interpreter, TableSpec(list(per_interpreter.columns))), text
+    text = ("**The acceptance test, experiment by experiment.** The same counts per experiment; an experiment "
+            "passes only when a kept run recomputed it whole. *Share of the record's attack time*: its attacks' "
+            "summed seconds in the record over every experiment's, the most that adopting bfloat16 for it alone "
+            "could act on. "
+            + ("Experiments that pass as a whole: " + ", ".join(
+                f"{e} ({share if share.endswith('%') else 'none'} of the record's attack time)"
+                for e, share in zip(whole["experiment"], whole["share of the record's attack time"])) + "."
+               if len(whole) else "No experiment passes as a whole."))
+    return styled(per_experiment, TableSpec(list(per_experiment.columns))), text
 
 
 def _unit_seconds(run: dict) -> pd.DataFrame:

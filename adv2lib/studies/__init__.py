@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import fingerprint
 
-__all__ = ["STUDIES", "code", "code_files", "is_study", "runner", "run_function"]
+__all__ = ["STUDIES", "closure_code", "closure_files", "code", "code_files", "is_study", "runner", "run_function"]
 
 #: The studies: experiment name -> module (within ``adv2lib.studies``).
 STUDIES = {"cross_model": "cross_model", "official_budget": "official_budget",
@@ -35,15 +35,15 @@ def is_study(experiment: str) -> bool:
     return experiment in STUDIES
 
 
-def code_files(experiment: str, package: Path | None = None) -> list[Path]:
-    """The study's module and the closure of its imports within the package: the walk of
-    :func:`adv2lib.fingerprint.code_files`, started from the study's module instead of
-    :data:`~adv2lib.fingerprint.ROOTS` (set for the call: ``fingerprint.py`` is part of the core's
-    key, so it is reused as it is rather than edited). This module, the studies' registry and key
-    helper, is left out, although every study imports :func:`code` from it: registering a study
+def closure_files(module: str, package: Path | None = None) -> list[Path]:
+    """The package's module ``module`` (a path relative to the package) and the closure of its imports
+    within the package: the walk of :func:`adv2lib.fingerprint.code_files`, started from ``module``
+    instead of :data:`~adv2lib.fingerprint.ROOTS` (set for the call: ``fingerprint.py`` is part of the
+    core's key, so it is reused as it is rather than edited). This module, the studies' registry and
+    key helper, is left out, although every study imports :func:`code` from it: registering a study
     must not recompute the others (it did, until 2026-12-03)."""
     roots = fingerprint.ROOTS
-    fingerprint.ROOTS = (f"studies/{STUDIES[experiment]}.py",)
+    fingerprint.ROOTS = (module,)
     try:
         found = fingerprint.code_files(package)
     finally:
@@ -51,15 +51,26 @@ def code_files(experiment: str, package: Path | None = None) -> list[Path]:
     return [p for p in found if not (p.name == "__init__.py" and p.parent.name == "studies")]
 
 
-def code(experiment: str, package: Path | None = None) -> str:
-    """Hash of :func:`code_files`, as :func:`adv2lib.fingerprint.code` hashes the core's (relative
-    names and syntax trees without docstrings: comments and docstrings keep the results)."""
+def closure_code(module: str, package: Path | None = None) -> str:
+    """Hash of :func:`closure_files`, as :func:`adv2lib.fingerprint.code` hashes the core's (relative
+    names and syntax trees without docstrings: comments and docstrings keep the results). Besides the
+    studies, :func:`adv2lib.precision.code` keys a reduced precision's results by it."""
     pkg = Path(package) if package is not None else _PACKAGE
     h = hashlib.sha256()
-    for p in code_files(experiment, pkg):
+    for p in closure_files(module, pkg):
         h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + fingerprint._code_text(p.read_text()).encode()
                  + b"\0")
     return h.hexdigest()[:fingerprint.DIGITS]
+
+
+def code_files(experiment: str, package: Path | None = None) -> list[Path]:
+    """The study's module and the closure of its imports within the package (:func:`closure_files`)."""
+    return closure_files(f"studies/{STUDIES[experiment]}.py", package)
+
+
+def code(experiment: str, package: Path | None = None) -> str:
+    """The study's code hash (:func:`closure_code` of its module): its results' ``study_code``."""
+    return closure_code(f"studies/{STUDIES[experiment]}.py", package)
 
 
 def runner(experiment: str):
