@@ -63,7 +63,7 @@ def test_anything_that_changes_the_results_computes_again(fake_main, monkeypatch
     _chapter()
     if change == "code":
         real = record.inputs
-        monkeypatch.setattr(record, "inputs", lambda profile, experiment=None: {**real(profile, experiment), "code": "0" * 16})
+        monkeypatch.setattr(record, "inputs", lambda profile, experiment=None, precision=None: {**real(profile, experiment, precision), "code": "0" * 16})
         _chapter()
     elif change == "request":
         _chapter(n_images=3)
@@ -144,6 +144,6 @@ def test_the_runner_says_which_recorded_experiments_match(fake_main, monkeypatch
     _chapter()
     assert runner.record_status(runs, scale).startswith("record: 1 of 1 experiments of the record")
     real = record.inputs
-    monkeypatch.setattr(record, "inputs", lambda profile, experiment=None: {**real(profile, experiment), "weights": "changed"})
+    monkeypatch.setattr(record, "inputs", lambda profile, experiment=None, precision=None: {**real(profile, experiment, precision), "weights": "changed"})
     assert "0 of 1" in runner.record_status(runs, scale) and "the others compute: main" in \
         runner.record_status(runs, scale)
