@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,7 +62,7 @@ import torch
 from .errors import ConfigError
 
 __all__ = ["PRECISIONS", "FP32_INTERPRETERS", "ENV", "MARKER", "check", "current", "suffix", "code", "store_dir",
-           "claim_store", "setup", "autocast", "victim_passes", "task_precision", "InPrecision", "PrecisionEngine"]
+           "claim_store", "setup", "native", "autocast", "victim_passes", "task_precision", "InPrecision", "PrecisionEngine"]
 
 #: The environment variable of the setting (``python -m adv2lib book --precision`` sets it for its kernels).
 ENV = "ADV2_PRECISION"
@@ -148,6 +149,23 @@ def claim_store(root, precision: str) -> Path:
         raise ConfigError(f"the results store {root} holds {named} results, not {precision}: a store serves one "
                           "precision only (choose another --results-dir)")
     return root
+
+
+def native(precision: str, device_type: str = "cpu") -> bool:
+    """Whether ``device_type`` computes in ``precision`` in hardware. fp32 always; tf32 and bf16 on CUDA
+    where the GPU has them; bf16 on the CPU only with the AVX-512 BF16 or the AMX extension. Without
+    them oneDNN still runs bfloat16 autocast, without the hardware's bfloat16 instructions, and it
+    can be *slower* than float32: on an Ice Lake Xeon without AVX-512 BF16 the attack benchmark
+    (``scripts/bench_attacks.py --precision fp32 bf16``) measured every attack slower in bf16
+    (issue 25's closing note). Checked with PyTorch's CPU capability probes
+    (``torch.cpu._is_avx512_bf16_supported``, ``torch.cpu._is_amx_tile_supported``)."""
+    precision = check(precision, device_type)
+    if precision == "fp32":
+        return True
+    if device_type == "cuda":
+        return torch.cuda.is_available() and (precision == "tf32" or torch.cuda.is_bf16_supported())
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(probe() for probe in probes if probe is not None)
 
 
 @contextlib.contextmanager
@@ -248,13 +266,17 @@ class InPrecision:
 class PrecisionEngine:
     """An engine (serial or Ray: :func:`adv2lib.engines.resolve_engine` of ``engine``) with every task
     in its precision (:func:`task_precision` of ``precision``): the tasks that keep fp32 run as they
-    are, the others wrapped in :class:`InPrecision`. The driver sees the wrapped engine's ``name``."""
+    are, the others wrapped in :class:`InPrecision`. The driver sees the wrapped engine's ``name``.
+    A ``RuntimeWarning`` when the device has no such arithmetic in hardware (:func:`native`)."""
 
     def __init__(self, precision: str, engine=None, device_type: str = "cpu"):
         from .engines import resolve_engine
 
         self.precision = check(precision, device_type)
         self.inner = resolve_engine(engine)
+        if not native(precision, device_type):
+            warnings.warn(f"this {device_type.upper()} has no {precision} arithmetic in hardware: the run is emulated, "
+                          "and can be slower than fp32 (adv2lib.precision.native)", RuntimeWarning, stacklevel=2)
 
     @property
     def name(self) -> str:

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from . import record, stats, studies
-from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine, claim_store, current, store_dir
+from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine, claim_store, current, native, store_dir
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
            "verify", "WHOLE", "recomputed_whole", "claim_moves", "report_table", "add_arguments", "main"]
@@ -641,6 +641,7 @@ def main(args: argparse.Namespace) -> int:
                                   "allocator": describe(), "exact": bool(args.exact), "seed": args.seed,
                                   "precision": args.precision,
                                   "fp32_interpreters": sorted(FP32_INTERPRETERS) if args.precision != "fp32" else [],
+                                  "native": native(args.precision, torch.device(args.device).type),
                                   "minutes": None if args.everything else args.minutes},
                 "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}

@@ -42,7 +42,7 @@ from adv2lib.data import load_test_set
 from adv2lib.experiments import random_target_classes, select_correct
 from adv2lib.interpreters import build_interpreter
 from adv2lib.models import load_victim
-from adv2lib.precision import PRECISIONS, victim_passes
+from adv2lib.precision import PRECISIONS, native, victim_passes
 
 
 #: The clock: process CPU time (all threads). On a shared machine wall time depends on the
@@ -91,7 +91,8 @@ def main(argv=None):
     for precision in args.precision:
         with victim_passes(precision):
             t_pass = time_pass(victim, x, ct)
-        print(f"victim {args.victim} ({args.profile}), {n} images, {args.threads} threads, {precision}: "
+        print(f"victim {args.victim} ({args.profile}), {n} images, {args.threads} threads, {precision}"
+              f"{'' if native(precision, x.device.type) else ' (emulated: no such arithmetic in this hardware)'}: "
               f"t_pass = {1000 * t_pass:.2f} CPU-ms/image (forward+backward)")
     print(f"{'attack':<10} {'precision':<9} {'s/image':>8} {'passes/img':>11} {'bare s/img':>11} {'ratio':>6}")
     print("(CPU seconds; t_pass is re-measured before and after each attack and averaged)")

@@ -360,3 +360,18 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
         "whole", "yes", "25.0%"]
     assert exp.loc["main", "passes"] == "no" and exp.loc["ablation", "passes"].startswith("not tested whole")
     assert "pass as a whole: budget (25.0% of the record's attack time)." in text
+
+
+def test_a_bf16_run_on_a_cpu_without_bfloat16_hardware_warns_that_it_is_emulated(tmp_path, monkeypatch):
+    """The CPU's own probes decide; both answers are forced here, so the test holds on any machine."""
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert precision.native("fp32") and not precision.native("bf16", "cpu")
+    with pytest.warns(RuntimeWarning, match="no bf16 arithmetic in hardware"):
+        precision.setup("bf16", "serial", tmp_path / "results", "cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert precision.native("bf16", "cpu")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        precision.setup("bf16", "serial", tmp_path / "results", "cpu")
