@@ -346,14 +346,19 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
 
     claim = {"experiment": "main", "victim": "densenet", "interpreter": "mask", "claim": "qualitative"}
     run("policy", [agg("main", "cam", new=0.7), agg("main", "grad", "linf", 0.1, 0.1, 0.1, 0.1 + 1e-9),
+                   agg("main", "rts", "linf", 0.1, 0.09, 0.1, 0.1 + 1e-10),       # past a bound, not zero width
+                   agg("main", "rts", "iou", 0.5, 0.4, 0.6, 0.6 + 1e-5),          # past it by more: a move
                    agg("main", "mask"), agg("budget", "grad"), agg("budget", "mask")],
         claims=[{**claim, "same": False}, {**claim, "interpreter": "cam", "same": True}])
     run("sample", [agg("ablation", "grad")], minutes=40)
     run("old-policy", [agg("budget", "grad", new=0.9)], fp32=())                 # before the policy: not counted
     interp = reproduce.precision_acceptance("embedded", False, "interpreter")[0].data.set_index("interpreter")
     assert interp.loc["CAM", ["outside interval", "passes"]].tolist() == [1, "no"]
-    assert interp.loc["GRAD", ["outside interval", "zero-width, rounding only", "passes"]].tolist() == [0, 1, "yes"]
+    assert interp.loc["GRAD", ["outside interval", "past a bound by rounding only", "passes"]].tolist() == [0, 1, "yes"]
     assert interp.loc["MASK", ["verdicts moved", "passes"]].tolist() == [1, "no"]
+    assert interp.loc["RTS", ["outside interval", "past a bound by rounding only", "passes"]].tolist() == [1, 1, "no"]
+    text = reproduce.precision_acceptance("embedded", False, "interpreter")[1]
+    assert "any tolerance of at least 1.0e-09 and under 1.0e-05" in text
     table, text = reproduce.precision_acceptance("embedded", False, "experiment")
     exp = table.data.set_index("experiment")
     assert exp.loc["budget", ["recomputed", "passes", "share of the record's attack time"]].tolist() == [
