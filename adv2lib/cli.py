@@ -109,10 +109,8 @@ def _engine(args):
 def _experiment(args) -> int:
     import torch
 
-    from . import experiments, studies
+    from . import experiments, precision, studies
     from .names import expand_victims
-
-    from . import precision
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -41,7 +41,8 @@ from . import paths
 from .fileio import atomic_write, sha256_file
 
 __all__ = ["ENV", "RECOMPUTE_ENV", "root", "scale_label", "scale_dir", "tables_dir", "inputs", "request",
-           "request_precision", "experiment_key", "weights_hash", "Recorded", "lookup", "recompute_requested", "write_table", "read_table",
+           "request_precision", "experiment_key", "weights_hash", "Recorded", "lookup", "recompute_requested",
+           "write_table", "read_table",
            "save_figures", "load_figures", "commit", "write_manifest", "read_manifest", "size"]
 
 #: The environment variable that moves the ``record/`` folder (the tests point it at a scratch folder).
