@@ -46,6 +46,7 @@ import contextlib
 import inspect
 import json
 import math
+import os
 import tempfile
 import time
 from collections import Counter
@@ -600,7 +601,7 @@ def main(args: argparse.Namespace) -> int:
     tables = record.tables_dir(args.profile, args.smoke)
     if not tables.is_dir():
         raise ConfigError(f"no record at {tables}: build the book first (make book)")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     samples, not_sampled = plan(tables, None if args.everything else args.minutes, args.only, args.everything,
                                 args.seed)
     manifest = record.read_manifest(tables.parent)
@@ -635,6 +636,7 @@ def main(args: argparse.Namespace) -> int:
     if args.keep:
         from .allocator import describe
         from .fileio import atomic_write
+        from .runner import hardware
 
         kept = {"label": args.label or args.keep, "table": table.to_dict("records"),
                 "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
@@ -642,11 +644,16 @@ def main(args: argparse.Namespace) -> int:
                                   "precision": args.precision,
                                   "fp32_interpreters": sorted(FP32_INTERPRETERS) if args.precision != "fp32" else [],
                                   "native": native(args.precision, torch.device(args.device).type),
-                                  "minutes": None if args.everything else args.minutes},
-                "seconds": round(time.perf_counter() - start, 1), "last_line": lines[0],
+                                  "minutes": None if args.everything else args.minutes,
+                                  "cpu": hardware()["cpu"], "cpu_count": os.cpu_count()},
+                "seconds": round(time.perf_counter() - start, 1),
+                "cpu_seconds": round(time.process_time() - cpu_start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}
-        if args.precision != "fp32":        # the Reproduce chapter's precision table reads every aggregate
-            aggs = verdict.aggregates       # an experiment recomputed in full: its whole aggregates only
+        # the Reproduce chapter's precision table reads every aggregate (an fp32 run recomputed whole: the
+        # control, how often fp32 itself leaves the record's intervals); of an experiment recomputed in
+        # full, its whole aggregates only
+        if args.precision != "fp32" or args.everything:
+            aggs = verdict.aggregates
             whole = set(aggs.loc[aggs["unit"] == WHOLE, "experiment"]) if len(aggs) else set()
             kept["aggregates"] = aggs[(aggs["unit"] == WHOLE) | ~aggs["experiment"].isin(whole)].to_dict("records") \
                 if len(aggs) else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import doctest
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -164,7 +165,7 @@ def test_precision_engine_runs_selection_and_mask_tasks_in_fp32_and_the_rest_in_
         precision.PrecisionEngine("tf32")
 
 
-def test_the_reproduce_chapter_times_a_sample_in_both_precisions_and_the_whole_runs(tmp_path, monkeypatch):
+def test_the_reproduce_chapter_times_a_sample_in_both_precisions(tmp_path, monkeypatch):
     import json
 
     from adv2lib import record
@@ -190,17 +191,55 @@ def test_the_reproduce_chapter_times_a_sample_in_both_precisions_and_the_whole_r
         (tmp_path / "verify" / f"{name}.json").write_text(json.dumps(
             {"label": name, "configuration": config, "table": units(seconds) + [not_sampled]}))
     table, text = reproduce.precision_times("embedded", False)
-    rows = table.data.set_index(["kind", "experiment"])
-    patch = rows.loc[("sample, both precisions", "patch")]
+    rows = table.data.set_index("experiment")
+    patch = rows.loc["patch"]
     assert (patch["batches"], patch["fp32 s"], patch["bf16 s"]) == (5, 160.0, 110.0)
     assert patch["speed-up"].startswith("1.45 [") and patch["in fp32"] == "selection, MASK"
     assert patch["run"] == "b-bf16"
-    assert rows.loc[("sample, both precisions", "budget"), "speed-up"] == "1.50 (n = 1, no interval)"  # b9: no pair
-    assert rows.loc[("sample, both precisions", "all sampled"), "batches"] == 6
-    assert ("sample, both precisions", "transfer") not in rows.index
-    whole = rows.loc[("whole experiment", "patch")]
-    assert (whole["batches"], whole["bf16 s"], whole["run"]) == (5, 160.0, "d-whole")
+    assert rows.loc["budget", "speed-up"] == "1.50 (n = 1, no interval)"      # b9: no pair
+    assert rows.loc["all sampled", "batches"] == 6
+    assert "transfer" not in rows.index and len(rows) == 3                     # the whole run is not a sample
     assert "paired bootstrap" in text
+
+
+def test_the_whole_runs_add_up_to_the_books_time_per_precision_and_name_what_is_not_measured(tmp_path, monkeypatch):
+    import json
+
+    from adv2lib import record
+    from adv2lib.report import reproduce
+
+    monkeypatch.setattr(record, "scale_dir", lambda profile, smoke: tmp_path)
+    (tmp_path / "verify").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"experiments": {
+        "main": {"attack_seconds": 300.0}, "transfer": {"attack_seconds": None}, "budget": {"attack_seconds": 100.0},
+        "aid_variants": {"attack_seconds": 50.0}}}))
+    assert reproduce.whole_times("embedded", False)[0] is None
+
+    def keep(name, config, seconds, **extra):
+        table = [{"experiment": e, "unit": f"batch {i}", "seconds": s} for e, ss in seconds.items()
+                 for i, s in enumerate(ss)]
+        (tmp_path / "verify" / f"{name}.json").write_text(json.dumps(
+            {"label": name, "configuration": config, "table": table, "seconds": 1000.0, **extra}))
+
+    keep("a-sample", {"precision": "fp32", "minutes": 40}, {"main": [99.0]})                 # a sample: not whole
+    keep("b-fp32", {"precision": "fp32", "minutes": None, "cpu": "Xeon"}, {"main": [40.0, 50.0], "transfer": [5.0]},
+         cpu_seconds=1900.0)
+    keep("c-bf16", {"precision": "bf16", "minutes": None, "native": False, "fp32_interpreters": ["mask"]},
+         {"main": [30.0, 35.0], "budget": [7.0]})
+    keep("d-unpolicied", {"precision": "bf16", "minutes": None}, {"main": [1.0]})      # kept before the policy
+    table, text = reproduce.whole_times("embedded", False)
+    rows = table.data.set_index("experiment")
+    assert list(rows.index) == ["main", "transfer", "budget", "aid_variants"]          # book order
+    assert rows.loc["main", ["fp32 s", "fp32 run", "bf16 s"]].tolist() == [90.0, "b-fp32", 65.0]
+    assert rows.loc["transfer", "share of the record's attack time"] == "no attack of its own"
+    assert rows.loc["budget", "fp32 run"] == "not recomputed whole yet" and np.isnan(rows.loc["budget", "fp32 s"])
+    assert rows.loc["aid_variants", "fp32 run"].startswith("verify never recomputes it: every batch first retrains")
+    assert "in fp32, 2 of 4 experiments took 95 s (0.03 h; 67% of the record's attack time); not yet: budget, " \
+           "aid_variants" in text
+    assert "in bf16, 2 of 4 experiments took 72 s" in text and "not yet: transfer, aid_variants" in text
+    assert "b-fp32 (fp32, Xeon, 1,000 s wall, 1,900 s CPU)" in text
+    assert "c-bf16 (bf16, CPU not recorded, bf16 in hardware: no, emulated, 1,000 s wall, CPU time not recorded)" in text
+    assert "d-unpolicied" not in text and "a-sample" not in text
 
 
 def test_the_precision_engine_wraps_any_engine_with_picklable_tasks_and_reports_the_original_calls():
@@ -352,7 +391,17 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
         claims=[{**claim, "same": False}, {**claim, "interpreter": "cam", "same": True}])
     run("sample", [agg("ablation", "grad")], minutes=40)
     run("old-policy", [agg("budget", "grad", new=0.9)], fp32=())                 # before the policy: not counted
+    no_control = reproduce.precision_acceptance("embedded", False, "experiment")
+    assert set(no_control[0].data[reproduce.CONTROL]) == {"not recomputed whole in fp32"}
+    assert "is not measured" in no_control[1]
+    for name, minutes in [("fp32-whole", None), ("fp32-sample", 40)]:          # the control: fp32 recomputed whole
+        (tmp_path / "verify" / f"{name}.json").write_text(json.dumps(
+            {"label": name, "table": [], "configuration": {"precision": "fp32", "minutes": minutes},
+             "aggregates": [agg("main", "cam", new=0.65), agg("main", "grad"), agg("main", "rts")],
+             "claims": [{**claim, "same": True}]}))
     interp = reproduce.precision_acceptance("embedded", False, "interpreter")[0].data.set_index("interpreter")
+    assert interp.loc["CAM", reproduce.CONTROL] == "1 / 1, 0 of 0"
+    assert interp.loc["MASK", reproduce.CONTROL] == "0 / 0, 0 of 1"          # its claim test only
     assert interp.loc["CAM", ["outside interval", "passes"]].tolist() == [1, "no"]
     assert interp.loc["GRAD", ["outside interval", "past a bound by rounding only", "passes"]].tolist() == [0, 1, "yes"]
     assert interp.loc["MASK", ["verdicts moved", "passes"]].tolist() == [1, "no"]
@@ -365,6 +414,10 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
         "whole", "yes", "25.0%"]
     assert exp.loc["main", "passes"] == "no" and exp.loc["ablation", "passes"].startswith("not tested whole")
     assert "pass as a whole: budget (25.0% of the record's attack time)." in text
+    assert exp.loc["main", reproduce.CONTROL] == "1 / 3, 0 of 1"
+    assert exp.loc["budget", reproduce.CONTROL] == "not recomputed whole in fp32"
+    assert ("Over the experiments it covers (main), fp32 left 1 of 3 aggregates outside (0 past a bound by "
+            "rounding only) and moved 0 of 1 verdicts; the reduced precision, 2 of 5 outside and 1 of 2 moved.") in text
 
 
 def test_a_bf16_run_on_a_cpu_without_bfloat16_hardware_warns_that_it_is_emulated(tmp_path, monkeypatch):

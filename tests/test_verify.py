@@ -2,6 +2,8 @@
 edited number of the record is caught and named."""
 from __future__ import annotations
 
+import argparse
+import json
 import math
 
 import numpy as np
@@ -48,6 +50,20 @@ def test_every_batch_is_recomputed_identically_and_every_aggregate_is_inside(smo
     claims = v.claims
     assert {"effective", "l1", "iou", "qualitative"} <= set(claims["claim"]) and claims["same"].all()
     assert (claims["estimate"].fillna(-1) == claims["estimate_new"].fillna(-1)).all()
+
+
+def test_a_kept_whole_fp32_run_names_its_cpu_and_cpu_time_and_keeps_its_aggregates(smoke_record):
+    """``verify --all --keep NAME`` in fp32: the control of the reduced-precision acceptance test and a
+    chapter's time for the book's sum (adv2lib.report.reproduce.whole_times) read these fields."""
+    parser = argparse.ArgumentParser()
+    verify.add_arguments(parser)
+    assert verify.main(parser.parse_args(["--smoke", "--all", "--only", "main", "--keep", "control"])) == 0
+    kept = json.loads((smoke_record.parent / "verify" / "control.json").read_text())
+    config = kept["configuration"]
+    assert config["minutes"] is None and config["precision"] == "fp32" and config["cpu"] and config["cpu_count"] >= 1
+    assert 0 < kept["cpu_seconds"] and 0 < kept["seconds"] and kept["failures"] == []
+    assert {a["unit"] for a in kept["aggregates"]} == {verify.WHOLE} and all(a["inside"] for a in kept["aggregates"])
+    assert kept["claims"] and all(c["same"] for c in kept["claims"])
 
 
 def test_one_batch_alone_is_the_record_batch_and_nothing_else_is_computed(smoke_record, tmp_path):

@@ -17,8 +17,7 @@ from .present import TableSpec, label, styled
 from .tables import attack_times, build_speedup
 
 __all__ = ["timings", "build_times", "speedup", "attack_cost", "precision", "precision_verdicts", "precision_times",
-           "hardware",
-           "versions"]
+           "precision_acceptance", "whole_times", "hardware", "versions"]
 
 
 def timings(profile: str, smoke: bool) -> dict:
@@ -178,19 +177,35 @@ def precision_verdicts(profile: str, smoke: bool):
 ROUNDING_TOLERANCE = 1e-6
 
 
-def _policy_runs(profile: str, smoke: bool, parts=("aggregates", "claims")) -> dict:
+def _policy_runs(profile: str, smoke: bool) -> dict:
     """Per part of a kept run (``aggregates``, ``claims``) and per experiment, the kept reduced-precision
     run under the current fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) that recomputed most
     of it: ``{part: {experiment: (run, frame)}}``."""
     from ..precision import FP32_INTERPRETERS
+
+    return _largest_runs(profile, smoke, lambda config: config.get("precision", "fp32") != "fp32"
+                         and set(config.get("fp32_interpreters") or []) == FP32_INTERPRETERS)
+
+
+def _control_runs(profile: str, smoke: bool) -> dict:
+    """The control of the acceptance test: per part and experiment, the kept fp32 run that recomputed
+    the experiment whole (``verify --all --precision fp32 --keep NAME``), as :func:`_policy_runs`."""
+    return _largest_runs(profile, smoke, lambda config: config.get("precision", "fp32") == "fp32"
+                         and config.get("minutes", 0) is None)
+
+
+def _largest_runs(profile: str, smoke: bool, wanted) -> dict:
+    """Per part (``aggregates``, ``claims``) and experiment, of the kept verify runs whose configuration
+    ``wanted`` accepts, the one that recomputed most of the experiment: ``{part: {experiment: (run, frame)}}``;
+    a frame's ``whole``: whether its run recomputed every batch."""
     from .appendix import verification_runs
 
-    chosen = {part: {} for part in parts}
+    chosen = {"aggregates": {}, "claims": {}}
     for run in verification_runs(profile, smoke):
         config = run.get("configuration") or {}
-        if config.get("precision", "fp32") == "fp32" or set(config.get("fp32_interpreters") or []) != FP32_INTERPRETERS:
+        if not wanted(config):
             continue
-        for part in parts:
+        for part in chosen:
             frame = pd.DataFrame(run.get(part) or []).assign(whole=config.get("minutes") is None)
             for experiment, g in frame.groupby("experiment", sort=False) if not frame.empty else []:
                 if experiment not in chosen[part] or len(g) > len(chosen[part][experiment][1]):
@@ -198,27 +213,54 @@ def _policy_runs(profile: str, smoke: bool, parts=("aggregates", "claims")) -> d
     return chosen
 
 
-def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
-    """The acceptance test of a reduced precision (issue 25), ``by`` interpreter or experiment: over every
-    experiment a kept run under the current fp32 policy recomputed, the aggregates outside the fp32
-    record's 95% interval (those past a bound by at most :data:`ROUNDING_TOLERANCE` counted apart), the claim tests whose verdict moved, and whether the interpreter (the experiment, when it
-    was recomputed whole) passes: none outside, none moved. Per experiment also its share of the
-    record's attack time, what adopting the precision there could save at most."""
-    chosen = _policy_runs(profile, smoke)
+def _judged(chosen: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The aggregates and claim tests of :func:`_largest_runs`'s runs, judged: ``outside`` (outside the
+    fp32 record's 95% interval by more than float rounding), ``rounding`` (past a bound by at most
+    :data:`ROUNDING_TOLERANCE` of its value), ``past`` (how far past the nearer bound, relative to the
+    value; NaN inside), each with its ``run`` and ``interpreter`` (a PGD row: the interpreter whose maps
+    it carries); and the claim tests with ``moved`` (verdict changed)."""
     aggs, claims = chosen["aggregates"], chosen["claims"]
-    if not aggs:
-        return None, "No kept reduced-precision run under the current policy yet."
-    frame = pd.concat([g.assign(run=name) for name, g in aggs.values()], ignore_index=True)
+    frame = pd.concat([g.assign(run=name) for name, g in aggs.values()], ignore_index=True) if aggs else \
+        pd.DataFrame(columns=["experiment", "interpreter", "inside", "lo", "hi", "estimate", "with_sample", "run",
+                              "whole"])
     frame["interpreter"] = frame.get("interpreter", pd.Series(index=frame.index, dtype=object)).fillna(
         frame["source_interpreter"] if "source_interpreter" in frame else None).fillna("(all: the ensemble)")
     outside = ~frame["inside"].astype(bool)
     past = (np.maximum(frame["lo"] - frame["with_sample"], frame["with_sample"] - frame["hi"])
             / frame["estimate"].abs().clip(lower=1)).where(outside)     # how far past the nearer bound, relative
     rounding = outside & (past <= ROUNDING_TOLERANCE)
-    frame = frame.assign(outside=outside & ~rounding, rounding=rounding)
+    frame = frame.assign(outside=outside & ~rounding, rounding=rounding, past=past)
     tests = pd.concat([g for _, g in claims.values()], ignore_index=True) if claims else pd.DataFrame(
         columns=["experiment", "interpreter", "same"])
-    tests = tests.assign(moved=~tests["same"].astype(bool))
+    return frame, tests.assign(moved=~tests["same"].astype(bool))
+
+
+#: The acceptance tables' column of the control: the same test of fp32 recomputed whole.
+CONTROL = "fp32 control: outside / aggregates, verdicts moved"
+
+
+def _control_cell(aggs: pd.DataFrame, tests: pd.DataFrame) -> str:
+    """One cell of :data:`CONTROL`: ``"outside / aggregates, moved of tests"``, or why there is none."""
+    if aggs.empty and tests.empty:
+        return "not recomputed whole in fp32"
+    return f"{int(aggs['outside'].sum())} / {len(aggs)}, {int(tests['moved'].sum())} of {len(tests)}"
+
+
+def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
+    """The acceptance test of a reduced precision (issue 25), ``by`` interpreter or experiment: over every
+    experiment a kept run under the current fp32 policy recomputed, the aggregates outside the fp32
+    record's 95% interval (those past a bound by at most :data:`ROUNDING_TOLERANCE` counted apart),
+    the claim tests whose verdict moved, and whether the interpreter (the experiment, when it was
+    recomputed whole) passes: none outside, none moved. Beside it the control (:data:`CONTROL`): the
+    same test of fp32 recomputed whole, where a kept run did. Per experiment also its share of the
+    record's attack time, what adopting the precision there could save at most."""
+    chosen = _policy_runs(profile, smoke)
+    if not chosen["aggregates"]:
+        return None, "No kept reduced-precision run under the current policy yet."
+    frame, tests = _judged(chosen)
+    control, control_tests = _judged(_control_runs(profile, smoke))
+    rounding, past = frame["rounding"], frame["past"]
+    outside = frame["outside"] | rounding
 
     def rows(by):
         out = []
@@ -232,7 +274,10 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
                         "aggregates": len(g), "outside interval": int(g["outside"].sum()),
                         "past a bound by rounding only": int(g["rounding"].sum()),
                         "verdict tests": len(t), "verdicts moved": int(t["moved"].sum()),
-                        "passes": "no" if bad else ("yes" if whole else "not tested whole (nothing moved)")})
+                        "passes": "no" if bad else ("yes" if whole else "not tested whole (nothing moved)"),
+                        CONTROL: _control_cell(control[control[by] == key],
+                                               control_tests[control_tests[by] == key] if by in control_tests
+                                               else control_tests.iloc[0:0])})
         return pd.DataFrame(out)
 
     per_interpreter, per_experiment = rows("interpreter"), rows("experiment")
@@ -243,6 +288,20 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
     per_experiment["share of the record's attack time"] = [
         f"{recorded[e] / total:.1%}" if recorded.get(e) and total else "no attack of its own"
         for e in per_experiment["experiment"]]
+    # the control beside the tested precision, over the experiments it recomputed whole
+    same = frame[frame["experiment"].isin(set(control["experiment"]))]
+    same_tests = tests[tests["experiment"].isin(set(control["experiment"]))]
+    control_text = (
+        f" *{CONTROL}*: the same test of a kept run that recomputed the experiment whole in fp32 "
+        "(`python -m adv2lib verify --all --precision fp32`, the record's code on the CPU its run names): how "
+        "often the test rejects fp32 itself. Over the experiments it covers "
+        f"({', '.join(sorted(set(control['experiment'])))}), fp32 left {int(control['outside'].sum())} of "
+        f"{len(control)} aggregates outside ({int(control['rounding'].sum())} past a bound by rounding only) and "
+        f"moved {int(control_tests['moved'].sum())} of {len(control_tests)} verdicts; the reduced precision, "
+        f"{int(same['outside'].sum())} of {len(same)} outside and {int(same_tests['moved'].sum())} of "
+        f"{len(same_tests)} moved." if len(control) else
+        f" *{CONTROL}*: no experiment is recomputed whole in fp32 yet, so how often the test rejects fp32 itself "
+        "is not measured.")
     passing = per_interpreter.loc[per_interpreter["passes"] == "yes", "interpreter"].tolist()
     whole = per_experiment.loc[per_experiment["passes"] == "yes"]
     if by == "interpreter":
@@ -256,7 +315,7 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
                    f"under {past[outside & ~rounding].min():.1e}" if rounding.any() and (outside & ~rounding).any() else "")
                 + ") and no verdict changed. PGD rows count under the interpreter whose maps they carry. "
                 + (f"Passing in every experiment: {', '.join(passing)}." if passing else
-                   "No interpreter passes in every experiment."))
+                   "No interpreter passes in every experiment.") + control_text)
         return styled(per_interpreter, TableSpec(list(per_interpreter.columns))), text
     text = ("**The acceptance test, experiment by experiment.** The same counts per experiment; an experiment "
             "passes only when a kept run recomputed it whole. *Share of the record's attack time*: its attacks' "
@@ -265,7 +324,7 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
             + ("Experiments that pass as a whole: " + ", ".join(
                 f"{e} ({share if share.endswith('%') else 'none'} of the record's attack time)"
                 for e, share in zip(whole["experiment"], whole["share of the record's attack time"])) + "."
-               if len(whole) else "No experiment passes as a whole."))
+               if len(whole) else "No experiment passes as a whole.") + control_text)
     return styled(per_experiment, TableSpec(list(per_experiment.columns))), text
 
 
@@ -286,7 +345,7 @@ def precision_times(profile: str, smoke: bool):
     """Per experiment, the seconds of the same sampled batches recomputed in fp32 and in a reduced
     precision by two kept verify runs of one sample (same seed, minutes, engine and threads), with
     the speed-up (fp32 seconds over reduced-precision seconds, a paired bootstrap interval over
-    the batches), and the seconds of every kept run that recomputed an experiment whole."""
+    the batches). Whole experiments: :func:`whole_times`."""
     from .appendix import verification_runs
 
     runs = verification_runs(profile, smoke)
@@ -314,33 +373,91 @@ def precision_times(profile: str, smoke: bool):
                         else f"{ratio.estimate:.2f} (n = {len(g)}, no interval)",
                         "in fp32": _kept_fp32(reduced["configuration"]),
                         "run": reduced.get("label") or reduced["name"]})
-    whole = []
-    for run in runs:
-        config = run.get("configuration") or {}
-        if config.get("minutes") is None and config.get("precision", "fp32") != "fp32":
-            for experiment, g in _unit_seconds(run).groupby("experiment", sort=False):
-                whole.append({"experiment": experiment, "batches": len(g),
-                              f"{config['precision']} s": g["seconds"].sum(),
-                              "in hardware": {True: "yes", False: "no: emulated"}.get(config.get("native"),
-                                                                                      "not recorded"),
-                              "in fp32": _kept_fp32(config), "run": run.get("label") or run["name"]})
-    if not out and not whole:
+    if not out:
         return None, "No pair of fp32 and reduced-precision verify runs of one sample is kept in the record yet."
-    frame = pd.concat([pd.DataFrame(out).assign(kind="sample, both precisions"),
-                       pd.DataFrame(whole).assign(kind="whole experiment")], ignore_index=True)
-    frame = frame[["kind", *[c for c in frame.columns if c != "kind"]]]
+    frame = pd.DataFrame(out)
     seconds = [c for c in frame.columns if c.endswith(" s")]
-    text = ("**Time in each precision.** *Sample*: the same batches (one per experiment that fits the sample's "
-            "minutes) recomputed by `python -m adv2lib verify --minutes M --seed S`, once in fp32 and once with "
-            "`--precision`, one after the other on this machine with nothing else running (serial engine, the "
+    text = ("**Time in each precision.** The same batches (one per experiment that fits the sample's minutes) "
+            "recomputed by `python -m adv2lib verify --minutes M --seed S`, once in fp32 and once with "
+            "`--precision`, one after the other on one machine with nothing else running (serial engine, the "
             "threads of the run's configuration); a batch's seconds include what it needs that no earlier "
             "batch computed (image selection, PGD, benign maps). *Speed-up*: fp32 seconds over the reduced "
             f"precision's, with a 95% paired bootstrap interval over the batches (none under {INTERVAL_BATCHES} "
-            "batches: too few to resample; our bar). "
-            "*Whole experiment*: the seconds of a kept run that recomputed every batch of the experiment in the "
-            "reduced precision, shared work counted where it ran first; *in hardware*: whether that CPU had "
-            "bfloat16 instructions (`adv2lib.precision.native`; not recorded by runs kept before the field).")
+            "batches: too few to resample; our bar). Whole experiments: the next table.")
     return styled(frame, TableSpec(list(frame.columns), formats={c: "{:.0f}" for c in seconds})), text
+
+
+def whole_times(profile: str, smoke: bool):
+    """What computing the book costs, experiment by experiment: the seconds of the kept verify runs
+    that recomputed an experiment whole (``verify --all --only ... --keep NAME``), in each precision,
+    beside the record's own attack seconds; and the sum over the experiments measured so far, with
+    those not yet measured named (the full book's time is the sum once every experiment has one).
+    Of several runs of an experiment in one precision, the last by file name, one under the current
+    fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) before one kept before it."""
+    from ..precision import FP32_INTERPRETERS
+    from ..verify import NEVER_SAMPLED, _book_order
+    from .appendix import verification_runs
+
+    manifest = record.read_manifest(record.scale_dir(profile, smoke)).get("experiments") or {}
+    recorded = {k: v.get("attack_seconds") for k, v in manifest.items()}
+    total = sum(v for v in recorded.values() if v)
+    # {(experiment, precision): (under the current fp32 policy, seconds, run)}, {run: its facts}
+    measured, runs = {}, {}
+    for run in verification_runs(profile, smoke):
+        config = run.get("configuration") or {}
+        if config.get("minutes", 0) is not None:
+            continue
+        name, chosen = run.get("label") or run["name"], config.get("precision", "fp32")
+        policy = chosen == "fp32" or set(config.get("fp32_interpreters") or []) == FP32_INTERPRETERS
+        for experiment, g in _unit_seconds(run).groupby("experiment", sort=False):
+            # the last kept run by file name, a run under the current policy before one kept before it
+            if policy >= measured.get((experiment, chosen), (False,))[0]:
+                measured[experiment, chosen] = (policy, float(g["seconds"].sum()), name)
+        wall, cpu = run.get("seconds"), run.get("cpu_seconds")
+        runs[name] = ", ".join([
+            chosen, config.get("cpu") or "CPU not recorded",
+            *([f"{chosen} in hardware: " + {True: "yes", False: "no, emulated"}.get(config.get("native"),
+                                                                                   "not recorded")]
+              if chosen != "fp32" else []),
+            "wall not recorded" if wall is None else f"{wall:,.0f} s wall",
+            "CPU time not recorded" if cpu is None else f"{cpu:,.0f} s CPU"])
+    if not measured:
+        return None, "No kept verify run recomputed an experiment whole yet (`python -m adv2lib verify --all`)."
+    precisions = sorted({p for _, p in measured}, key=lambda p: (p != "fp32", p))
+    shown = {name for _, _, name in measured.values()}
+    out = []
+    for experiment in _book_order(manifest):
+        row = {"experiment": experiment,
+               "record attack s": recorded.get(experiment) or float("nan"),
+               "share of the record's attack time": f"{recorded[experiment] / total:.1%}"
+               if recorded.get(experiment) and total else "no attack of its own"}
+        for chosen in precisions:
+            _, seconds, name = measured.get((experiment, chosen), (None, float("nan"), None))
+            row[f"{chosen} s"] = seconds
+            row[f"{chosen} run"] = name or ("verify never recomputes it: " + NEVER_SAMPLED[experiment].split(":")[0]
+                                            if experiment in NEVER_SAMPLED else "not recomputed whole yet")
+        out.append(row)
+    frame = pd.DataFrame(out)
+    sums = []
+    for chosen in precisions:
+        done = frame[f"{chosen} s"].notna()
+        share = frame.loc[done, "record attack s"].sum() / total if total else float("nan")
+        sums.append(f"in {chosen}, {int(done.sum())} of {len(frame)} experiments took "
+                    f"{frame.loc[done, f'{chosen} s'].sum():,.0f} s ({frame.loc[done, f'{chosen} s'].sum() / 3600:.2f} h; "
+                    f"{share:.0%} of the record's attack time); not yet: "
+                    + (", ".join(frame.loc[~done, "experiment"]) or "none"))
+    text = ("**What the book costs to compute, experiment by experiment.** The seconds of a kept "
+            "`python -m adv2lib verify --all --only ...` run that recomputed the experiment whole (serial "
+            "engine, the threads of its configuration), one run each, not an interval; work an experiment "
+            "shares with another (transfer recomputes the main experiment's attacks, the AID premise the AID "
+            "experiment's) counts where it ran first in its run. Beside them the record's own attack seconds, "
+            "measured when the record was computed, on other machines and engines: not comparable with these. "
+            "So far, " + "; ".join(sums) + ". The full book's time in a precision is the sum once every "
+            "experiment has one, plus rendering the chapters from the results (the build table above). The runs, "
+            "with their CPU and their wall and CPU seconds: "
+            + "; ".join(f"{name} ({facts})" for name, facts in runs.items() if name in shown) + ".")
+    formats = {c: "{:,.0f}" for c in frame.columns if c.endswith(" s")}
+    return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
 
 
 def hardware(profile: str, smoke: bool):
