@@ -46,7 +46,6 @@ import contextlib
 import inspect
 import json
 import math
-import os
 import tempfile
 import time
 from collections import Counter
@@ -638,6 +637,7 @@ def main(args: argparse.Namespace) -> int:
         from .fileio import atomic_write
         from .runner import hardware
 
+        machine = hardware()
         kept = {"label": args.label or args.keep, "table": table.to_dict("records"),
                 "configuration": {"engine": args.engine, "threads": torch.get_num_threads(), "device": args.device,
                                   "allocator": describe(), "exact": bool(args.exact), "seed": args.seed,
@@ -645,7 +645,7 @@ def main(args: argparse.Namespace) -> int:
                                   "fp32_interpreters": sorted(FP32_INTERPRETERS) if args.precision != "fp32" else [],
                                   "native": native(args.precision, torch.device(args.device).type),
                                   "minutes": None if args.everything else args.minutes,
-                                  "cpu": hardware()["cpu"], "cpu_count": os.cpu_count()},
+                                  **{k: machine[k] for k in ("cpu", "cpu_count")}},
                 "seconds": round(time.perf_counter() - start, 1),
                 "cpu_seconds": round(time.process_time() - cpu_start, 1), "last_line": lines[0],
                 "code": record.inputs(args.profile)["code"], "failures": failures}

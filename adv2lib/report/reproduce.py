@@ -177,31 +177,29 @@ def precision_verdicts(profile: str, smoke: bool):
 ROUNDING_TOLERANCE = 1e-6
 
 
-def _policy_runs(profile: str, smoke: bool) -> dict:
-    """Per part of a kept run (``aggregates``, ``claims``) and per experiment, the kept reduced-precision
-    run under the current fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) that recomputed most
-    of it: ``{part: {experiment: (run, frame)}}``."""
+def _policy_runs(runs: list[dict]) -> dict:
+    """Per part of a kept run (``aggregates``, ``claims``) and per experiment, of the kept verify ``runs``
+    the reduced-precision one under the current fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`)
+    that recomputed most of it: ``{part: {experiment: (run, frame)}}``."""
     from ..precision import FP32_INTERPRETERS
 
-    return _largest_runs(profile, smoke, lambda config: config.get("precision", "fp32") != "fp32"
+    return _largest_runs(runs, lambda config: config.get("precision", "fp32") != "fp32"
                          and set(config.get("fp32_interpreters") or []) == FP32_INTERPRETERS)
 
 
-def _control_runs(profile: str, smoke: bool) -> dict:
+def _control_runs(runs: list[dict]) -> dict:
     """The control of the acceptance test: per part and experiment, the kept fp32 run that recomputed
     the experiment whole (``verify --all --precision fp32 --keep NAME``), as :func:`_policy_runs`."""
-    return _largest_runs(profile, smoke, lambda config: config.get("precision", "fp32") == "fp32"
+    return _largest_runs(runs, lambda config: config.get("precision", "fp32") == "fp32"
                          and config.get("minutes", 0) is None)
 
 
-def _largest_runs(profile: str, smoke: bool, wanted) -> dict:
-    """Per part (``aggregates``, ``claims``) and experiment, of the kept verify runs whose configuration
+def _largest_runs(runs: list[dict], wanted) -> dict:
+    """Per part (``aggregates``, ``claims``) and experiment, of the kept verify ``runs`` whose configuration
     ``wanted`` accepts, the one that recomputed most of the experiment: ``{part: {experiment: (run, frame)}}``;
     a frame's ``whole``: whether its run recomputed every batch."""
-    from .appendix import verification_runs
-
     chosen = {"aggregates": {}, "claims": {}}
-    for run in verification_runs(profile, smoke):
+    for run in runs:
         config = run.get("configuration") or {}
         if not wanted(config):
             continue
@@ -235,6 +233,19 @@ def _judged(chosen: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, tests.assign(moved=~tests["same"].astype(bool))
 
 
+def _attack_shares(profile: str, smoke: bool):
+    """The record's attack seconds per experiment (its manifest's ``attack_seconds``; None: no attack of
+    its own) and a function giving an experiment's share of their sum as table text."""
+    recorded = {k: v.get("attack_seconds") for k, v in
+                (record.read_manifest(record.scale_dir(profile, smoke)).get("experiments") or {}).items()}
+    total = sum(v for v in recorded.values() if v)
+
+    def share(experiment: str) -> str:
+        return f"{recorded[experiment] / total:.1%}" if recorded.get(experiment) and total else "no attack of its own"
+
+    return recorded, share
+
+
 #: The acceptance tables' column of the control: the same test of fp32 recomputed whole.
 CONTROL = "fp32 control: outside / aggregates, verdicts moved"
 
@@ -254,11 +265,14 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
     recomputed whole) passes: none outside, none moved. Beside it the control (:data:`CONTROL`): the
     same test of fp32 recomputed whole, where a kept run did. Per experiment also its share of the
     record's attack time, what adopting the precision there could save at most."""
-    chosen = _policy_runs(profile, smoke)
+    from .appendix import verification_runs
+
+    runs = verification_runs(profile, smoke)        # read once: the tested precision's runs and the control's
+    chosen = _policy_runs(runs)
     if not chosen["aggregates"]:
         return None, "No kept reduced-precision run under the current policy yet."
     frame, tests = _judged(chosen)
-    control, control_tests = _judged(_control_runs(profile, smoke))
+    control, control_tests = _judged(_control_runs(runs))
     rounding, past = frame["rounding"], frame["past"]
     outside = frame["outside"] | rounding
 
@@ -282,12 +296,8 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
 
     per_interpreter, per_experiment = rows("interpreter"), rows("experiment")
     # what each experiment costs: its attacks' summed seconds in the record, as a share of every experiment's
-    recorded = {k: v.get("attack_seconds") for k, v in
-                (record.read_manifest(record.scale_dir(profile, smoke)).get("experiments") or {}).items()}
-    total = sum(v for v in recorded.values() if v)
-    per_experiment["share of the record's attack time"] = [
-        f"{recorded[e] / total:.1%}" if recorded.get(e) and total else "no attack of its own"
-        for e in per_experiment["experiment"]]
+    _, share = _attack_shares(profile, smoke)
+    per_experiment["share of the record's attack time"] = [share(e) for e in per_experiment["experiment"]]
     # the control beside the tested precision, over the experiments it recomputed whole
     same = frame[frame["experiment"].isin(set(control["experiment"]))]
     same_tests = tests[tests["experiment"].isin(set(control["experiment"]))]
@@ -398,8 +408,7 @@ def whole_times(profile: str, smoke: bool):
     from ..verify import NEVER_SAMPLED, _book_order
     from .appendix import verification_runs
 
-    manifest = record.read_manifest(record.scale_dir(profile, smoke)).get("experiments") or {}
-    recorded = {k: v.get("attack_seconds") for k, v in manifest.items()}
+    recorded, share = _attack_shares(profile, smoke)
     total = sum(v for v in recorded.values() if v)
     # {(experiment, precision): (under the current fp32 policy, seconds, run)}, {run: its facts}
     measured, runs = {}, {}
@@ -426,11 +435,9 @@ def whole_times(profile: str, smoke: bool):
     precisions = sorted({p for _, p in measured}, key=lambda p: (p != "fp32", p))
     shown = {name for _, _, name in measured.values()}
     out = []
-    for experiment in _book_order(manifest):
-        row = {"experiment": experiment,
-               "record attack s": recorded.get(experiment) or float("nan"),
-               "share of the record's attack time": f"{recorded[experiment] / total:.1%}"
-               if recorded.get(experiment) and total else "no attack of its own"}
+    for experiment in _book_order(recorded):
+        row = {"experiment": experiment, "record attack s": recorded.get(experiment) or float("nan"),
+               "share of the record's attack time": share(experiment)}
         for chosen in precisions:
             _, seconds, name = measured.get((experiment, chosen), (None, float("nan"), None))
             row[f"{chosen} s"] = seconds
