@@ -227,10 +227,13 @@ def test_the_whole_runs_add_up_to_the_books_time_per_precision_and_name_what_is_
     keep("c-bf16", {"precision": "bf16", "minutes": None, "native": False, "fp32_interpreters": ["mask"]},
          {"main": [30.0, 35.0], "budget": [7.0]})
     keep("d-unpolicied", {"precision": "bf16", "minutes": None}, {"main": [1.0]})      # kept before the policy
+    keep("e-alone", {"precision": "fp32", "minutes": None}, {"transfer": [500.0]})    # recomputed main within it
     table, text = reproduce.whole_times("embedded", False)
     rows = table.data.set_index("experiment")
     assert list(rows.index) == ["main", "transfer", "budget", "aid_variants"]          # book order
     assert rows.loc["main", ["fp32 s", "fp32 run", "bf16 s"]].tolist() == [90.0, "b-fp32", 65.0]
+    assert rows.loc["transfer", ["fp32 s", "fp32 run"]].tolist() == [5.0, "b-fp32"]    # not e-alone's 500
+    assert "Left out: e-alone (transfer without main)" in text
     assert rows.loc["transfer", "share of the record's attack time"] == "no attack of its own"
     assert rows.loc["budget", "fp32 run"] == "not recomputed whole yet" and np.isnan(rows.loc["budget", "fp32 s"])
     assert rows.loc["aid_variants", "fp32 run"].startswith("verify never recomputes it: every batch first retrains")

@@ -403,22 +403,29 @@ def whole_times(profile: str, smoke: bool):
     beside the record's own attack seconds; and the sum over the experiments measured so far, with
     those not yet measured named (the full book's time is the sum once every experiment has one).
     Of several runs of an experiment in one precision, the last by file name, one under the current
-    fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) before one kept before it."""
+    fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) before one kept before it. A run that
+    recomputed an experiment reading another's results (:data:`adv2lib.verify.DEPENDS`) without that
+    other one also computed the other's batches within the experiment's units: not its own cost, so
+    left out for it and named."""
     from ..precision import FP32_INTERPRETERS
-    from ..verify import NEVER_SAMPLED, _book_order
+    from ..verify import DEPENDS, NEVER_SAMPLED, _book_order
     from .appendix import verification_runs
 
     recorded, share = _attack_shares(profile, smoke)
     total = sum(v for v in recorded.values() if v)
     # {(experiment, precision): (under the current fp32 policy, seconds, run)}, {run: its facts}
-    measured, runs = {}, {}
+    measured, runs, charged = {}, {}, {}
     for run in verification_runs(profile, smoke):
         config = run.get("configuration") or {}
         if config.get("minutes", 0) is not None:
             continue
         name, chosen = run.get("label") or run["name"], config.get("precision", "fp32")
         policy = chosen == "fp32" or set(config.get("fp32_interpreters") or []) == FP32_INTERPRETERS
-        for experiment, g in _unit_seconds(run).groupby("experiment", sort=False):
+        units = _unit_seconds(run)
+        for experiment, g in units.groupby("experiment", sort=False):
+            if DEPENDS.get(experiment, experiment) not in set(units["experiment"]):   # its units computed the other's
+                charged.setdefault(name, []).append(f"{experiment} without {DEPENDS[experiment]}")
+                continue
             # the last kept run by file name, a run under the current policy before one kept before it
             if policy >= measured.get((experiment, chosen), (False,))[0]:
                 measured[experiment, chosen] = (policy, float(g["seconds"].sum()), name)
@@ -456,13 +463,18 @@ def whole_times(profile: str, smoke: bool):
     text = ("**What the book costs to compute, experiment by experiment.** The seconds of a kept "
             "`python -m adv2lib verify --all --only ...` run that recomputed the experiment whole (serial "
             "engine, the threads of its configuration), one run each, not an interval; work an experiment "
-            "shares with another (transfer recomputes the main experiment's attacks, the AID premise the AID "
-            "experiment's) counts where it ran first in its run. Beside them the record's own attack seconds, "
+            "shares with another (transfer, the ensemble and the cross-model study read the main experiment's "
+            "attacks, the AID premise the AID experiment's) counts where it ran first in its run, as in a book "
+            "build. Beside them the record's own attack seconds, "
             "measured when the record was computed, on other machines and engines: not comparable with these. "
             "So far, " + "; ".join(sums) + ". The full book's time in a precision is the sum once every "
             "experiment has one, plus rendering the chapters from the results (the build table above). The runs, "
             "with their CPU and their wall and CPU seconds: "
-            + "; ".join(f"{name} ({facts})" for name, facts in runs.items() if name in shown) + ".")
+            + "; ".join(f"{name} ({facts})" for name, facts in runs.items() if name in shown) + "."
+            + ("" if not charged else " Left out: " + "; ".join(f"{name} ({', '.join(which)})"
+                                                              for name, which in charged.items())
+               + ": an experiment recomputed without the one whose results it reads recomputed that one's "
+                 "batches too, within its own units, so those seconds are not its own cost."))
     formats = {c: "{:,.0f}" for c in frame.columns if c.endswith(" s")}
     return styled(frame, TableSpec(list(frame.columns), formats=formats)), text
 
