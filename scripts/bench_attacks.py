@@ -19,15 +19,17 @@ blurs for MASK. For GRAD and MASK the script also prints the measured cost of on
 step in units of ``t_pass`` (their higher-order cost).
 
 Times are process CPU seconds (robust to other jobs on a shared machine; with one thread,
-wall time on an idle machine is about the same).
+wall time on an idle machine is about the same); with ``--device cuda``, wall seconds after
+synchronising the device (the GPU's time, which process CPU time does not see).
 
 ``--precision fp32 bf16`` runs every attack in each precision (:func:`adv2lib.precision.victim_passes`:
-the victims' passes under bfloat16 autocast), ``t_pass`` measured in the same precision, and ends
-with a table of both side by side: seconds per image, the speed-up, the ratio to the bare passes
-in each, and the attack's success in each.
+the victims' passes under bfloat16 autocast; ``tf32`` on CUDA), ``t_pass`` measured in the same
+precision, and ends with a table of both side by side: seconds per image, the speed-up, the ratio to
+the bare passes in each, and the attack's success in each.
 
     python scripts/bench_attacks.py --victim resnet --n-images 20
     python scripts/bench_attacks.py --victim resnet --n-images 20 --precision fp32 bf16
+    python scripts/bench_attacks.py --victim resnet --n-images 50 --device cuda --precision fp32 tf32 bf16
 """
 from __future__ import annotations
 
@@ -42,12 +44,19 @@ from adv2lib.data import load_test_set
 from adv2lib.experiments import random_target_classes, select_correct
 from adv2lib.interpreters import build_interpreter
 from adv2lib.models import load_victim
-from adv2lib.precision import PRECISIONS, native, victim_passes
+from adv2lib.precision import PRECISIONS, check, native, victim_passes
 
 
 #: The clock: process CPU time (all threads). On a shared machine wall time depends on the
-#: neighbours; CPU time does not (with ``--threads 1`` it equals the compute time).
+#: neighbours; CPU time does not (with ``--threads 1`` it equals the compute time). On CUDA,
+#: :func:`main` puts :func:`cuda_clock` here.
 clock = time.process_time
+
+
+def cuda_clock() -> float:
+    """Wall seconds once the GPU has finished the work queued so far (its kernels run asynchronously)."""
+    torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def time_pass(victim, x, y, reps=5):
@@ -82,20 +91,30 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=list(PRECISIONS),
                         help="run every attack in each of these precisions (adv2lib.precision)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (timed in synchronised wall seconds)")
     args = parser.parse_args(argv)
+    global clock
     torch.set_num_threads(args.threads)
-    victim = load_victim(args.victim, args.profile, device="cpu")
+    device = torch.device(args.device)
+    for chosen in args.precision:
+        check(chosen, device.type)
+    if device.type == "cuda":
+        clock = cuda_clock
+    seconds_of = "CPU" if clock is time.process_time else "wall"
+    victim = load_victim(args.victim, args.profile, device=device)
     _, x, y = select_correct(victim, load_test_set(args.profile), args.n_images, args.seed)
     ct = random_target_classes(y, victim.num_classes, args.seed)
+    x, y, ct = x.to(device), y.to(device), ct.to(device)
     n = len(x)
     for precision in args.precision:
         with victim_passes(precision):
             t_pass = time_pass(victim, x, ct)
         print(f"victim {args.victim} ({args.profile}), {n} images, {args.threads} threads, {precision}"
               f"{'' if native(precision, x.device.type) else ' (emulated: no such arithmetic in this hardware)'}: "
-              f"t_pass = {1000 * t_pass:.2f} CPU-ms/image (forward+backward)")
+              f"t_pass = {1000 * t_pass:.2f} {seconds_of}-ms/image (forward+backward)"
+              + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
     print(f"{'attack':<10} {'precision':<9} {'s/image':>8} {'passes/img':>11} {'bare s/img':>11} {'ratio':>6}")
-    print("(CPU seconds; t_pass is re-measured before and after each attack and averaged)")
+    print(f"({seconds_of} seconds; t_pass is re-measured before and after each attack and averaged)")
     extra, side, unit = [], [], {}
     first = args.precision[0]         # the higher-order costs below are measured in this one
     for name in args.attacks:
@@ -157,7 +176,7 @@ def main(argv=None):
             extra.append((f"full MASK snapshot ({interp.config.iterations} Adam steps), counted passes",
                           float(interp.config.iterations)))
     if len(args.precision) > 1:
-        print(f"\nside by side (CPU s/image; speed-up: {first} time over each other's; ratio: time over its bare passes):")
+        print(f"\nside by side ({seconds_of} s/image; speed-up: {first} time over each other's; ratio: time over its bare passes):")
         for label in dict.fromkeys(r["attack"] for r in side):
             mine = {r["precision"]: r for r in side if r["attack"] == label}
             print(f"  {label:<10} " + "   ".join(
