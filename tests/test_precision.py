@@ -232,13 +232,14 @@ def test_the_whole_runs_add_up_to_the_books_time_per_precision_and_name_what_is_
     rows = table.data.set_index("experiment")
     assert list(rows.index) == ["main", "transfer", "budget", "aid_variants"]          # book order
     assert rows.loc["main", ["fp32 s", "fp32 run", "bf16 s"]].tolist() == [90.0, "b-fp32", 65.0]
-    assert rows.loc["transfer", ["fp32 s", "fp32 run"]].tolist() == [5.0, "b-fp32"]    # not e-alone's 500
+    # not e-alone's 500; verify recomputes transfer's first batch only: shown, marked, out of the sum
+    assert rows.loc["transfer", ["fp32 s", "fp32 run"]].tolist() == [5.0, "b-fp32 (first batch only)"]
     assert "Left out: e-alone (transfer without main)" in text
     assert rows.loc["transfer", "share of the record's attack time"] == "no attack of its own"
     assert rows.loc["budget", "fp32 run"] == "not recomputed whole yet" and np.isnan(rows.loc["budget", "fp32 s"])
     assert rows.loc["aid_variants", "fp32 run"].startswith("verify never recomputes it: every batch first retrains")
-    assert "in fp32, 2 of 4 experiments took 95 s (0.03 h; 67% of the record's attack time); not yet: budget, " \
-           "aid_variants" in text
+    assert "in fp32, 1 of 4 experiments took 90 s (0.03 h; 67% of the record's attack time); not yet: transfer " \
+           "(first batch only), budget, aid_variants" in text
     assert "in bf16, 2 of 4 experiments took 72 s" in text and "not yet: transfer, aid_variants" in text
     assert "b-fp32 (fp32, Xeon, 1,000 s wall, 1,900 s CPU)" in text
     assert "c-bf16 (bf16, CPU not recorded, bf16 in hardware: no, emulated, 1,000 s wall, CPU time not recorded)" in text
@@ -390,7 +391,7 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     run("policy", [agg("main", "cam", new=0.7), agg("main", "grad", "linf", 0.1, 0.1, 0.1, 0.1 + 1e-9),
                    agg("main", "rts", "linf", 0.1, 0.09, 0.1, 0.1 + 1e-10),       # past a bound, not zero width
                    agg("main", "rts", "iou", 0.5, 0.4, 0.6, 0.6 + 1e-5),          # past it by more: a move
-                   agg("main", "mask"), agg("budget", "grad"), agg("budget", "mask")],
+                   agg("main", "mask"), agg("budget", "grad"), agg("budget", "mask"), agg("transfer", "grad")],
         claims=[{**claim, "same": False}, {**claim, "interpreter": "cam", "same": True}])
     run("sample", [agg("ablation", "grad")], minutes=40)
     run("old-policy", [agg("budget", "grad", new=0.9)], fp32=())                 # before the policy: not counted
@@ -416,6 +417,9 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     assert exp.loc["budget", ["recomputed", "passes", "share of the record's attack time"]].tolist() == [
         "whole", "yes", "25.0%"]
     assert exp.loc["main", "passes"] == "no" and exp.loc["ablation", "passes"].startswith("not tested whole")
+    # verify --all recomputes transfer on its first batch only: nothing moved, but not tested whole
+    assert exp.loc["transfer", ["recomputed", "passes"]].tolist() == ["first batch only",
+                                                                     "not tested whole (nothing moved)"]
     assert "pass as a whole: budget (25.0% of the record's attack time)." in text
     assert exp.loc["main", reproduce.CONTROL] == "1 / 3, 0 of 1"
     assert exp.loc["budget", reproduce.CONTROL] == "not recomputed whole in fp32"

@@ -197,15 +197,19 @@ def _control_runs(runs: list[dict]) -> dict:
 def _largest_runs(runs: list[dict], wanted) -> dict:
     """Per part (``aggregates``, ``claims``) and experiment, of the kept verify ``runs`` whose configuration
     ``wanted`` accepts, the one that recomputed most of the experiment: ``{part: {experiment: (run, frame)}}``;
-    a frame's ``whole``: whether its run recomputed every batch."""
+    a frame's ``whole``: whether its run recomputed every batch (``verify --all``; never for an experiment
+    verify recomputes on its first batch only, :data:`adv2lib.verify.FIRST_BATCH_ONLY`)."""
+    from ..verify import FIRST_BATCH_ONLY
+
     chosen = {"aggregates": {}, "claims": {}}
     for run in runs:
         config = run.get("configuration") or {}
         if not wanted(config):
             continue
         for part in chosen:
-            frame = pd.DataFrame(run.get(part) or []).assign(whole=config.get("minutes") is None)
+            frame = pd.DataFrame(run.get(part) or [])
             for experiment, g in frame.groupby("experiment", sort=False) if not frame.empty else []:
+                g = g.assign(whole=config.get("minutes") is None and experiment not in FIRST_BATCH_ONLY)
                 if experiment not in chosen[part] or len(g) > len(chosen[part][experiment][1]):
                     chosen[part][experiment] = (run.get("label") or run["name"], g)
     return chosen
@@ -235,7 +239,7 @@ def _judged(chosen: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _attack_shares(profile: str, smoke: bool):
     """The record's attack seconds per experiment (its manifest's ``attack_seconds``; None: no attack of
-    its own) and a function giving an experiment's share of their sum as table text."""
+    its own), a function giving an experiment's share of their sum as table text, and the sum."""
     recorded = {k: v.get("attack_seconds") for k, v in
                 (record.read_manifest(record.scale_dir(profile, smoke)).get("experiments") or {}).items()}
     total = sum(v for v in recorded.values() if v)
@@ -243,8 +247,11 @@ def _attack_shares(profile: str, smoke: bool):
     def share(experiment: str) -> str:
         return f"{recorded[experiment] / total:.1%}" if recorded.get(experiment) and total else "no attack of its own"
 
-    return recorded, share
+    return recorded, share, total
 
+
+#: How the tables mark an experiment verify recomputes on its first batch only (:data:`adv2lib.verify.FIRST_BATCH_ONLY`).
+FIRST_BATCH = "first batch only"
 
 #: The acceptance tables' column of the control: the same test of fp32 recomputed whole.
 CONTROL = "fp32 control: outside / aggregates, verdicts moved"
@@ -265,6 +272,7 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
     recomputed whole) passes: none outside, none moved. Beside it the control (:data:`CONTROL`): the
     same test of fp32 recomputed whole, where a kept run did. Per experiment also its share of the
     record's attack time, what adopting the precision there could save at most."""
+    from ..verify import FIRST_BATCH_ONLY
     from .appendix import verification_runs
 
     runs = verification_runs(profile, smoke)        # read once: the tested precision's runs and the control's
@@ -284,7 +292,8 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
             whole = bool(g["whole"].all()) or by == "interpreter"      # an experiment passes only when tested whole
             out.append({by: (label(key) or key) if by == "interpreter" else key,
                         **({"experiments": ", ".join(sorted(g["experiment"].unique()))} if by == "interpreter"
-                           else {"recomputed": "whole" if whole else "a sample of batches", "run": g["run"].iloc[0]}),
+                           else {"recomputed": "whole" if whole else FIRST_BATCH if key in FIRST_BATCH_ONLY
+                                 else "a sample of batches", "run": g["run"].iloc[0]}),
                         "aggregates": len(g), "outside interval": int(g["outside"].sum()),
                         "past a bound by rounding only": int(g["rounding"].sum()),
                         "verdict tests": len(t), "verdicts moved": int(t["moved"].sum()),
@@ -296,7 +305,7 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
 
     per_interpreter, per_experiment = rows("interpreter"), rows("experiment")
     # what each experiment costs: its attacks' summed seconds in the record, as a share of every experiment's
-    _, share = _attack_shares(profile, smoke)
+    _, share, _ = _attack_shares(profile, smoke)
     per_experiment["share of the record's attack time"] = [share(e) for e in per_experiment["experiment"]]
     # the control beside the tested precision, over the experiments it recomputed whole
     same = frame[frame["experiment"].isin(set(control["experiment"]))]
@@ -406,13 +415,14 @@ def whole_times(profile: str, smoke: bool):
     fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) before one kept before it. A run that
     recomputed an experiment reading another's results (:data:`adv2lib.verify.DEPENDS`) without that
     other one also computed the other's batches within the experiment's units: not its own cost, so
-    left out for it and named."""
+    left out for it and named. An experiment verify recomputes on its first batch only
+    (:data:`adv2lib.verify.FIRST_BATCH_ONLY`) shows that batch's seconds, marked so and left out of the
+    sums: a part of the experiment's cost, not the whole."""
     from ..precision import FP32_INTERPRETERS
-    from ..verify import DEPENDS, NEVER_SAMPLED, _book_order
+    from ..verify import DEPENDS, FIRST_BATCH_ONLY, NEVER_SAMPLED, _book_order
     from .appendix import verification_runs
 
-    recorded, share = _attack_shares(profile, smoke)
-    total = sum(v for v in recorded.values() if v)
+    recorded, share, total = _attack_shares(profile, smoke)
     # {(experiment, precision): (under the current fp32 policy, seconds, run)}, {run: its facts}
     measured, runs, charged = {}, {}, {}
     for run in verification_runs(profile, smoke):
@@ -422,8 +432,9 @@ def whole_times(profile: str, smoke: bool):
         name, chosen = run.get("label") or run["name"], config.get("precision", "fp32")
         policy = chosen == "fp32" or set(config.get("fp32_interpreters") or []) == FP32_INTERPRETERS
         units = _unit_seconds(run)
+        computed = set(units["experiment"])
         for experiment, g in units.groupby("experiment", sort=False):
-            if DEPENDS.get(experiment, experiment) not in set(units["experiment"]):   # its units computed the other's
+            if DEPENDS.get(experiment, experiment) not in computed:         # its units computed the other's
                 charged.setdefault(name, []).append(f"{experiment} without {DEPENDS[experiment]}")
                 continue
             # the last kept run by file name, a run under the current policy before one kept before it
@@ -448,24 +459,30 @@ def whole_times(profile: str, smoke: bool):
         for chosen in precisions:
             _, seconds, name = measured.get((experiment, chosen), (None, float("nan"), None))
             row[f"{chosen} s"] = seconds
+            if name and experiment in FIRST_BATCH_ONLY:
+                name += f" ({FIRST_BATCH})"
             row[f"{chosen} run"] = name or ("verify never recomputes it: " + NEVER_SAMPLED[experiment].split(":")[0]
                                             if experiment in NEVER_SAMPLED else "not recomputed whole yet")
         out.append(row)
     frame = pd.DataFrame(out)
     sums = []
+    part = frame["experiment"].isin(FIRST_BATCH_ONLY)
     for chosen in precisions:
-        done = frame[f"{chosen} s"].notna()
+        timed = frame[f"{chosen} s"].notna()
+        done = timed & ~part
         share = frame.loc[done, "record attack s"].sum() / total if total else float("nan")
+        pending = [e + (f" ({FIRST_BATCH})" if t else "") for e, t in zip(frame.loc[~done, "experiment"], timed[~done])]
         sums.append(f"in {chosen}, {int(done.sum())} of {len(frame)} experiments took "
                     f"{frame.loc[done, f'{chosen} s'].sum():,.0f} s ({frame.loc[done, f'{chosen} s'].sum() / 3600:.2f} h; "
-                    f"{share:.0%} of the record's attack time); not yet: "
-                    + (", ".join(frame.loc[~done, "experiment"]) or "none"))
+                    f"{share:.0%} of the record's attack time); not yet: " + (", ".join(pending) or "none"))
     text = ("**What the book costs to compute, experiment by experiment.** The seconds of a kept "
             "`python -m adv2lib verify --all --only ...` run that recomputed the experiment whole (serial "
             "engine, the threads of its configuration), one run each, not an interval; work an experiment "
             "shares with another (transfer, the ensemble and the cross-model study read the main experiment's "
             "attacks, the AID premise the AID experiment's) counts where it ran first in its run, as in a book "
-            "build. Beside them the record's own attack seconds, "
+            "build. Verify recomputes " + " and ".join(FIRST_BATCH_ONLY) + " on their first batch only (they "
+            "gather their inputs from their whole run by order): their seconds are that batch's, a part of the "
+            "experiment's cost, and the sums leave them out. Beside them the record's own attack seconds, "
             "measured when the record was computed, on other machines and engines: not comparable with these. "
             "So far, " + "; ".join(sums) + ". The full book's time in a precision is the sum once every "
             "experiment has one, plus rendering the chapters from the results (the build table above). The runs, "
