@@ -16,9 +16,13 @@ on the record's configuration every value comes back identical to the last bit:
   experiments in turn draw further units that still fit, each time from the victim and interpreter
   drawn least often so far, until nothing fits;
   ``--seed`` sets the draw. An experiment none of whose units fits is named, with the minutes it
-  needs. ``--all`` recomputes every batch (``make reproduce``). The studies of
-  :data:`NEVER_SAMPLED` (the ensemble detector's designs, scored from a whole run; AID's variants,
-  whose batches retrain networks first) are named as not sampled, with the reason;
+  needs. The studies of :data:`NEVER_SAMPLED` (the ensemble detector's designs, scored from a
+  whole run; AID's variants, whose batches retrain networks first) are named as not sampled, with
+  the reason;
+* ``--all`` (``make reproduce``) recomputes every batch, and the experiments a sample cannot split
+  (:data:`FIRST_BATCH_ONLY` and :data:`NEVER_SAMPLED`) as **whole runs**: one unit per victim,
+  every batch and interpreter, computed by the experiment's function as a book build computes it
+  (the run's configuration names them, ``whole_runs``);
 * the batch is recomputed by the experiment's own function with its other batches left out
   (:func:`only_batch`), so the experiments it calls (transfer calls main, ensemble calls transfer)
   compute the same batch and nothing else;
@@ -65,7 +69,7 @@ __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "c
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
             "stage2_steps", "eps_255", "rule", "level", "record", "rts", "train_seed", "crafted_against", "attacked",
-            "kind", "ensemble", "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
+            "kind", "ensemble", "members", "score_kind", "split", "replacement", "seeded", "target_id", "position", "index", "reference")
 #: Measured times: they differ on every run and are not results.
 TIMING = ("seconds", "cpu_seconds")
 #: What a row was computed *from*: when these differ, the recomputed row attacked another input,
@@ -79,8 +83,10 @@ WHOLE_REQUEST = ("transfer", "ensemble")
 #: by order (the sources' success flags, the detector's image numbers), see :func:`only_batch`.
 FIRST_BATCH_ONLY = ("transfer", "ensemble")
 #: Experiments that compute another experiment's batch first when the scratch store lacks it (the
-#: cross-model study: the other victim's; charged the fed victim's batch, about the same).
-DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main", "aid_premise": "aid"}
+#: cross-model study: the other victim's; charged the fed victim's batch, about the same); the
+#: ensemble's designs run the ensemble experiment first.
+DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main", "aid_premise": "aid",
+           "ensemble_designs": "ensemble"}
 #: Studies verify never samples, with the reason it names: one computed from another experiment's stored
 #: results as a whole (no batch of its own to recompute alone; it is checked through the experiment it
 #: reads), and one whose every batch would first retrain networks the record's attack times do not count.
@@ -93,21 +99,27 @@ NEVER_SAMPLED = {"ensemble_designs": "it scores the ensemble experiment's stored
 @dataclass(frozen=True)
 class Sample:
     """One unit to recompute: the record's batch ``batch`` (positions ``lo`` to ``hi - 1`` of
-    ``n``) of ``experiment`` on ``victim`` under ``interpreters``, with the record's ``request``."""
+    ``n``) of ``experiment`` on ``victim`` under ``interpreters``, with the record's ``request``;
+    ``batch`` None: the whole run (every batch, as a book build computes it)."""
 
     experiment: str
     request: dict
     victim: str
     interpreters: tuple
-    batch: int
+    batch: int | None
     lo: int
     hi: int
     n: int
     seconds: float        # the record's attack time for this unit (an estimate of what it costs)
 
     @property
+    def whole(self) -> bool:
+        return self.batch is None
+
+    @property
     def label(self) -> str:
-        return f"{self.victim} {'+'.join(self.interpreters)}, batch {self.batch} (images {self.lo}-{self.hi - 1})"
+        return f"{self.victim} {'+'.join(self.interpreters)}, " + (
+            "whole run" if self.whole else f"batch {self.batch} (images {self.lo}-{self.hi - 1})")
 
 
 def _spec(experiment: str, req: dict, victim: str):
@@ -123,10 +135,18 @@ def _spec(experiment: str, req: dict, victim: str):
                                            batch_size=(req.get("options") or {}).get("batch_size"))
 
 
-def _units(experiment: str, req: dict, rows: pd.DataFrame) -> list[Sample]:
+def _units(experiment: str, req: dict, rows: pd.DataFrame, whole: bool = False) -> list[Sample]:
+    """The units of ``experiment``'s record ``rows``: its batches, or with ``whole``, one whole run
+    per victim (every interpreter), charged the record's seconds of all its rows."""
     out = []
     for victim in req["victims"]:
         spec = _spec(experiment, req, victim)
+        if whole:
+            mine = rows["victim"] == victim if "victim" in rows else np.ones(len(rows), bool)
+            seconds = float(rows.loc[mine, "seconds"].fillna(0).sum()) if "seconds" in rows else 0.0
+            out.append(Sample(experiment, req, victim, tuple(spec.interpreters), None, 0, spec.n_images,
+                              spec.n_images, seconds))
+            continue
         groups = [tuple(spec.interpreters)] if experiment in WHOLE_REQUEST else [(i,) for i in spec.interpreters]
         batches = spec.batches()[:1] if experiment in FIRST_BATCH_ONLY else spec.batches()
         for interpreters in groups:
@@ -149,7 +169,8 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
          everything: bool = False, seed: int = 0) -> tuple[list[Sample], dict]:
     """The units of the record in ``tables`` to recompute, and ``{experiment: seconds}`` for each
     experiment none of whose units fits ``minutes`` (the cheapest unit's cost). See the module's
-    docstring for the draw; ``everything``: every unit."""
+    docstring for the draw; ``everything``: every unit, and the experiments of :data:`FIRST_BATCH_ONLY`
+    and :data:`NEVER_SAMPLED` as whole runs."""
     metas = {}
     for path in sorted(Path(tables).glob("*.json")):
         meta = json.loads(path.read_text())
@@ -165,17 +186,20 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
         metas = {k: v for k, v in metas.items() if k in only}
     order = _book_order(metas)
     rows = {name: record.read_table(record.table_path(tables, name)) for name in order}
-    units = {name: [] if name in NEVER_SAMPLED else _units(name, metas[name]["request"], rows[name]) for name in order}
-    for name, dependency in DEPENDS.items():      # what recomputing its batch costs first
-        if name in units:
+    whole = set(FIRST_BATCH_ONLY) | set(NEVER_SAMPLED) if everything or minutes is None else set()
+    units = {name: [] if name in NEVER_SAMPLED and name not in whole else
+             _units(name, metas[name]["request"], rows[name], name in whole) for name in order}
+    for name, dependency in DEPENDS.items():      # what recomputing its batch (its whole run) costs first
+        if units.get(name):
             dep_rows = rows.get(dependency)
             if dep_rows is None and record.table_path(tables, dependency).is_file():
                 dep_rows = record.read_table(record.table_path(tables, dependency))
-            extra = {} if dep_rows is None else _batch_costs(dependency, metas[name]["request"], dep_rows)
+            extra = {} if dep_rows is None else _batch_costs(dependency, metas[name]["request"], dep_rows,
+                                                             name in whole)
             units[name] = [Sample(u.experiment, u.request, u.victim, u.interpreters, u.batch, u.lo, u.hi, u.n,
                                   u.seconds + extra.get((u.victim, u.batch), 0.0)) for u in units[name]]
-    if everything or minutes is None:
-        return [u for name in order for u in units[name]], {name: math.inf for name in order if name in NEVER_SAMPLED}
+    if whole:
+        return [u for name in order for u in units[name]], {}
     rng = np.random.default_rng(seed)
     for name in order:
         units[name] = [units[name][i] for i in rng.permutation(len(units[name]))]
@@ -212,11 +236,12 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
     return sorted(chosen, key=lambda u: (position[u.experiment], u.victim, u.interpreters, u.batch)), missing
 
 
-def _batch_costs(experiment: str, req: dict, rows: pd.DataFrame) -> dict:
+def _batch_costs(experiment: str, req: dict, rows: pd.DataFrame, whole: bool = False) -> dict:
     """``{(victim, batch): seconds}``: the record's attack time of a whole batch of ``experiment``
-    (every interpreter of ``req``), which a dependent experiment recomputes first."""
+    (every interpreter of ``req``), which a dependent experiment recomputes first; ``whole``: of its
+    whole run (``batch`` None)."""
     out = {}
-    for u in _units(experiment, {**req, "experiment": experiment}, rows):
+    for u in _units(experiment, {**req, "experiment": experiment}, rows, whole):
         out[u.victim, u.batch] = out.get((u.victim, u.batch), 0.0) + u.seconds
     return out
 
@@ -286,7 +311,7 @@ def recompute(sample: Sample, results_dir: Path, engine=None, device: str = "cpu
                   progress=False, n_images=sample.n, **options)
     if engine is not None:
         kwargs["engine"] = engine
-    with only_batch(sample.batch, sample.lo):
+    with contextlib.nullcontext() if sample.whole else only_batch(sample.batch, sample.lo):
         return studies.run_function(sample.experiment)(**kwargs).examples
 
 
@@ -463,7 +488,7 @@ def verify(samples: Sequence[Sample], tables: Path, results_dir: Path, engine=No
             tables_read[s.experiment] = record.read_table(record.table_path(tables, s.experiment))
         recorded = tables_read[s.experiment]
         unit = new[new["victim"] == s.victim]
-        if s.experiment not in WHOLE_REQUEST and "interpreter" in unit:
+        if s.experiment not in WHOLE_REQUEST and not s.whole and "interpreter" in unit:
             unit = unit[unit["interpreter"].isin(s.interpreters) | (unit["interpreter"] == "none")]
         units.setdefault(s.experiment, []).append(unit)
         comparisons.append(compare(s.experiment, recorded, unit).assign(unit=s.label))
@@ -558,7 +583,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="about how long the recomputation may take, by the record's own times (default 10)")
     p.add_argument("--seed", type=int, default=0, help="the draw of the batches (default 0)")
     p.add_argument("--all", dest="everything", action="store_true",
-                   help="recompute every batch of every experiment (make reproduce)")
+                   help="recompute every batch of every experiment, and as whole runs those a sample cannot "
+                        "split (transfer, ensemble, ensemble_designs, aid_variants) (make reproduce)")
     p.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="verify only these experiments")
     p.add_argument("--profile", default="embedded", choices=["embedded", "imagenet"])
     p.add_argument("--smoke", action="store_true", help="the smoke record")
@@ -645,6 +671,7 @@ def main(args: argparse.Namespace) -> int:
                                   "fp32_interpreters": sorted(FP32_INTERPRETERS) if args.precision != "fp32" else [],
                                   "native": native(args.precision, torch.device(args.device).type),
                                   "minutes": None if args.everything else args.minutes,
+                                  "whole_runs": sorted({s.experiment for s in samples if s.whole}),
                                   **{k: machine[k] for k in ("cpu", "cpu_count")}},
                 "seconds": round(time.perf_counter() - start, 1),
                 "cpu_seconds": round(time.process_time() - cpu_start, 1), "last_line": lines[0],
