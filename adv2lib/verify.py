@@ -64,7 +64,7 @@ from . import record, stats, studies
 from .precision import FP32_INTERPRETERS, PRECISIONS, PrecisionEngine, claim_store, current, native, store_dir
 
 __all__ = ["IDENTITY", "TIMING", "Sample", "plan", "only_batch", "recompute", "compare", "aggregates", "Verdict",
-           "verify", "WHOLE", "recomputed_whole", "claim_moves", "report_table", "add_arguments", "main"]
+           "verify", "WHOLE", "recomputed_whole", "requires", "claim_moves", "report_table", "add_arguments", "main"]
 
 #: The columns that say which measurement a row is (with the image, ``index``), never compared.
 IDENTITY = ("experiment", "profile", "victim", "interpreter", "attack", "source_interpreter", "variant", "budget",
@@ -83,10 +83,20 @@ WHOLE_REQUEST = ("transfer", "ensemble")
 #: by order (the sources' success flags, the detector's image numbers), see :func:`only_batch`.
 FIRST_BATCH_ONLY = ("transfer", "ensemble")
 #: Experiments that compute another experiment's batch first when the scratch store lacks it (the
-#: cross-model study: the other victim's; charged the fed victim's batch, about the same); the
-#: ensemble's designs run the ensemble experiment first.
-DEPENDS = {"transfer": "main", "ensemble": "main", "cross_model": "main", "aid_premise": "aid",
+#: cross-model study: the other victim's; charged the fed victim's batch, about the same): the
+#: ensemble runs transfer first, which runs main; the ensemble's designs run the ensemble. All that
+#: an experiment runs first: :func:`requires`.
+DEPENDS = {"transfer": "main", "ensemble": "transfer", "cross_model": "main", "aid_premise": "aid",
            "ensemble_designs": "ensemble"}
+
+
+def requires(experiment: str) -> list[str]:
+    """Every experiment ``experiment`` runs first (:data:`DEPENDS` followed), the nearest first."""
+    out = []
+    while experiment in DEPENDS:
+        experiment = DEPENDS[experiment]
+        out.append(experiment)
+    return out
 #: Studies verify never samples, with the reason it names: one computed from another experiment's stored
 #: results as a whole (no batch of its own to recompute alone; it is checked through the experiment it
 #: reads), and one whose every batch would first retrain networks the record's attack times do not count.
@@ -189,13 +199,15 @@ def plan(tables: Path, minutes: float | None = None, only: Sequence[str] | None 
     whole = set(FIRST_BATCH_ONLY) | set(NEVER_SAMPLED) if everything or minutes is None else set()
     units = {name: [] if name in NEVER_SAMPLED and name not in whole else
              _units(name, metas[name]["request"], rows[name], name in whole) for name in order}
-    for name, dependency in DEPENDS.items():      # what recomputing its batch (its whole run) costs first
-        if units.get(name):
+    for name in order:                            # what recomputing its batch (its whole run) costs first
+        extra = Counter()
+        for dependency in requires(name) if units[name] else []:
             dep_rows = rows.get(dependency)
             if dep_rows is None and record.table_path(tables, dependency).is_file():
                 dep_rows = record.read_table(record.table_path(tables, dependency))
-            extra = {} if dep_rows is None else _batch_costs(dependency, metas[name]["request"], dep_rows,
-                                                             name in whole)
+            if dep_rows is not None:
+                extra.update(_batch_costs(dependency, metas[name]["request"], dep_rows, name in whole))
+        if extra:
             units[name] = [Sample(u.experiment, u.request, u.victim, u.interpreters, u.batch, u.lo, u.hi, u.n,
                                   u.seconds + extra.get((u.victim, u.batch), 0.0)) for u in units[name]]
     if whole:

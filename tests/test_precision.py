@@ -237,13 +237,42 @@ def test_the_whole_runs_add_up_to_the_books_time_per_precision_and_name_what_is_
     assert "Left out: e-alone (transfer without main)" in text
     assert rows.loc["transfer", "share of the record's attack time"] == "no attack of its own"
     assert rows.loc["budget", "fp32 run"] == "not recomputed whole yet" and np.isnan(rows.loc["budget", "fp32 s"])
-    assert rows.loc["aid_variants", "fp32 run"].startswith("verify never recomputes it: every batch first retrains")
+    assert rows.loc["aid_variants", "fp32 run"] == ("not recomputed whole yet (a sample never recomputes it; "
+                                                    "`verify --all` does, as a whole run)")
     assert "in fp32, 1 of 4 experiments took 90 s (0.03 h; 67% of the record's attack time); not yet: transfer " \
            "(first batch only), budget, aid_variants" in text
     assert "in bf16, 2 of 4 experiments took 72 s" in text and "not yet: transfer, aid_variants" in text
     assert "b-fp32 (fp32, Xeon, 1,000 s wall, 1,900 s CPU)" in text
     assert "c-bf16 (bf16, CPU not recorded, bf16 in hardware: no, emulated, 1,000 s wall, CPU time not recorded)" in text
     assert "d-unpolicied" not in text and "a-sample" not in text
+    # a run that recomputed transfer as a whole run (verify --all now) comes before its first batch alone,
+    # though kept earlier by file name; main's time stays the later run's
+    keep("a-whole", {"precision": "fp32", "minutes": None, "whole_runs": ["transfer"]},
+         {"main": [60.0], "transfer": [200.0, 210.0]})
+    table, text = reproduce.whole_times("embedded", False)
+    rows = table.data.set_index("experiment")
+    assert rows.loc["transfer", ["fp32 s", "fp32 run"]].tolist() == [410.0, "a-whole"]
+    assert rows.loc["main", ["fp32 s", "fp32 run"]].tolist() == [90.0, "b-fp32"]
+    assert "in fp32, 2 of 4 experiments took 500 s (0.14 h; 67% of the record's attack time); not yet: budget, " \
+           "aid_variants" in text
+    assert "in bf16, 2 of 4 experiments took 72 s" in text and "not yet: transfer, aid_variants" in text
+
+
+def test_a_run_recomputed_whole_only_where_verify_all_ran_the_experiment_whole():
+    """Runs kept before ``verify --all`` had whole runs recomputed transfer and the ensemble on their
+    first batch; a sample never recomputes anything whole."""
+    from adv2lib.report import reproduce
+
+    old, new = {"minutes": None}, {"minutes": None, "whole_runs": ["transfer"]}
+    assert reproduce._whole(old, "main") and not reproduce._whole(old, "transfer")
+    assert reproduce._whole(new, "transfer") and not reproduce._whole(new, "ensemble")
+    assert not reproduce._whole({"minutes": 40, "whole_runs": ["transfer"]}, "transfer")
+    aggs = [{"experiment": "transfer", "metric": m} for m in ("a", "b", "c")]
+    runs = [{"name": "first", "configuration": old, "aggregates": aggs},             # more aggregates, first batch
+            {"name": "whole", "configuration": new, "aggregates": aggs[:2]},
+            {"name": "sample", "configuration": {"minutes": 40}, "aggregates": aggs}]
+    chosen = reproduce._largest_runs(runs, lambda config: True)["aggregates"]["transfer"]
+    assert chosen[0] == "whole" and chosen[1]["whole"].all()
 
 
 def test_the_precision_engine_wraps_any_engine_with_picklable_tasks_and_reports_the_original_calls():
@@ -417,7 +446,7 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     assert exp.loc["budget", ["recomputed", "passes", "share of the record's attack time"]].tolist() == [
         "whole", "yes", "25.0%"]
     assert exp.loc["main", "passes"] == "no" and exp.loc["ablation", "passes"].startswith("not tested whole")
-    # verify --all recomputes transfer on its first batch only: nothing moved, but not tested whole
+    # a run kept before verify --all recomputed transfer whole: its first batch only; nothing moved, not tested whole
     assert exp.loc["transfer", ["recomputed", "passes"]].tolist() == ["first batch only",
                                                                      "not tested whole (nothing moved)"]
     assert "pass as a whole: budget (25.0% of the record's attack time)." in text

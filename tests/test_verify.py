@@ -66,6 +66,24 @@ def test_a_kept_whole_fp32_run_names_its_cpu_and_cpu_time_and_keeps_its_aggregat
     assert kept["claims"] and all(c["same"] for c in kept["claims"])
 
 
+def test_all_recomputes_transfer_as_a_whole_run_after_main_and_names_it(smoke_record, tmp_path):
+    """A sample recomputes transfer's first batch only (it gathers its sources from its whole run by
+    order); ``--all`` recomputes it whole, as a book build does, and every row comes back."""
+    report.run_chapter("transfer", victims=["resnet"], interpreters=["grad", "cam"], n_images=3, smoke=True,
+                       device="cpu", engine="serial", show=False, batch_size=2)
+    parser = argparse.ArgumentParser()
+    verify.add_arguments(parser)
+    assert verify.main(parser.parse_args(["--smoke", "--all", "--only", "main", "transfer", "--keep", "w"])) == 0
+    kept = json.loads((smoke_record.parent / "verify" / "w.json").read_text())
+    assert kept["configuration"]["whole_runs"] == ["transfer"]
+    [unit] = [r for r in kept["table"] if r["experiment"] == "transfer"]
+    recorded = record.read_table(record.table_path(smoke_record, "transfer"))
+    assert unit["unit"] == "resnet grad+cam, whole run" and unit["images"] == "3 of 3"
+    assert unit["rows"] == len(recorded) and unit["identical values"] == 1.0
+    whole = [a for a in kept["aggregates"] if a["experiment"] == "transfer"]
+    assert whole and {a["unit"] for a in whole} == {verify.WHOLE} and all(a["sampled"] == 3 for a in whole)
+
+
 def test_one_batch_alone_is_the_record_batch_and_nothing_else_is_computed(smoke_record, tmp_path):
     v = _verify(smoke_record, tmp_path, units={("cam", 1)})
     c = v.comparison.set_index("metric")
@@ -179,10 +197,14 @@ def test_the_plan_draws_every_experiment_victim_and_interpreter_within_the_minut
                             "transfer": (["grad", "cam", "mask", "rts"], 100, None),
                             "aid": (["rts"], 100, 2.0)})                            # 100 s a batch
     units, missing = verify.plan(tmp_path, everything=True)
-    assert len(units) == 2 * 4 * 2 + 2 + 2 * 2 and missing == {}      # transfer: each victim's first batch
+    assert len(units) == 2 * 4 * 2 + 2 + 2 * 2 and missing == {}      # transfer: one whole run per victim
     transfer = [u for u in units if u.experiment == "transfer"]
-    assert transfer[0].interpreters == ("grad", "cam", "mask", "rts") and transfer[0].seconds == 200.0  # main's batch
+    assert transfer[0].interpreters == ("grad", "cam", "mask", "rts") and transfer[0].whole
+    assert (transfer[0].lo, transfer[0].hi, transfer[0].seconds) == (0, 100, 400.0)     # main's whole run first
+    assert transfer[0].label.endswith("whole run")
     chosen, missing = verify.plan(tmp_path, minutes=10)
+    sampled = [u for u in chosen if u.experiment == "transfer"]             # a sample: the first batch only
+    assert sampled and all((u.batch, u.seconds) == (0, 200.0) for u in sampled)
     assert sum(u.seconds for u in chosen) <= 600 and {u.experiment for u in chosen} == {"main", "transfer", "aid"}
     main = [u for u in chosen if u.experiment == "main"]
     # first round: one unit each within a third of the minutes (350 s); then in turn what still fits
@@ -194,10 +216,19 @@ def test_the_plan_draws_every_experiment_victim_and_interpreter_within_the_minut
     assert {u.experiment for u in verify.plan(tmp_path, minutes=5, only=["aid"])[0]} == {"aid"}
 
 
-def test_a_study_derived_from_a_whole_run_is_named_not_sampled(tmp_path):
-    _fake_record(tmp_path, {"main": (["grad"], 50, 1.0), "ensemble_designs": (["grad", "cam"], 100, None)})
-    for units, missing in (verify.plan(tmp_path, everything=True), verify.plan(tmp_path, minutes=10)):
-        assert {u.experiment for u in units} == {"main"} and missing == {"ensemble_designs": math.inf}
+def test_a_study_derived_from_a_whole_run_is_named_not_sampled_and_recomputed_whole_by_all(tmp_path):
+    _fake_record(tmp_path, {"main": (["grad"], 50, 1.0), "ensemble_designs": (["grad", "cam"], 100, None),
+                            "ensemble": (["grad", "cam"], 100, 2.0)})
+    units, missing = verify.plan(tmp_path, minutes=10)
+    assert "ensemble_designs" not in {u.experiment for u in units} and missing == {"ensemble_designs": math.inf}
+    units, missing = verify.plan(tmp_path, everything=True)
+    designs = [u for u in units if u.experiment == "ensemble_designs"]
+    assert missing == {} and [(u.victim, u.interpreters, u.whole) for u in designs] == [
+        ("resnet", ("grad", "cam"), True), ("densenet", ("grad", "cam"), True)]
+    # the ensemble's whole run first, and main's, which it runs (through transfer) first; designs: no seconds
+    assert designs[0].seconds == 2 * 100 * 2.0 + 50 * 1.0
+    assert verify.requires("ensemble_designs") == ["ensemble", "transfer", "main"] and verify.requires("main") == []
+    assert [u.whole for u in units if u.experiment == "ensemble"] == [True, True]
     table = verify.report_table(verify.Verdict([], pd.DataFrame(), pd.DataFrame(),
                                                not_sampled={"ensemble_designs": math.inf}))
     assert table["unit"].iloc[0].startswith("not sampled: it scores the ensemble experiment's stored maps")

@@ -197,10 +197,10 @@ def _control_runs(runs: list[dict]) -> dict:
 def _largest_runs(runs: list[dict], wanted) -> dict:
     """Per part (``aggregates``, ``claims``) and experiment, of the kept verify ``runs`` whose configuration
     ``wanted`` accepts, the one that recomputed most of the experiment: ``{part: {experiment: (run, frame)}}``;
-    a frame's ``whole``: whether its run recomputed every batch (``verify --all``; never for an experiment
-    verify recomputes on its first batch only, :data:`adv2lib.verify.FIRST_BATCH_ONLY`)."""
-    from ..verify import FIRST_BATCH_ONLY
-
+    a frame's ``whole``: whether its run recomputed every batch (``verify --all``; for an experiment a
+    sample recomputes on its first batch only, :data:`adv2lib.verify.FIRST_BATCH_ONLY`, only where the
+    run recomputed it as a whole run: :func:`_whole`). A run that recomputed the experiment whole comes
+    before one that did not."""
     chosen = {"aggregates": {}, "claims": {}}
     for run in runs:
         config = run.get("configuration") or {}
@@ -209,10 +209,21 @@ def _largest_runs(runs: list[dict], wanted) -> dict:
         for part in chosen:
             frame = pd.DataFrame(run.get(part) or [])
             for experiment, g in frame.groupby("experiment", sort=False) if not frame.empty else []:
-                g = g.assign(whole=config.get("minutes") is None and experiment not in FIRST_BATCH_ONLY)
-                if experiment not in chosen[part] or len(g) > len(chosen[part][experiment][1]):
+                g = g.assign(whole=_whole(config, experiment))
+                before = chosen[part].get(experiment)
+                if before is None or (g["whole"].all(), len(g)) > (before[1]["whole"].all(), len(before[1])):
                     chosen[part][experiment] = (run.get("label") or run["name"], g)
     return chosen
+
+
+def _whole(config: dict, experiment: str) -> bool:
+    """Whether a kept verify run of ``config`` recomputed ``experiment`` whole: ``verify --all``, and for
+    an experiment a sample recomputes on its first batch only (:data:`adv2lib.verify.FIRST_BATCH_ONLY`),
+    as a whole run (its ``whole_runs``; runs kept before verify had them recomputed the first batch)."""
+    from ..verify import FIRST_BATCH_ONLY
+
+    return config.get("minutes") is None and (experiment not in FIRST_BATCH_ONLY
+                                              or experiment in (config.get("whole_runs") or []))
 
 
 def _judged(chosen: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -250,7 +261,7 @@ def _attack_shares(profile: str, smoke: bool):
     return recorded, share, total
 
 
-#: How the tables mark an experiment verify recomputes on its first batch only (:data:`adv2lib.verify.FIRST_BATCH_ONLY`).
+#: How the tables mark an experiment a kept run recomputed on its first batch only (:func:`_whole`).
 FIRST_BATCH = "first batch only"
 
 #: The acceptance tables' column of the control: the same test of fp32 recomputed whole.
@@ -413,17 +424,18 @@ def whole_times(profile: str, smoke: bool):
     those not yet measured named (the full book's time is the sum once every experiment has one).
     Of several runs of an experiment in one precision, the last by file name, one under the current
     fp32 policy (:data:`adv2lib.precision.FP32_INTERPRETERS`) before one kept before it. A run that
-    recomputed an experiment reading another's results (:data:`adv2lib.verify.DEPENDS`) without that
+    recomputed an experiment reading another's results (:func:`adv2lib.verify.requires`) without that
     other one also computed the other's batches within the experiment's units: not its own cost, so
-    left out for it and named. An experiment verify recomputes on its first batch only
-    (:data:`adv2lib.verify.FIRST_BATCH_ONLY`) shows that batch's seconds, marked so and left out of the
-    sums: a part of the experiment's cost, not the whole."""
+    left out for it and named. An experiment a run recomputed on its first batch only (:func:`_whole`:
+    runs kept before ``verify --all`` recomputed transfer and the ensemble as whole runs) shows that
+    batch's seconds, marked so and left out of the sums (a part of the experiment's cost, not the
+    whole); a run that recomputed it whole comes before such a run."""
     from ..precision import FP32_INTERPRETERS
-    from ..verify import DEPENDS, FIRST_BATCH_ONLY, NEVER_SAMPLED, _book_order
+    from ..verify import FIRST_BATCH_ONLY, NEVER_SAMPLED, _book_order, requires
     from .appendix import verification_runs
 
     recorded, share, total = _attack_shares(profile, smoke)
-    # {(experiment, precision): (under the current fp32 policy, seconds, run)}, {run: its facts}
+    # {(experiment, precision): (under the current fp32 policy, whole, seconds, run)}, {run: its facts}
     measured, runs, charged = {}, {}, {}
     for run in verification_runs(profile, smoke):
         config = run.get("configuration") or {}
@@ -434,12 +446,15 @@ def whole_times(profile: str, smoke: bool):
         units = _unit_seconds(run)
         computed = set(units["experiment"])
         for experiment, g in units.groupby("experiment", sort=False):
-            if DEPENDS.get(experiment, experiment) not in computed:         # its units computed the other's
-                charged.setdefault(name, []).append(f"{experiment} without {DEPENDS[experiment]}")
+            missing = [other for other in requires(experiment) if other not in computed]
+            if missing:                                                     # its units computed the others'
+                charged.setdefault(name, []).append(f"{experiment} without {' and '.join(missing)}")
                 continue
-            # the last kept run by file name, a run under the current policy before one kept before it
-            if policy >= measured.get((experiment, chosen), (False,))[0]:
-                measured[experiment, chosen] = (policy, float(g["seconds"].sum()), name)
+            # the last kept run by file name, a run under the current policy before one kept before it, and
+            # a whole run before the first batch alone
+            whole = _whole(config, experiment)
+            if (policy, whole) >= measured.get((experiment, chosen), (False, False))[:2]:
+                measured[experiment, chosen] = (policy, whole, float(g["seconds"].sum()), name)
         wall, cpu = run.get("seconds"), run.get("cpu_seconds")
         runs[name] = ", ".join([
             chosen, config.get("cpu") or "CPU not recorded",
@@ -451,25 +466,26 @@ def whole_times(profile: str, smoke: bool):
     if not measured:
         return None, "No kept verify run recomputed an experiment whole yet (`python -m adv2lib verify --all`)."
     precisions = sorted({p for _, p in measured}, key=lambda p: (p != "fp32", p))
-    shown = {name for _, _, name in measured.values()}
-    out = []
+    shown = {name for *_, name in measured.values()}
+    out, parts = [], {chosen: set() for chosen in precisions}       # parts: the first batch only
     for experiment in _book_order(recorded):
         row = {"experiment": experiment, "record attack s": recorded.get(experiment) or float("nan"),
                "share of the record's attack time": share(experiment)}
         for chosen in precisions:
-            _, seconds, name = measured.get((experiment, chosen), (None, float("nan"), None))
+            _, whole, seconds, name = measured.get((experiment, chosen), (None, True, float("nan"), None))
             row[f"{chosen} s"] = seconds
-            if name and experiment in FIRST_BATCH_ONLY:
+            if name and not whole:
                 name += f" ({FIRST_BATCH})"
-            row[f"{chosen} run"] = name or ("verify never recomputes it: " + NEVER_SAMPLED[experiment].split(":")[0]
-                                            if experiment in NEVER_SAMPLED else "not recomputed whole yet")
+                parts[chosen].add(experiment)
+            row[f"{chosen} run"] = name or ("not recomputed whole yet" + (" (a sample never recomputes it; "
+                                                                          "`verify --all` does, as a whole run)"
+                                                                          if experiment in NEVER_SAMPLED else ""))
         out.append(row)
     frame = pd.DataFrame(out)
     sums = []
-    part = frame["experiment"].isin(FIRST_BATCH_ONLY)
     for chosen in precisions:
         timed = frame[f"{chosen} s"].notna()
-        done = timed & ~part
+        done = timed & ~frame["experiment"].isin(parts[chosen])
         share = frame.loc[done, "record attack s"].sum() / total if total else float("nan")
         pending = [e + (f" ({FIRST_BATCH})" if t else "") for e, t in zip(frame.loc[~done, "experiment"], timed[~done])]
         sums.append(f"in {chosen}, {int(done.sum())} of {len(frame)} experiments took "
@@ -478,11 +494,14 @@ def whole_times(profile: str, smoke: bool):
     text = ("**What the book costs to compute, experiment by experiment.** The seconds of a kept "
             "`python -m adv2lib verify --all --only ...` run that recomputed the experiment whole (serial "
             "engine, the threads of its configuration), one run each, not an interval; work an experiment "
-            "shares with another (transfer, the ensemble and the cross-model study read the main experiment's "
-            "attacks, the AID premise the AID experiment's) counts where it ran first in its run, as in a book "
-            "build. Verify recomputes " + " and ".join(FIRST_BATCH_ONLY) + " on their first batch only (they "
-            "gather their inputs from their whole run by order): their seconds are that batch's, a part of the "
-            "experiment's cost, and the sums leave them out. Beside them the record's own attack seconds, "
+            "shares with another (transfer and the cross-model study read the main experiment's attacks, the "
+            "ensemble transfer's maps, the ensemble's designs the ensemble's, the AID premise the AID "
+            "experiment's) counts "
+            "where it ran first in its run, as in a book build. " + " and ".join(FIRST_BATCH_ONLY).capitalize()
+            + " gather their inputs from their whole run by order: a sample recomputes their first batch only, "
+            "and `verify --all` recomputes them as whole runs (as it does the studies a sample never recomputes: "
+            + ", ".join(NEVER_SAMPLED) + "); a run kept before it did recomputed their first batch only, and its "
+            "seconds, marked so, are a part of the experiment's cost, which the sums leave out. Beside them the record's own attack seconds, "
             "measured when the record was computed, on other machines and engines: not comparable with these. "
             "So far, " + "; ".join(sums) + ". The full book's time in a precision is the sum once every "
             "experiment has one, plus rendering the chapters from the results (the build table above). The runs, "
