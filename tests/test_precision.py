@@ -420,7 +420,8 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     run("policy", [agg("main", "cam", new=0.7), agg("main", "grad", "linf", 0.1, 0.1, 0.1, 0.1 + 1e-9),
                    agg("main", "rts", "linf", 0.1, 0.09, 0.1, 0.1 + 1e-10),       # past a bound, not zero width
                    agg("main", "rts", "iou", 0.5, 0.4, 0.6, 0.6 + 1e-5),          # past it by more: a move
-                   agg("main", "mask"), agg("budget", "grad"), agg("budget", "mask"), agg("transfer", "grad")],
+                   agg("main", "mask"), agg("budget", "grad"), agg("budget", "mask"), agg("transfer", "grad"),
+                   {**agg("ensemble", ""), "source_interpreter": "rts"}],      # a detector's row: the attack's
         claims=[{**claim, "same": False}, {**claim, "interpreter": "cam", "same": True}])
     run("sample", [agg("ablation", "grad")], minutes=40)
     run("old-policy", [agg("budget", "grad", new=0.9)], fp32=())                 # before the policy: not counted
@@ -430,7 +431,8 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     for name, minutes in [("fp32-whole", None), ("fp32-sample", 40)]:          # the control: fp32 recomputed whole
         (tmp_path / "verify" / f"{name}.json").write_text(json.dumps(
             {"label": name, "table": [], "configuration": {"precision": "fp32", "minutes": minutes},
-             "aggregates": [agg("main", "cam", new=0.65), agg("main", "grad"), agg("main", "rts")],
+             "aggregates": [agg("main", "cam", new=0.65), agg("main", "grad"), agg("main", "rts"),
+                            agg("cross_model", "grad", new=0.9)],           # fp32 only: counted apart
              "claims": [{**claim, "same": True}]}))
     interp = reproduce.precision_acceptance("embedded", False, "interpreter")[0].data.set_index("interpreter")
     assert interp.loc["CAM", reproduce.CONTROL] == "1 / 1, 0 of 0"
@@ -439,6 +441,7 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     assert interp.loc["GRAD", ["outside interval", "past a bound by rounding only", "passes"]].tolist() == [0, 1, "yes"]
     assert interp.loc["MASK", ["verdicts moved", "passes"]].tolist() == [1, "no"]
     assert interp.loc["RTS", ["outside interval", "past a bound by rounding only", "passes"]].tolist() == [1, 1, "no"]
+    assert interp.loc["RTS", "aggregates"] == 3 and "" not in interp.index
     text = reproduce.precision_acceptance("embedded", False, "interpreter")[1]
     assert "any tolerance of at least 1.0e-09 and under 1.0e-05" in text
     table, text = reproduce.precision_acceptance("embedded", False, "experiment")
@@ -452,8 +455,9 @@ def test_the_acceptance_tables_judge_each_interpreter_and_each_experiment_recomp
     assert "pass as a whole: budget (25.0% of the record's attack time)." in text
     assert exp.loc["main", reproduce.CONTROL] == "1 / 3, 0 of 1"
     assert exp.loc["budget", reproduce.CONTROL] == "not recomputed whole in fp32"
-    assert ("Over the experiments it covers (main), fp32 left 1 of 3 aggregates outside (0 past a bound by "
-            "rounding only) and moved 0 of 1 verdicts; the reduced precision, 2 of 5 outside and 1 of 2 moved.") in text
+    assert ("Over the experiments both cover (main), fp32 left 1 of 3 aggregates outside (0 past a bound by "
+            "rounding only) and moved 0 of 1 verdicts; the reduced precision, 2 of 5 outside and 1 of 2 moved. "
+            "Recomputed whole in fp32 only (cross_model): 1 of 1 aggregates outside.") in text
 
 
 def test_a_bf16_run_on_a_cpu_without_bfloat16_hardware_warns_that_it_is_emulated(tmp_path, monkeypatch):

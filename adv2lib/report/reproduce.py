@@ -236,8 +236,10 @@ def _judged(chosen: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.concat([g.assign(run=name) for name, g in aggs.values()], ignore_index=True) if aggs else \
         pd.DataFrame(columns=["experiment", "interpreter", "inside", "lo", "hi", "estimate", "with_sample", "run",
                               "whole"])
-    frame["interpreter"] = frame.get("interpreter", pd.Series(index=frame.index, dtype=object)).fillna(
-        frame["source_interpreter"] if "source_interpreter" in frame else None).fillna("(all: the ensemble)")
+    def named(column):      # "" (a row of every interpreter, as the ensemble's) read back as missing
+        return frame.get(column, pd.Series(index=frame.index, dtype=object)).replace("", None)
+
+    frame["interpreter"] = named("interpreter").fillna(named("source_interpreter")).fillna("(all: the ensemble)")
     outside = ~frame["inside"].astype(bool)
     past = (np.maximum(frame["lo"] - frame["with_sample"], frame["with_sample"] - frame["hi"])
             / frame["estimate"].abs().clip(lower=1)).where(outside)     # how far past the nearer bound, relative
@@ -318,18 +320,23 @@ def precision_acceptance(profile: str, smoke: bool, by: str = "interpreter"):
     # what each experiment costs: its attacks' summed seconds in the record, as a share of every experiment's
     _, share, _ = _attack_shares(profile, smoke)
     per_experiment["share of the record's attack time"] = [share(e) for e in per_experiment["experiment"]]
-    # the control beside the tested precision, over the experiments it recomputed whole
-    same = frame[frame["experiment"].isin(set(control["experiment"]))]
-    same_tests = tests[tests["experiment"].isin(set(control["experiment"]))]
+    # the control beside the tested precision, over the experiments both cover (the control recomputed whole)
+    both = set(control["experiment"]) & set(frame["experiment"])
+    same, same_tests = frame[frame["experiment"].isin(both)], tests[tests["experiment"].isin(both)]
+    ctrl, ctrl_tests = control[control["experiment"].isin(both)], control_tests[control_tests["experiment"].isin(both)]
+    only = sorted(set(control["experiment"]) - both)
     control_text = (
         f" *{CONTROL}*: the same test of a kept run that recomputed the experiment whole in fp32 "
         "(`python -m adv2lib verify --all --precision fp32`, the record's code on the CPU its run names): how "
-        "often the test rejects fp32 itself. Over the experiments it covers "
-        f"({', '.join(sorted(set(control['experiment'])))}), fp32 left {int(control['outside'].sum())} of "
-        f"{len(control)} aggregates outside ({int(control['rounding'].sum())} past a bound by rounding only) and "
-        f"moved {int(control_tests['moved'].sum())} of {len(control_tests)} verdicts; the reduced precision, "
+        "often the test rejects fp32 itself. Over the experiments both cover "
+        f"({', '.join(sorted(both))}), fp32 left {int(ctrl['outside'].sum())} of "
+        f"{len(ctrl)} aggregates outside ({int(ctrl['rounding'].sum())} past a bound by rounding only) and "
+        f"moved {int(ctrl_tests['moved'].sum())} of {len(ctrl_tests)} verdicts; the reduced precision, "
         f"{int(same['outside'].sum())} of {len(same)} outside and {int(same_tests['moved'].sum())} of "
-        f"{len(same_tests)} moved." if len(control) else
+        f"{len(same_tests)} moved."
+        + ("" if not only else f" Recomputed whole in fp32 only ({', '.join(only)}): "
+           f"{int(control['outside'].sum()) - int(ctrl['outside'].sum())} of {len(control) - len(ctrl)} "
+           "aggregates outside.") if len(control) else
         f" *{CONTROL}*: no experiment is recomputed whole in fp32 yet, so how often the test rejects fp32 itself "
         "is not measured.")
     passing = per_interpreter.loc[per_interpreter["passes"] == "yes", "interpreter"].tolist()
@@ -436,7 +443,7 @@ def whole_times(profile: str, smoke: bool):
 
     recorded, share, total = _attack_shares(profile, smoke)
     # {(experiment, precision): (under the current fp32 policy, whole, seconds, run)}, {run: its facts}
-    measured, runs, charged = {}, {}, {}
+    measured, runs, charged, repeated = {}, {}, {}, {}
     for run in verification_runs(profile, smoke):
         config = run.get("configuration") or {}
         if config.get("minutes", 0) is not None:
@@ -453,6 +460,8 @@ def whole_times(profile: str, smoke: bool):
             # the last kept run by file name, a run under the current policy before one kept before it, and
             # a whole run before the first batch alone
             whole = _whole(config, experiment)
+            if policy and whole:
+                repeated.setdefault((experiment, chosen), []).append(float(g["seconds"].sum()))
             if (policy, whole) >= measured.get((experiment, chosen), (False, False))[:2]:
                 measured[experiment, chosen] = (policy, whole, float(g["seconds"].sum()), name)
         wall, cpu = run.get("seconds"), run.get("cpu_seconds")
@@ -507,6 +516,11 @@ def whole_times(profile: str, smoke: bool):
             "experiment has one, plus rendering the chapters from the results (the build table above). The runs, "
             "with their CPU and their wall and CPU seconds: "
             + "; ".join(f"{name} ({facts})" for name, facts in runs.items() if name in shown) + "."
+            + ("" if not (again := {k: v for k, v in repeated.items() if len(v) > 1}) else
+               " Recomputed whole more than once (how far one run's seconds may be from another's, machine to "
+               "machine and day to day; the table shows the last): " + "; ".join(
+                   f"{experiment} in {chosen}: " + ", ".join(f"{v:,.0f} s" for v in seconds)
+                   for (experiment, chosen), seconds in again.items()) + ".")
             + ("" if not charged else " Left out: " + "; ".join(f"{name} ({', '.join(which)})"
                                                               for name, which in charged.items())
                + ": an experiment recomputed without the one whose results it reads recomputed that one's "
